@@ -1,0 +1,116 @@
+//! The command line.
+//!
+//! ```text
+//! aerie [-c FILE] [--workers N] [--bind ADDR]... [--check-config]
+//! aerie --help | --version
+//! ```
+
+use crate::config::{Overrides, Source};
+use std::path::PathBuf;
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run the server.
+    Run,
+    /// Validate the configuration, print it, exit.
+    CheckConfig,
+    /// Print usage.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+/// Parsed arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    /// What to do.
+    pub command: Command,
+    /// Where the config comes from.
+    pub source: Source,
+    /// Command-line overrides.
+    pub overrides: Overrides,
+}
+
+/// Usage text.
+pub const USAGE: &str = "\
+usage: aerie [-c FILE] [--workers N] [--bind ADDR]... [--check-config]
+
+A prefork application server for Swift-style storage nodes.
+
+options:
+  -c, --config FILE   configuration file (default: the embedded configuration,
+                      which serves hello at / and echo under /echo on
+                      127.0.0.1:8080 with 2 workers)
+      --workers N     override server.workers
+      --bind ADDR     override the address of a [[listen]] section; the first
+                      --bind replaces the first listener's, and so on
+      --check-config  validate the configuration, print the effective
+                      configuration and exit (0: valid, 2: invalid)
+  -h, --help          this text
+  -V, --version       the version
+
+signals: TERM graceful stop, INT/QUIT fast stop.
+See aerie(8) and aerie.toml(5).
+";
+
+/// Parse arguments (without the program name).
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
+    let mut command = Command::Run;
+    let mut source = Source::Embedded;
+    let mut overrides = Overrides::default();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-c" | "--config" => source = Source::File(crate::config::absolute(&PathBuf::from(value(&flag)?))),
+            "--workers" => {
+                let v = value(&flag)?;
+                overrides.workers = Some(v.parse().map_err(|_| format!("--workers: `{v}` is not a number"))?);
+            }
+            "--bind" => overrides.bind.push(value(&flag)?),
+            "--check-config" => command = Command::CheckConfig,
+            "-h" | "--help" => command = Command::Help,
+            "-V" | "--version" => command = Command::Version,
+            other => return Err(format!("unknown argument `{other}` (see aerie --help)")),
+        }
+    }
+    Ok(Args { command, source, overrides })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: &[&str]) -> Result<Args, String> {
+        parse(v.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults_to_running_the_embedded_config() {
+        let a = p(&[]).expect("valid");
+        assert_eq!(a.command, Command::Run);
+        assert_eq!(a.source, Source::Embedded);
+    }
+
+    #[test]
+    fn parses_overrides_both_ways() {
+        let a = p(&["--workers", "3", "--bind=127.0.0.1:0", "--bind", "127.0.0.1:1", "--check-config"]).expect("valid");
+        assert_eq!(a.overrides.workers, Some(3));
+        assert_eq!(a.overrides.bind, ["127.0.0.1:0", "127.0.0.1:1"]);
+        assert_eq!(a.command, Command::CheckConfig);
+    }
+
+    #[test]
+    fn rejects_unknown_and_incomplete_arguments() {
+        assert!(p(&["--nope"]).is_err());
+        assert!(p(&["-c"]).is_err());
+        assert!(p(&["--workers", "x"]).is_err());
+    }
+}

@@ -1,0 +1,72 @@
+//! Every default of the configuration, one named constant each.
+//!
+//! `man/aerie.toml.5` repeats each of these; a test checks that the man page
+//! and `etc/aerie.toml` agree with them.
+
+/// `server.workers`: worker processes forked by the master.
+pub const WORKERS: usize = 2;
+/// `server.graceful_timeout` (seconds): how long a stopping worker may take to
+/// finish its in-flight requests before it is killed.
+pub const GRACEFUL_TIMEOUT: f64 = 30.0;
+/// `server.worker_timeout` (seconds): a worker whose heartbeat is older than
+/// this is considered hung.
+pub const WORKER_TIMEOUT: f64 = 60.0;
+/// `server.max_connections`: open client connections per worker; past it the
+/// worker stops accepting until one closes.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// `server.keepalive_timeout` (seconds): how long an idle keep-alive
+/// connection is kept open waiting for the next request.
+pub const KEEPALIVE_TIMEOUT: f64 = 60.0;
+/// `server.header_timeout` (seconds): time allowed to receive a complete
+/// request head once its first byte arrived.
+pub const HEADER_TIMEOUT: f64 = 10.0;
+/// `server.body_timeout` (seconds): longest wait for more request-body bytes
+/// (Swift's `client_timeout`).
+pub const BODY_TIMEOUT: f64 = 60.0;
+/// `server.write_timeout` (seconds): longest wait for a client to accept more
+/// response bytes.
+pub const WRITE_TIMEOUT: f64 = 60.0;
+/// `server.max_request_line`: bytes in the request line; longer gets 414.
+pub const MAX_REQUEST_LINE: usize = 8192;
+/// `server.max_header_bytes`: bytes in the whole request head; more gets 431.
+pub const MAX_HEADER_BYTES: usize = 65536;
+/// `server.max_headers`: header fields in a request; more gets 431.
+pub const MAX_HEADERS: usize = 256;
+
+/// `listen.backlog`: the kernel's queue of connections not yet accepted.
+pub const BACKLOG: u32 = 1024;
+/// `listen.max_body_size`: request-body bytes per request; more gets 413.
+/// Swift's `max_file_size` (5 GiB + 2 bytes).
+pub const MAX_BODY_SIZE: u64 = 5_368_709_122;
+/// `listen.length_required`: methods that must say how long their body is
+/// (Content-Length or chunked); without, 411. A Swift node sets `[]`: the
+/// proxy sends container PUTs and object POSTs with no length at all.
+pub const LENGTH_REQUIRED: &[&str] = &["POST", "PUT"];
+
+/// `processors.<name>.threads_per_device`: pool threads per queue key (for the
+/// storage services, per device).
+pub const THREADS_PER_DEVICE: usize = 4;
+/// `processors.<name>.queue_per_device`: requests that may wait per queue key
+/// beyond those running; a full queue answers 503 with Retry-After.
+pub const QUEUE_PER_DEVICE: usize = 64;
+
+/// `log.level`: the error-log level (error, warn, info, debug, trace);
+/// `RUST_LOG` overrides it.
+pub const LOG_LEVEL: &str = "info";
+/// `log.access`: write one access-log line per request.
+pub const LOG_ACCESS: bool = true;
+
+/// The configuration used when no `-c FILE` is given: `hello` at `/`, `echo`
+/// under `/echo`, on 127.0.0.1:8080 with 2 workers.
+pub const EMBEDDED_CONFIG: &str = r#"# aerie's embedded default configuration (used when no -c FILE is given).
+[server]
+workers = 2
+
+[[listen]]
+address = "127.0.0.1:8080"
+pipeline = ["healthcheck", "hello"]
+
+[[listen.route]]
+prefix = "/echo"
+pipeline = ["echo"]
+"#;

@@ -1,0 +1,597 @@
+//! Configuration: one TOML file, parsed in two stages.
+//!
+//! ```text
+//! TOML text ──serde──► RawConfig ──validate()──► Config
+//! ```
+//!
+//! [`RawConfig`] mirrors the file (`deny_unknown_fields`, every field
+//! defaulted from [`defaults`]); [`RawConfig::validate`] turns it into a
+//! [`Config`] of checked, typed values (`Duration`, `SocketAddr`, non-zero
+//! counts, known processor names) or a [`ConfigError`] that names the key path
+//! and the reason. Only the master reads the file; workers inherit the
+//! validated `Config` across fork. [`Config::to_raw`] goes back the other way,
+//! which `--check-config` uses to print the effective configuration.
+
+pub mod defaults;
+
+use crate::registry::{self, Kind};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("could not read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TOML did not parse, or had a key of the wrong type or an unknown key.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file, or "embedded config".
+        origin: String,
+        /// toml's message, which names the key and the line.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The key path, e.g. `listen[0].address`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+}
+
+/// The file as written. See `man aerie.toml` for every key.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[server]`
+    pub server: RawServer,
+    /// `[[listen]]`
+    pub listen: Vec<RawListen>,
+    /// `[processors.<name>]`
+    pub processors: BTreeMap<String, RawPool>,
+    /// `[log]`
+    pub log: RawLog,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawServer {
+    pub workers: usize,
+    pub graceful_timeout: f64,
+    pub worker_timeout: f64,
+    pub max_connections: usize,
+    pub keepalive_timeout: f64,
+    pub header_timeout: f64,
+    pub body_timeout: f64,
+    pub write_timeout: f64,
+    pub max_request_line: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            workers: defaults::WORKERS,
+            graceful_timeout: defaults::GRACEFUL_TIMEOUT,
+            worker_timeout: defaults::WORKER_TIMEOUT,
+            max_connections: defaults::MAX_CONNECTIONS,
+            keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
+            header_timeout: defaults::HEADER_TIMEOUT,
+            body_timeout: defaults::BODY_TIMEOUT,
+            write_timeout: defaults::WRITE_TIMEOUT,
+            max_request_line: defaults::MAX_REQUEST_LINE,
+            max_header_bytes: defaults::MAX_HEADER_BYTES,
+            max_headers: defaults::MAX_HEADERS,
+        }
+    }
+}
+
+/// `[[listen]]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawListen {
+    pub address: String,
+    pub backlog: u32,
+    pub max_body_size: u64,
+    pub length_required: Vec<String>,
+    pub pipeline: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<RawRoute>,
+}
+
+impl Default for RawListen {
+    fn default() -> Self {
+        RawListen {
+            address: String::new(),
+            backlog: defaults::BACKLOG,
+            max_body_size: defaults::MAX_BODY_SIZE,
+            length_required: defaults::LENGTH_REQUIRED.iter().map(|s| s.to_string()).collect(),
+            pipeline: Vec::new(),
+            route: Vec::new(),
+        }
+    }
+}
+
+/// `[[listen.route]]`: requests whose path starts with `prefix` (at a `/`
+/// boundary) go to `pipeline` instead of the listener's own.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawRoute {
+    pub prefix: String,
+    pub pipeline: Vec<String>,
+}
+
+/// `[processors.<name>]`: the pool of a pooled processor.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawPool {
+    pub threads_per_device: usize,
+    pub queue_per_device: usize,
+}
+
+impl Default for RawPool {
+    fn default() -> Self {
+        RawPool { threads_per_device: defaults::THREADS_PER_DEVICE, queue_per_device: defaults::QUEUE_PER_DEVICE }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawLog {
+    pub level: String,
+    pub access: bool,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog { level: defaults::LOG_LEVEL.to_string(), access: defaults::LOG_ACCESS }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[[listen]]`, in file order.
+    pub listen: Vec<ListenConfig>,
+    /// Pool settings for every pooled processor (configured or defaulted).
+    pub pools: BTreeMap<String, PoolConfig>,
+    /// `[log]`
+    pub log: LogConfig,
+}
+
+/// `[server]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub struct ServerConfig {
+    pub workers: usize,
+    pub graceful_timeout: Duration,
+    pub worker_timeout: Duration,
+    pub max_connections: usize,
+    pub keepalive_timeout: Duration,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_request_line: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
+/// One listener, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenConfig {
+    /// Where to bind (port 0 picks a free port).
+    pub address: SocketAddr,
+    /// listen(2) backlog.
+    pub backlog: u32,
+    /// Largest request body accepted.
+    pub max_body_size: u64,
+    /// Methods that need Content-Length or chunked framing (411 otherwise).
+    pub length_required: Vec<String>,
+    /// The default pipeline, outermost middleware first, processor last.
+    pub pipeline: Vec<String>,
+    /// Prefix routes, longest prefix first.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// A prefix route, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    /// Starts with `/`, no trailing `/` (except the root itself).
+    pub prefix: String,
+    /// The pipeline for matching requests.
+    pub pipeline: Vec<String>,
+}
+
+/// A pooled processor's pool, validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolConfig {
+    /// Threads per queue key.
+    pub threads_per_device: usize,
+    /// Waiting requests per queue key.
+    pub queue_per_device: usize,
+}
+
+/// `[log]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// The error-log level filter.
+    pub level: log::LevelFilter,
+    /// Whether access lines are written.
+    pub access: bool,
+}
+
+/// Where a configuration came from, for messages and for reloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `-c FILE`.
+    File(PathBuf),
+    /// No file: [`defaults::EMBEDDED_CONFIG`].
+    Embedded,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Embedded => f.write_str("embedded config"),
+        }
+    }
+}
+
+/// Command-line overrides applied on top of the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--workers N`
+    pub workers: Option<usize>,
+    /// `--bind ADDR`, repeatable: the i-th replaces the i-th listener's address.
+    pub bind: Vec<String>,
+}
+
+impl RawConfig {
+    /// Parse TOML text.
+    pub fn parse(text: &str, origin: &Source) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: e.to_string().trim_end().to_string() })
+    }
+
+    /// Read and parse a source.
+    pub fn load(source: &Source) -> Result<RawConfig, ConfigError> {
+        match source {
+            Source::Embedded => RawConfig::parse(defaults::EMBEDDED_CONFIG, source),
+            Source::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read { path: path.clone(), source: e })?;
+                RawConfig::parse(&text, source)
+            }
+        }
+    }
+
+    /// Apply command-line overrides.
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        if let Some(w) = o.workers {
+            self.server.workers = w;
+        }
+        if o.bind.len() > self.listen.len() {
+            return Err(invalid(
+                "--bind",
+                format!("given {} times but the config has {} [[listen]] sections", o.bind.len(), self.listen.len()),
+            ));
+        }
+        for (l, b) in self.listen.iter_mut().zip(&o.bind) {
+            l.address = b.clone();
+        }
+        Ok(())
+    }
+
+    /// Check every value and build the typed configuration.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let s = &self.server;
+        if s.workers == 0 {
+            return Err(invalid("server.workers", "must be at least 1"));
+        }
+        let server = ServerConfig {
+            workers: s.workers,
+            graceful_timeout: seconds("server.graceful_timeout", s.graceful_timeout)?,
+            worker_timeout: seconds("server.worker_timeout", s.worker_timeout)?,
+            max_connections: at_least("server.max_connections", s.max_connections, 1)?,
+            keepalive_timeout: seconds("server.keepalive_timeout", s.keepalive_timeout)?,
+            header_timeout: seconds("server.header_timeout", s.header_timeout)?,
+            body_timeout: seconds("server.body_timeout", s.body_timeout)?,
+            write_timeout: seconds("server.write_timeout", s.write_timeout)?,
+            max_request_line: at_least("server.max_request_line", s.max_request_line, 16)?,
+            max_header_bytes: at_least("server.max_header_bytes", s.max_header_bytes, 64)?,
+            max_headers: at_least("server.max_headers", s.max_headers, 1)?,
+        };
+        if server.max_request_line > server.max_header_bytes {
+            return Err(invalid("server.max_request_line", "must not exceed server.max_header_bytes"));
+        }
+        if self.listen.is_empty() {
+            return Err(invalid("listen", "at least one [[listen]] section is required"));
+        }
+        let mut listen = Vec::with_capacity(self.listen.len());
+        for (i, l) in self.listen.iter().enumerate() {
+            listen.push(validate_listen(&format!("listen[{i}]"), l)?);
+        }
+        for (i, a) in listen.iter().enumerate() {
+            if a.address.port() != 0 && listen.iter().skip(i + 1).any(|b| b.address == a.address) {
+                return Err(invalid(format!("listen[{i}].address"), format!("{} is listed twice", a.address)));
+            }
+        }
+        let mut pools = BTreeMap::new();
+        for (name, p) in &self.processors {
+            let key = format!("processors.{name}");
+            match registry::lookup(name) {
+                Some(e) if e.kind == Kind::Pooled => {}
+                Some(_) => return Err(invalid(key, format!("`{name}` runs inline and has no pool to configure"))),
+                None => return Err(invalid(key, format!("unknown processor `{name}`"))),
+            }
+            let threads = at_least(&format!("{key}.threads_per_device"), p.threads_per_device, 1)?;
+            let queue = at_least(&format!("{key}.queue_per_device"), p.queue_per_device, 1)?;
+            pools.insert(name.clone(), PoolConfig { threads_per_device: threads, queue_per_device: queue });
+        }
+        for e in registry::all().iter().filter(|e| e.kind == Kind::Pooled) {
+            let d = RawPool::default();
+            pools.entry(e.name.to_string()).or_insert(PoolConfig {
+                threads_per_device: d.threads_per_device,
+                queue_per_device: d.queue_per_device,
+            });
+        }
+        let level = self
+            .log
+            .level
+            .parse::<log::LevelFilter>()
+            .map_err(|_| invalid("log.level", format!("`{}` is not one of off, error, warn, info, debug, trace", self.log.level)))?;
+        Ok(Config { server, listen, pools, log: LogConfig { level, access: self.log.access } })
+    }
+}
+
+fn seconds(key: &str, v: f64) -> Result<Duration, ConfigError> {
+    if !v.is_finite() || v <= 0.0 || v > 1e9 {
+        return Err(invalid(key, format!("{v} is not a positive number of seconds")));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn at_least(key: &str, v: usize, min: usize) -> Result<usize, ConfigError> {
+    if v < min {
+        return Err(invalid(key, format!("{v} is below the minimum of {min}")));
+    }
+    Ok(v)
+}
+
+fn validate_pipeline(key: &str, names: &[String]) -> Result<Vec<String>, ConfigError> {
+    let Some((last, middleware)) = names.split_last() else {
+        return Err(invalid(key, "a pipeline needs at least a processor"));
+    };
+    for (i, m) in middleware.iter().enumerate() {
+        match registry::lookup(m) {
+            Some(e) if e.kind == Kind::Middleware => {}
+            Some(_) => {
+                return Err(invalid(
+                    format!("{key}[{i}]"),
+                    format!("`{m}` is a processor; only middleware may come before the last element"),
+                ))
+            }
+            None => return Err(invalid(format!("{key}[{i}]"), format!("unknown middleware `{m}`"))),
+        }
+    }
+    match registry::lookup(last) {
+        Some(e) if e.kind != Kind::Middleware => {}
+        Some(_) => {
+            return Err(invalid(
+                format!("{key}[{}]", names.len() - 1),
+                format!("`{last}` is middleware; a pipeline must end with a processor"),
+            ))
+        }
+        None => {
+            let known: Vec<&str> = registry::all().iter().map(|e| e.name).collect();
+            return Err(invalid(
+                format!("{key}[{}]", names.len() - 1),
+                format!("unknown processor `{last}` (known: {})", known.join(", ")),
+            ));
+        }
+    }
+    Ok(names.to_vec())
+}
+
+fn validate_listen(key: &str, l: &RawListen) -> Result<ListenConfig, ConfigError> {
+    if l.address.is_empty() {
+        return Err(invalid(format!("{key}.address"), "is required"));
+    }
+    let address: SocketAddr = l.address.parse().map_err(|_| {
+        invalid(format!("{key}.address"), format!("`{}` is not an IP address and port, e.g. 127.0.0.1:8080", l.address))
+    })?;
+    if l.backlog == 0 {
+        return Err(invalid(format!("{key}.backlog"), "must be at least 1"));
+    }
+    let mut length_required = Vec::new();
+    for (i, m) in l.length_required.iter().enumerate() {
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(invalid(format!("{key}.length_required[{i}]"), format!("`{m}` is not an upper-case method name")));
+        }
+        length_required.push(m.clone());
+    }
+    let pipeline = validate_pipeline(&format!("{key}.pipeline"), &l.pipeline)?;
+    let mut routes = Vec::new();
+    for (i, r) in l.route.iter().enumerate() {
+        let rkey = format!("{key}.route[{i}]");
+        if !r.prefix.starts_with('/') {
+            return Err(invalid(format!("{rkey}.prefix"), format!("`{}` must start with /", r.prefix)));
+        }
+        let prefix = if r.prefix.len() > 1 { r.prefix.trim_end_matches('/').to_string() } else { r.prefix.clone() };
+        if routes.iter().any(|x: &RouteConfig| x.prefix == prefix) {
+            return Err(invalid(format!("{rkey}.prefix"), format!("`{prefix}` is routed twice")));
+        }
+        routes.push(RouteConfig { prefix, pipeline: validate_pipeline(&format!("{rkey}.pipeline"), &r.pipeline)? });
+    }
+    routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+    Ok(ListenConfig { address, backlog: l.backlog, max_body_size: l.max_body_size, length_required, pipeline, routes })
+}
+
+impl Config {
+    /// Load, override and validate in one step.
+    pub fn load(source: &Source, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut raw = RawConfig::load(source)?;
+        raw.apply(overrides)?;
+        raw.validate()
+    }
+
+    /// The configuration as a file would say it (every key, defaults included).
+    pub fn to_raw(&self) -> RawConfig {
+        let secs = |d: Duration| d.as_secs_f64();
+        let s = &self.server;
+        RawConfig {
+            server: RawServer {
+                workers: s.workers,
+                graceful_timeout: secs(s.graceful_timeout),
+                worker_timeout: secs(s.worker_timeout),
+                max_connections: s.max_connections,
+                keepalive_timeout: secs(s.keepalive_timeout),
+                header_timeout: secs(s.header_timeout),
+                body_timeout: secs(s.body_timeout),
+                write_timeout: secs(s.write_timeout),
+                max_request_line: s.max_request_line,
+                max_header_bytes: s.max_header_bytes,
+                max_headers: s.max_headers,
+            },
+            listen: self
+                .listen
+                .iter()
+                .map(|l| RawListen {
+                    address: l.address.to_string(),
+                    backlog: l.backlog,
+                    max_body_size: l.max_body_size,
+                    length_required: l.length_required.clone(),
+                    pipeline: l.pipeline.clone(),
+                    route: l
+                        .routes
+                        .iter()
+                        .map(|r| RawRoute { prefix: r.prefix.clone(), pipeline: r.pipeline.clone() })
+                        .collect(),
+                })
+                .collect(),
+            processors: self
+                .pools
+                .iter()
+                .map(|(k, p)| {
+                    (k.clone(), RawPool { threads_per_device: p.threads_per_device, queue_per_device: p.queue_per_device })
+                })
+                .collect(),
+            log: RawLog { level: self.log.level.to_string().to_lowercase(), access: self.log.access },
+        }
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(&self.to_raw()).unwrap_or_else(|e| format!("# could not render the configuration: {e}\n"))
+    }
+}
+
+/// The path of a config file, made absolute so a reload after a `chdir`
+/// still finds it.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        RawConfig::parse(text, &Source::Embedded)?.validate()
+    }
+
+    #[test]
+    fn embedded_config_serves_hello_and_echo_with_two_workers() {
+        let c = Config::load(&Source::Embedded, &Overrides::default()).expect("embedded config is valid");
+        assert_eq!(c.server.workers, 2);
+        assert_eq!(c.listen[0].address, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(c.listen[0].pipeline, ["healthcheck", "hello"]);
+        assert_eq!(c.listen[0].routes[0].prefix, "/echo");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        let e = parse("[server]\nworkerz = 3\n[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']").unwrap_err();
+        assert!(e.to_string().contains("workerz"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key_path() {
+        let e = parse("[[listen]]\naddress='nope'\npipeline=['hello']").unwrap_err();
+        assert!(e.to_string().starts_with("listen[0].address:"), "{e}");
+        let e = parse("[server]\ngraceful_timeout = -1\n[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("server.graceful_timeout:"), "{e}");
+        let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello', 'healthcheck']").unwrap_err();
+        assert!(e.to_string().starts_with("listen[0].pipeline[0]:"), "{e}");
+        let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['nosuch']").unwrap_err();
+        assert!(e.to_string().contains("unknown processor `nosuch`"), "{e}");
+        let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']\n[processors.hello]\nthreads_per_device=1")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("processors.hello:"), "{e}");
+        let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['echo']\n[processors.echo]\nqueue_per_device=0")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("processors.echo.queue_per_device:"), "{e}");
+    }
+
+    #[test]
+    fn integer_seconds_are_accepted() {
+        let c = parse("[server]\ngraceful_timeout = 5\n[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']")
+            .expect("valid");
+        assert_eq!(c.server.graceful_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn overrides_replace_workers_and_addresses() {
+        let mut raw = RawConfig::load(&Source::Embedded).expect("parses");
+        raw.apply(&Overrides { workers: Some(5), bind: vec!["127.0.0.1:0".into()] }).expect("applies");
+        let c = raw.validate().expect("valid");
+        assert_eq!(c.server.workers, 5);
+        assert_eq!(c.listen[0].address.port(), 0);
+        let mut raw = RawConfig::load(&Source::Embedded).expect("parses");
+        assert!(raw.apply(&Overrides { workers: None, bind: vec!["a".into(), "b".into()] }).is_err());
+    }
+
+    #[test]
+    fn effective_config_round_trips() {
+        let c = Config::load(&Source::Embedded, &Overrides::default()).expect("valid");
+        let again = parse(&c.to_toml()).expect("rendered config parses");
+        assert_eq!(c, again);
+    }
+
+    #[test]
+    fn routes_are_ordered_longest_prefix_first_and_trailing_slash_is_dropped() {
+        let c = parse(
+            "[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']\n[[listen.route]]\nprefix='/a/'\npipeline=['echo']\n[[listen.route]]\nprefix='/a/b'\npipeline=['hello']",
+        )
+        .expect("valid");
+        let prefixes: Vec<&str> = c.listen[0].routes.iter().map(|r| r.prefix.as_str()).collect();
+        assert_eq!(prefixes, ["/a/b", "/a"]);
+    }
+}

@@ -1,0 +1,63 @@
+//! aerie: a node-wide prefork application server for storage nodes.
+//!
+//! The master ([`master`]) binds the listeners ([`listeners`]) and forks
+//! workers ([`worker`]); each worker is one single-threaded mio loop that
+//! speaks HTTP/1.1 ([`http`], sans-io) and hands requests to compiled-in
+//! processors ([`registry`]) inline or on per-key thread pools. `DESIGN.md`
+//! explains the shape; `STYLE.md` the conventions.
+//!
+//! Module boundaries: `master` and `worker` never reach into each other;
+//! they share `config`, `listeners` and `sys`. Only `sys` may use `unsafe`.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod listeners;
+pub mod log;
+pub mod master;
+pub mod notify;
+pub mod registry;
+pub mod sys;
+pub mod worker;
+
+use error::Error;
+
+/// Run the command line; returns the exit code.
+pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
+    match run(args) {
+        Ok(()) => error::EXIT_OK,
+        Err(e) => {
+            eprintln!("aerie: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn run<I: IntoIterator<Item = String>>(args: I) -> Result<(), Error> {
+    let args = cli::parse(args).map_err(Error::Usage)?;
+    match args.command {
+        cli::Command::Help => {
+            print!("{}", cli::USAGE);
+            Ok(())
+        }
+        cli::Command::Version => {
+            println!("aerie {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        cli::Command::CheckConfig => {
+            let config = config::Config::load(&args.source, &args.overrides)?;
+            println!("# {}: valid", args.source);
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+        cli::Command::Run => {
+            let config = config::Config::load(&args.source, &args.overrides)?;
+            log::init(config.log.level, config.log.access);
+            ::log::info!("aerie {} starting with {}", env!("CARGO_PKG_VERSION"), args.source);
+            let listeners = listeners::bind_all(&config.listen)?;
+            master::Master::new(config, listeners)?.run()?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The compiled-in processors and middleware, by config name.
+//!
+//! This is the only place the server names an app crate. Config validation
+//! asks it which names exist and what kind each is; a worker asks it, after
+//! fork, to build each listener's pipelines.
+
+use crate::config::Config;
+use aerie_api::{BuildError, SharedProcessor};
+use std::sync::Arc;
+
+/// What a registered name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A processor that runs on the loop thread (no pool to configure).
+    Inline,
+    /// A processor that runs on per-key pools (`[processors.<name>]`).
+    Pooled,
+    /// Middleware: wraps the rest of the pipeline.
+    Middleware,
+}
+
+enum Build {
+    Processor(fn(&Config) -> Result<SharedProcessor, BuildError>),
+    Middleware(fn(&Config, SharedProcessor) -> Result<SharedProcessor, BuildError>),
+}
+
+/// One registered name.
+pub struct Entry {
+    /// The config name.
+    pub name: &'static str,
+    /// What it is.
+    pub kind: Kind,
+    /// One line for `--help`-style listings and the man page.
+    pub summary: &'static str,
+    build: Build,
+}
+
+static ENTRIES: &[Entry] = &[
+    Entry {
+        name: "hello",
+        kind: Kind::Inline,
+        summary: "200 text/plain \"test\" (benchmark target)",
+        build: Build::Processor(|_| Ok(Arc::new(aerie_builtin::Hello))),
+    },
+    Entry {
+        name: "echo",
+        kind: Kind::Pooled,
+        summary: "reads the body and answers a JSON description of the request",
+        build: Build::Processor(|_| Ok(Arc::new(aerie_builtin::Echo::default()))),
+    },
+    Entry {
+        name: "healthcheck",
+        kind: Kind::Middleware,
+        summary: "GET /healthcheck answers 200 OK; everything else passes through",
+        build: Build::Middleware(|_, inner| Ok(Arc::new(aerie_builtin::Healthcheck::new(inner)))),
+    },
+];
+
+/// Every registered name.
+pub fn all() -> &'static [Entry] {
+    ENTRIES
+}
+
+/// The entry for a name.
+pub fn lookup(name: &str) -> Option<&'static Entry> {
+    ENTRIES.iter().find(|e| e.name == name)
+}
+
+/// A built pipeline: the outermost processor, and the name of the processor
+/// at its end (whose `[processors.<name>]` pool runs its pooled requests).
+#[derive(Clone)]
+pub struct Pipeline {
+    /// The outermost processor (middleware wrapping the rest).
+    pub processor: SharedProcessor,
+    /// The terminal processor's name.
+    pub terminal: &'static str,
+}
+
+/// Build a pipeline from validated names (outermost first). Runs in the
+/// worker, after fork.
+pub fn build_pipeline(config: &Config, names: &[String]) -> Result<Pipeline, BuildError> {
+    let (last, middleware) = names.split_last().ok_or_else(|| BuildError("empty pipeline".into()))?;
+    let entry = lookup(last).ok_or_else(|| BuildError(format!("unknown processor `{last}`")))?;
+    let Build::Processor(make) = &entry.build else {
+        return Err(BuildError(format!("`{last}` is middleware, not a processor")));
+    };
+    let mut processor = make(config).map_err(|e| BuildError(format!("{last}: {e}")))?;
+    for name in middleware.iter().rev() {
+        let e = lookup(name).ok_or_else(|| BuildError(format!("unknown middleware `{name}`")))?;
+        let Build::Middleware(wrap) = &e.build else {
+            return Err(BuildError(format!("`{name}` is a processor, not middleware")));
+        };
+        processor = wrap(config, processor).map_err(|err| BuildError(format!("{name}: {err}")))?;
+    }
+    Ok(Pipeline { processor, terminal: entry.name })
+}

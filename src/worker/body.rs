@@ -1,0 +1,228 @@
+//! Bounded pipes between the loop and a pool thread, one per direction.
+//!
+//! * Request bodies: the loop decodes bytes off the socket and `try_send`s
+//!   chunks into a small bounded channel; the pool thread reads them through
+//!   [`PoolBody`] (an `aerie_api::BodySource`). When the channel is full the
+//!   loop stops reading that socket — back-pressure all the way to the client
+//!   — until the reader signals `BodyRoom`.
+//! * Response bodies: the pool thread pulls a `BodyStream` and `send`s chunks
+//!   (blocking when full); the loop `try_recv`s when the socket can take more,
+//!   and waits for `ChunksReady` when the channel is empty.
+//!
+//! The wake-up protocol avoids one message per chunk: the side on the loop
+//! sets a `waiting` flag only when it finds the channel full (or empty), then
+//! retries once; the pool side, after each operation, swaps the flag and
+//! notifies only if it was set. With a SeqCst fence between the flag and the
+//! channel operation on both sides, at least one of them sees the other's
+//! update, so a wake-up cannot be lost.
+
+use super::completion::{Completion, ConnId, Notifier};
+use aerie_api::{BodySource, Header};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use std::io;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Chunks in flight per request-body pipe.
+pub const BODY_PIPE_CHUNKS: usize = 4;
+/// Chunks in flight per response-body pipe.
+pub const RESPONSE_PIPE_CHUNKS: usize = 4;
+
+/// A request-body message.
+pub enum BodyMsg {
+    /// Decoded body bytes.
+    Data(Vec<u8>),
+    /// The body is complete.
+    End,
+    /// The body will never complete; the reader gets this error.
+    Abort(io::ErrorKind, &'static str),
+}
+
+/// The loop's end of a request-body pipe.
+pub struct BodyTx {
+    tx: Sender<BodyMsg>,
+    waiting: Arc<AtomicBool>,
+}
+
+/// Whether a message went into the pipe.
+pub enum Sent {
+    /// Accepted.
+    Yes,
+    /// The pipe is full; the message is handed back. A `BodyRoom` will come.
+    Full(BodyMsg),
+    /// The reader is gone (the processor answered or panicked).
+    Gone,
+}
+
+impl BodyTx {
+    /// Offer a message without blocking.
+    pub fn offer(&self, msg: BodyMsg) -> Sent {
+        match self.tx.try_send(msg) {
+            Ok(()) => Sent::Yes,
+            Err(TrySendError::Disconnected(_)) => Sent::Gone,
+            Err(TrySendError::Full(msg)) => {
+                self.waiting.store(true, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                match self.tx.try_send(msg) {
+                    Ok(()) => Sent::Yes,
+                    Err(TrySendError::Disconnected(_)) => Sent::Gone,
+                    Err(TrySendError::Full(msg)) => Sent::Full(msg),
+                }
+            }
+        }
+    }
+}
+
+/// The pool thread's end of a request-body pipe.
+pub struct PoolBody {
+    rx: Receiver<BodyMsg>,
+    waiting: Arc<AtomicBool>,
+    notifier: Notifier,
+    conn: ConnId,
+    asked: bool,
+    chunk: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+/// Make a request-body pipe for a connection.
+pub fn body_pipe(notifier: Notifier, conn: ConnId) -> (BodyTx, PoolBody) {
+    let (tx, rx) = crossbeam_channel::bounded(BODY_PIPE_CHUNKS);
+    let waiting = Arc::new(AtomicBool::new(false));
+    (
+        BodyTx { tx, waiting: waiting.clone() },
+        PoolBody { rx, waiting, notifier, conn, asked: false, chunk: Vec::new(), pos: 0, done: false },
+    )
+}
+
+impl PoolBody {
+    fn ask(&mut self, headers: Vec<Header>) {
+        if !self.asked {
+            self.asked = true;
+            self.notifier.send(Completion::WantBody { conn: self.conn, headers });
+        }
+    }
+}
+
+impl BodySource for PoolBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.ask(Vec::new());
+        loop {
+            if self.pos < self.chunk.len() {
+                let avail = self.chunk.get(self.pos..).unwrap_or(&[]);
+                let n = avail.len().min(buf.len());
+                if let (Some(dst), Some(src)) = (buf.get_mut(..n), avail.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.done || buf.is_empty() {
+                return Ok(0);
+            }
+            let msg = self.rx.recv();
+            fence(Ordering::SeqCst);
+            if self.waiting.swap(false, Ordering::SeqCst) {
+                self.notifier.send(Completion::BodyRoom(self.conn));
+            }
+            match msg {
+                Ok(BodyMsg::Data(d)) => {
+                    self.chunk = d;
+                    self.pos = 0;
+                }
+                Ok(BodyMsg::End) => self.done = true,
+                Ok(BodyMsg::Abort(kind, why)) => {
+                    self.done = true;
+                    return Err(io::Error::new(kind, why));
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "client connection closed"));
+                }
+            }
+        }
+    }
+
+    fn send_continue(&mut self, headers: Vec<Header>) -> io::Result<()> {
+        self.ask(headers);
+        Ok(())
+    }
+}
+
+/// A response-body message.
+pub enum ChunkMsg {
+    /// Body bytes.
+    Data(Vec<u8>),
+    /// The stream ended normally.
+    End,
+    /// The stream failed; the connection must be aborted.
+    Error,
+}
+
+/// The pool thread's end of a response-body pipe.
+pub struct ChunkTx {
+    tx: Sender<ChunkMsg>,
+    waiting: Arc<AtomicBool>,
+    notifier: Notifier,
+    conn: ConnId,
+}
+
+/// The loop's end of a response-body pipe.
+pub struct ChunkRx {
+    rx: Receiver<ChunkMsg>,
+    waiting: Arc<AtomicBool>,
+}
+
+/// Make a response-body pipe for a connection.
+pub fn chunk_pipe(notifier: Notifier, conn: ConnId) -> (ChunkTx, ChunkRx) {
+    let (tx, rx) = crossbeam_channel::bounded(RESPONSE_PIPE_CHUNKS);
+    let waiting = Arc::new(AtomicBool::new(false));
+    (ChunkTx { tx, waiting: waiting.clone(), notifier, conn }, ChunkRx { rx, waiting })
+}
+
+impl ChunkTx {
+    /// Send a chunk, blocking while the pipe is full. `false` when the loop
+    /// dropped the other end (the client went away): stop producing.
+    pub fn send(&self, msg: ChunkMsg) -> bool {
+        let ok = self.tx.send(msg).is_ok();
+        fence(Ordering::SeqCst);
+        if self.waiting.swap(false, Ordering::SeqCst) {
+            self.notifier.send(Completion::ChunksReady(self.conn));
+        }
+        ok
+    }
+}
+
+impl ChunkRx {
+    /// Take a chunk if one is ready. `None` means none yet (a `ChunksReady`
+    /// will come); a vanished producer reads as `Error`.
+    pub fn poll(&self) -> Option<ChunkMsg> {
+        match self.rx.try_recv() {
+            Ok(m) => Some(m),
+            Err(TryRecvError::Disconnected) => Some(ChunkMsg::Error),
+            Err(TryRecvError::Empty) => {
+                self.waiting.store(true, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                match self.rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(TryRecvError::Disconnected) => Some(ChunkMsg::Error),
+                    Err(TryRecvError::Empty) => None,
+                }
+            }
+        }
+    }
+}
+
+/// The body source of an inline request: inline processors must not block,
+/// so reading a body there is refused.
+pub struct InlineBody;
+
+impl BodySource for InlineBody {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "an inline processor cannot read a request body"))
+    }
+
+    fn send_continue(&mut self, _headers: Vec<Header>) -> io::Result<()> {
+        Ok(())
+    }
+}

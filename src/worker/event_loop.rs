@@ -1,0 +1,400 @@
+//! The worker's mio loop: accept, drive connections, route completions,
+//! fire deadlines, and drain on shutdown.
+//!
+//! Tokens: [`SIGNAL`] (the worker's signal pipe), [`WAKER`] (completions from
+//! pool threads), listeners from [`LISTENER_BASE`], connections from
+//! [`CONN_BASE`] (plus their slab key). All sockets are registered once,
+//! edge-triggered, for both directions; connections remember readiness until
+//! an operation returns `WouldBlock` (see `conn.rs`).
+//!
+//! One loop turn: poll (timeout = next deadline, 0 when an accept batch was
+//! cut short, at most one second), handle events, drain completions, fire due
+//! deadlines, resume paused accepts, and once a second check that the master
+//! is still our parent. On SIGTERM the loop stops accepting, closes idle
+//! connections, lets busy ones finish without keep-alive, and returns when
+//! none are left (the master kills it after `graceful_timeout` regardless).
+
+use super::completion::{Completion, ConnId, Notifier};
+use super::conn::{Conn, Cx, Settings};
+use super::dispatch::ListenerInfo;
+use super::pool::Pools;
+use super::timer::Timers;
+use crate::http::date::http_date;
+use crossbeam_channel::Receiver;
+use mio::net::{TcpListener, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The worker's signal pipe.
+pub const SIGNAL: Token = Token(0);
+/// Completions from pool threads.
+pub const WAKER: Token = Token(1);
+/// First listener token.
+pub const LISTENER_BASE: usize = 2;
+/// First connection token.
+pub const CONN_BASE: usize = 1 << 16;
+/// Connections accepted per listener per loop turn, so one busy listener
+/// cannot starve the connections already open.
+const ACCEPT_BATCH: usize = 64;
+
+/// Signals the worker acts on, set by handlers and read by the loop.
+#[derive(Default)]
+pub struct SignalFlags {
+    /// SIGTERM: graceful stop.
+    pub term: Arc<AtomicBool>,
+    /// SIGINT or SIGQUIT: stop now.
+    pub quit: Arc<AtomicBool>,
+}
+
+struct ListenerSlot {
+    sock: Option<TcpListener>,
+    /// An accept batch was cut short: accept again without waiting.
+    more: bool,
+}
+
+/// Everything a worker's loop owns.
+pub struct EventLoop {
+    poll: Poll,
+    listeners: Vec<ListenerSlot>,
+    infos: Vec<ListenerInfo>,
+    conns: Slab<Conn>,
+    serial: u64,
+    timers: Timers,
+    pools: Pools,
+    notifier: Notifier,
+    completions: Receiver<Completion>,
+    settings: Settings,
+    max_connections: usize,
+    signal_rx: UnixStream,
+    flags: SignalFlags,
+    draining: bool,
+    accept_paused: bool,
+    scratch: Vec<u8>,
+    date_secs: u64,
+    date: [u8; 29],
+    master: nix::unistd::Pid,
+    last_parent_check: Instant,
+}
+
+/// What the loop needs to start.
+pub struct LoopParts {
+    /// The listeners, in config order.
+    pub listeners: Vec<(TcpListener, ListenerInfo)>,
+    /// Connection settings.
+    pub settings: Settings,
+    /// Per-worker connection cap.
+    pub max_connections: usize,
+    /// Pool settings.
+    pub pools: std::collections::BTreeMap<String, crate::config::PoolConfig>,
+    /// The read end of the signal pipe.
+    pub signal_rx: UnixStream,
+    /// The flags the handlers set.
+    pub flags: SignalFlags,
+    /// The master's pid (our expected parent).
+    pub master: nix::unistd::Pid,
+}
+
+impl EventLoop {
+    /// Register everything with a new poll.
+    pub fn new(parts: LoopParts) -> io::Result<EventLoop> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (notifier, completions) = Notifier::new(waker);
+        let mut signal_rx = parts.signal_rx;
+        poll.registry().register(&mut signal_rx, SIGNAL, Interest::READABLE)?;
+        let mut listeners = Vec::new();
+        let mut infos = Vec::new();
+        for (i, (mut sock, info)) in parts.listeners.into_iter().enumerate() {
+            poll.registry().register(&mut sock, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            listeners.push(ListenerSlot { sock: Some(sock), more: true });
+            infos.push(info);
+        }
+        let now = Instant::now();
+        Ok(EventLoop {
+            pools: Pools::new(parts.pools, notifier.clone()),
+            poll,
+            listeners,
+            infos,
+            conns: Slab::new(),
+            serial: 0,
+            timers: Timers::default(),
+            notifier,
+            completions,
+            settings: parts.settings,
+            max_connections: parts.max_connections,
+            signal_rx,
+            flags: parts.flags,
+            draining: false,
+            accept_paused: false,
+            scratch: vec![0; 64 * 1024],
+            date_secs: 0,
+            date: http_date(0),
+            master: parts.master,
+            last_parent_check: now,
+        })
+    }
+
+    fn refresh_clock(&mut self) -> Instant {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if secs != self.date_secs {
+            self.date_secs = secs;
+            self.date = http_date(secs);
+        }
+        Instant::now()
+    }
+
+    /// Run until stopped; returns the process exit code.
+    pub fn run(mut self) -> i32 {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = self.refresh_clock();
+            let timeout = if self.listeners.iter().any(|l| l.more && l.sock.is_some()) && !self.accept_paused {
+                Some(Duration::ZERO)
+            } else {
+                let cap = now + Duration::from_secs(1);
+                Some(self.timers.next().map_or(cap, |t| t.min(cap)).saturating_duration_since(now))
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("poll failed: {e}");
+                    return crate::error::EXIT_FAILURE;
+                }
+            }
+            let now = self.refresh_clock();
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL => self.drain_signal_pipe(),
+                    WAKER => {}
+                    Token(t) if (LISTENER_BASE..CONN_BASE).contains(&t) => {
+                        if let Some(l) = self.listeners.get_mut(t - LISTENER_BASE) {
+                            l.more = true;
+                        }
+                    }
+                    Token(t) => {
+                        let key = t - CONN_BASE;
+                        if let Some(c) = self.conns.get_mut(key) {
+                            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                                c.readable = true;
+                            }
+                            if event.is_writable() || event.is_write_closed() || event.is_error() {
+                                c.writable = true;
+                            }
+                            self.with_conn(key, now, |c, cx| c.drive(cx));
+                        }
+                    }
+                }
+            }
+            self.handle_completions(now);
+            self.fire_timers(now);
+            if self.flags.quit.load(Ordering::Relaxed) {
+                log::info!("stopping now (fast shutdown)");
+                return crate::error::EXIT_OK;
+            }
+            if self.flags.term.load(Ordering::Relaxed) && !self.draining {
+                self.start_draining(now);
+            }
+            if !self.draining && !self.accept_paused {
+                self.accept_all(now);
+            }
+            if self.draining && self.conns.is_empty() {
+                log::info!("drained: exiting");
+                return crate::error::EXIT_OK;
+            }
+            if now.duration_since(self.last_parent_check) >= Duration::from_secs(1) {
+                self.last_parent_check = now;
+                if nix::unistd::getppid() != self.master {
+                    log::warn!("the master (pid {}) is gone: exiting", self.master);
+                    return crate::error::EXIT_OK;
+                }
+            }
+        }
+    }
+
+    fn drain_signal_pipe(&mut self) {
+        let mut buf = [0u8; 64];
+        loop {
+            match self.signal_rx.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn start_draining(&mut self, now: Instant) {
+        self.draining = true;
+        log::info!("graceful stop: no longer accepting; {} connections open", self.conns.len());
+        for l in &mut self.listeners {
+            if let Some(mut s) = l.sock.take() {
+                let _ = self.poll.registry().deregister(&mut s);
+            }
+        }
+        let idle: Vec<usize> = self.conns.iter().filter(|(_, c)| c.is_idle()).map(|(k, _)| k).collect();
+        for key in idle {
+            self.close(key);
+        }
+        // Busy connections learn about draining on their next step; make
+        // sure each takes one so responses already decided get no keep-alive.
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.with_conn(key, now, |c, cx| c.drive(cx));
+        }
+    }
+
+    fn accept_all(&mut self, now: Instant) {
+        for i in 0..self.listeners.len() {
+            let mut accepted = 0;
+            loop {
+                if self.conns.len() >= self.max_connections {
+                    if !self.accept_paused {
+                        log::warn!("max_connections ({}) reached: not accepting until one closes", self.max_connections);
+                    }
+                    self.accept_paused = true;
+                    return;
+                }
+                let Some(slot) = self.listeners.get_mut(i) else { break };
+                if !slot.more {
+                    break;
+                }
+                let Some(sock) = slot.sock.as_ref() else { break };
+                if accepted >= ACCEPT_BATCH {
+                    break;
+                }
+                match sock.accept() {
+                    Ok((stream, peer)) => {
+                        accepted += 1;
+                        self.add_conn(stream, peer, i, now);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.more = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        // EMFILE/ENFILE/ENOBUFS: the connection stays in the
+                        // backlog; try again on the next turn (bounded by the
+                        // one-second poll cap) instead of spinning.
+                        log::warn!("accept failed: {e}");
+                        slot.more = false;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, listener: usize, now: Instant) {
+        let _ = stream.set_nodelay(true);
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                log::debug!("{peer}: connection lost before setup: {e}");
+                return;
+            }
+        };
+        self.serial += 1;
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let id = ConnId { key, serial: self.serial };
+        if let Err(e) =
+            self.poll.registry().register(&mut stream, Token(CONN_BASE + key), Interest::READABLE | Interest::WRITABLE)
+        {
+            log::warn!("could not register a connection: {e}");
+            return;
+        }
+        entry.insert(Conn::new(id, stream, peer, local, listener, now));
+        self.with_conn(key, now, |c, cx| c.drive(cx));
+    }
+
+    /// Run `f` on a connection with a fresh context; close it on `Err`, and
+    /// keep its deadline in the heap.
+    fn with_conn<F>(&mut self, key: usize, now: Instant, f: F)
+    where
+        F: FnOnce(&mut Conn, &mut Cx<'_>) -> Result<(), super::conn::Close>,
+    {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let mut cx = Cx {
+            settings: &self.settings,
+            listeners: &self.infos,
+            pools: &mut self.pools,
+            notifier: &self.notifier,
+            now,
+            date: &self.date,
+            scratch: &mut self.scratch,
+            draining: self.draining,
+        };
+        match f(conn, &mut cx) {
+            Ok(()) => {
+                if let Some(d) = conn.deadline {
+                    if conn.timer_at.is_none_or(|t| d < t) {
+                        conn.timer_at = Some(d);
+                        self.timers.schedule(d, key, conn.id.serial);
+                    }
+                }
+            }
+            Err(_) => self.close(key),
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if self.conns.contains(key) {
+            let mut conn = self.conns.remove(key);
+            let _ = self.poll.registry().deregister(conn.socket());
+        }
+        if self.accept_paused && self.conns.len() < self.max_connections {
+            self.accept_paused = false;
+            for l in &mut self.listeners {
+                l.more = true;
+            }
+        }
+    }
+
+    fn lookup(&self, id: ConnId) -> bool {
+        self.conns.get(id.key).is_some_and(|c| c.id.serial == id.serial)
+    }
+
+    fn handle_completions(&mut self, now: Instant) {
+        while let Ok(c) = self.completions.try_recv() {
+            match c {
+                Completion::WantBody { conn, headers } => {
+                    if self.lookup(conn) {
+                        self.with_conn(conn.key, now, |c, cx| c.on_want_body(headers, cx));
+                    }
+                }
+                Completion::BodyRoom(conn) | Completion::ChunksReady(conn) => {
+                    if self.lookup(conn) {
+                        self.with_conn(conn.key, now, |c, cx| c.on_pipe_ready(cx));
+                    }
+                }
+                Completion::Response { conn, status, headers, body, queue_wait } => {
+                    if self.lookup(conn) {
+                        self.with_conn(conn.key, now, |c, cx| {
+                            c.on_response(status, headers, body, queue_wait, cx);
+                            c.drive(cx)
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        for (key, serial) in self.timers.due(now) {
+            let Some(conn) = self.conns.get_mut(key) else { continue };
+            if conn.id.serial != serial {
+                continue;
+            }
+            conn.timer_at = None;
+            match conn.deadline {
+                Some(d) if d <= now => self.with_conn(key, now, |c, cx| c.on_timeout(cx)),
+                Some(d) => {
+                    conn.timer_at = Some(d);
+                    self.timers.schedule(d, key, serial);
+                }
+                None => {}
+            }
+        }
+    }
+}
