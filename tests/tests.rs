@@ -1,1 +1,7 @@
-//! placeholder
+//! Integration tests: one binary, topic modules, helpers in `util`.
+
+mod util;
+
+mod http_conformance;
+mod lifecycle;
+mod parser_corpus;

@@ -275,8 +275,10 @@ pub struct Overrides {
 impl RawConfig {
     /// Parse TOML text.
     pub fn parse(text: &str, origin: &Source) -> Result<RawConfig, ConfigError> {
-        toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: e.to_string().trim_end().to_string() })
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })
     }
 
     /// Read and parse a source.
@@ -284,8 +286,8 @@ impl RawConfig {
         match source {
             Source::Embedded => RawConfig::parse(defaults::EMBEDDED_CONFIG, source),
             Source::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::Read { path: path.clone(), source: e })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.clone(), source: e })?;
                 RawConfig::parse(&text, source)
             }
         }
@@ -361,11 +363,9 @@ impl RawConfig {
                 queue_per_device: d.queue_per_device,
             });
         }
-        let level = self
-            .log
-            .level
-            .parse::<log::LevelFilter>()
-            .map_err(|_| invalid("log.level", format!("`{}` is not one of off, error, warn, info, debug, trace", self.log.level)))?;
+        let level = self.log.level.parse::<log::LevelFilter>().map_err(|_| {
+            invalid("log.level", format!("`{}` is not one of off, error, warn, info, debug, trace", self.log.level))
+        })?;
         Ok(Config { server, listen, pools, log: LogConfig { level, access: self.log.access } })
     }
 }
@@ -432,7 +432,10 @@ fn validate_listen(key: &str, l: &RawListen) -> Result<ListenConfig, ConfigError
     let mut length_required = Vec::new();
     for (i, m) in l.length_required.iter().enumerate() {
         if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(invalid(format!("{key}.length_required[{i}]"), format!("`{m}` is not an upper-case method name")));
+            return Err(invalid(
+                format!("{key}.length_required[{i}]"),
+                format!("`{m}` is not an upper-case method name"),
+            ));
         }
         length_required.push(m.clone());
     }
@@ -449,7 +452,7 @@ fn validate_listen(key: &str, l: &RawListen) -> Result<ListenConfig, ConfigError
         }
         routes.push(RouteConfig { prefix, pipeline: validate_pipeline(&format!("{rkey}.pipeline"), &r.pipeline)? });
     }
-    routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
     Ok(ListenConfig { address, backlog: l.backlog, max_body_size: l.max_body_size, length_required, pipeline, routes })
 }
 
@@ -499,7 +502,10 @@ impl Config {
                 .pools
                 .iter()
                 .map(|(k, p)| {
-                    (k.clone(), RawPool { threads_per_device: p.threads_per_device, queue_per_device: p.queue_per_device })
+                    (
+                        k.clone(),
+                        RawPool { threads_per_device: p.threads_per_device, queue_per_device: p.queue_per_device },
+                    )
                 })
                 .collect(),
             log: RawLog { level: self.log.level.to_string().to_lowercase(), access: self.log.access },
@@ -537,26 +543,28 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors_that_name_the_key() {
-        let e = parse("[server]\nworkerz = 3\n[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']").unwrap_err();
+        let e =
+            parse("[server]\nworkerz = 3\n[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']").expect_err("invalid");
         assert!(e.to_string().contains("workerz"), "{e}");
     }
 
     #[test]
     fn bad_values_name_the_key_path() {
-        let e = parse("[[listen]]\naddress='nope'\npipeline=['hello']").unwrap_err();
+        let e = parse("[[listen]]\naddress='nope'\npipeline=['hello']").expect_err("invalid");
         assert!(e.to_string().starts_with("listen[0].address:"), "{e}");
         let e = parse("[server]\ngraceful_timeout = -1\n[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']")
-            .unwrap_err();
+            .expect_err("invalid");
         assert!(e.to_string().starts_with("server.graceful_timeout:"), "{e}");
-        let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello', 'healthcheck']").unwrap_err();
+        let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello', 'healthcheck']").expect_err("invalid");
         assert!(e.to_string().starts_with("listen[0].pipeline[0]:"), "{e}");
-        let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['nosuch']").unwrap_err();
+        let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['nosuch']").expect_err("invalid");
         assert!(e.to_string().contains("unknown processor `nosuch`"), "{e}");
-        let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']\n[processors.hello]\nthreads_per_device=1")
-            .unwrap_err();
+        let e =
+            parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']\n[processors.hello]\nthreads_per_device=1")
+                .expect_err("invalid");
         assert!(e.to_string().starts_with("processors.hello:"), "{e}");
         let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['echo']\n[processors.echo]\nqueue_per_device=0")
-            .unwrap_err();
+            .expect_err("invalid");
         assert!(e.to_string().starts_with("processors.echo.queue_per_device:"), "{e}");
     }
 

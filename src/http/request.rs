@@ -87,11 +87,8 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<ParsedHead>,
 
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut heap;
-    let headers: &mut [httparse::Header] = if limits.max_headers <= STACK_HEADERS {
-        &mut stack[..limits.max_headers]
-    } else {
-        &mut stack[..]
-    };
+    let headers: &mut [httparse::Header] =
+        if limits.max_headers <= STACK_HEADERS { &mut stack[..limits.max_headers] } else { &mut stack[..] };
     let mut req = httparse::Request::new(headers);
     let status = match req.parse(buf) {
         Err(httparse::Error::TooManyHeaders) if limits.max_headers > STACK_HEADERS => {
@@ -201,7 +198,9 @@ fn parse_content_length(v: &[u8]) -> Result<u64, HttpError> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
         return Err(HttpError::BadRequest("invalid Content-Length"));
     }
-    v.iter().try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))).ok_or(HttpError::BadRequest("invalid Content-Length"))
+    v.iter()
+        .try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .ok_or(HttpError::BadRequest("invalid Content-Length"))
 }
 
 /// The transfer codings seen so far (several header lines are one list).

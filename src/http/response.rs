@@ -29,7 +29,13 @@ pub enum Framing {
 }
 
 /// Decide the framing of a response.
-pub fn framing(status: Status, version: Version, head_request: bool, body_len: Option<u64>, declared: Option<u64>) -> Framing {
+pub fn framing(
+    status: Status,
+    version: Version,
+    head_request: bool,
+    body_len: Option<u64>,
+    declared: Option<u64>,
+) -> Framing {
     if !status.allows_body() {
         return Framing::NoBody(None);
     }

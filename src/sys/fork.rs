@@ -20,11 +20,7 @@ pub enum Forked {
 /// so a lock held by any other thread would stay locked forever in the child.
 /// Debug builds check this and panic before forking.
 pub fn fork() -> nix::Result<Forked> {
-    debug_assert_eq!(
-        super::process::thread_count(),
-        Some(1),
-        "the master must have exactly one thread when it forks"
-    );
+    debug_assert_eq!(super::process::thread_count(), Some(1), "the master must have exactly one thread when it forks");
     // SAFETY: the master never starts a thread (checked above in debug
     // builds), so no other thread can hold a lock or be mid-update of shared
     // state at this point; the child continues with a consistent copy and,

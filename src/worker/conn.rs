@@ -165,7 +165,14 @@ pub struct Conn {
 
 impl Conn {
     /// A freshly accepted connection.
-    pub fn new(id: ConnId, sock: TcpStream, peer: SocketAddr, local: SocketAddr, listener: usize, now: Instant) -> Conn {
+    pub fn new(
+        id: ConnId,
+        sock: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        listener: usize,
+        now: Instant,
+    ) -> Conn {
         Conn {
             id,
             sock,
@@ -260,7 +267,12 @@ impl Conn {
                 if b.discard || !matches!(ex.resp, Resp::Waiting) {
                     return Err(Close);
                 }
-                log::info!("{}: request body stalled for {:?}: aborting {}", self.peer, cx.settings.body_timeout, ex.target);
+                log::info!(
+                    "{}: request body stalled for {:?}: aborting {}",
+                    self.peer,
+                    cx.settings.body_timeout,
+                    ex.target
+                );
                 ex.body_error = Some(HttpError::Timeout("request body not received in time"));
                 ex.keep_alive = false;
                 b.tx = None;
@@ -328,7 +340,8 @@ impl Conn {
             return Err(Close);
         }
         if self.readable && !self.eof && self.rbuf.len() <= cx.settings.limits.max_header_bytes {
-            return Ok(self.read_some(cx.scratch)? > 0);
+            let n = self.read_some(cx.scratch)?;
+            return Ok(n > 0 || self.eof);
         }
         if self.eof {
             return Err(Close);
@@ -407,7 +420,9 @@ impl Conn {
         let decoder = match parsed.framing {
             BodyFraming::None | BodyFraming::Length(0) => None,
             BodyFraming::Length(n) => Some(BodyDecoder::Length(n)),
-            BodyFraming::Chunked => Some(BodyDecoder::Chunked(ChunkedDecoder::new(cx.settings.limits.max_header_bytes))),
+            BodyFraming::Chunked => {
+                Some(BodyDecoder::Chunked(ChunkedDecoder::new(cx.settings.limits.max_header_bytes)))
+            }
         };
         let body = decoder.map(|decoder| ReqBody {
             decoder,
@@ -468,16 +483,21 @@ impl Conn {
                     }
                     None => RequestBody::empty(),
                 };
-                let job = Job { processor: pipeline.processor.clone(), request: Request { head, body }, conn: self.id, enqueued: cx.now };
+                let job = Job {
+                    processor: pipeline.processor.clone(),
+                    request: Request { head, body },
+                    conn: self.id,
+                    enqueued: cx.now,
+                };
                 let refused = cx.pools.submit(pipeline.terminal, key.clone(), job);
                 self.phase = Phase::Busy(ex);
                 match refused {
                     Ok(()) => {}
-                    Err(Refused::Full(_)) => {
+                    Err(Refused::Full) => {
                         log::debug!("{}: queue {}:{key} is full: 503", self.peer, pipeline.terminal);
                         self.answer_503("queue full", cx);
                     }
-                    Err(Refused::NoQueue(_, why)) => {
+                    Err(Refused::NoQueue(why)) => {
                         log::warn!("no queue for {}:{key}: {why}", pipeline.terminal);
                         self.answer_503("no queue available", cx);
                     }
@@ -694,7 +714,9 @@ impl Conn {
                 continue;
             }
             if self.readable && !self.eof {
-                if read_into(&mut self.sock, &mut self.rbuf, &mut self.readable, &mut self.eof, self.peer, cx.scratch)? > 0 {
+                if read_into(&mut self.sock, &mut self.rbuf, &mut self.readable, &mut self.eof, self.peer, cx.scratch)?
+                    > 0
+                {
                     progressed = true;
                     continue;
                 }

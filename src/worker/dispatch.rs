@@ -34,11 +34,7 @@ impl ListenerInfo {
 
     /// The pipeline for a raw path.
     pub fn route(&self, path: &[u8]) -> &Pipeline {
-        self.routes
-            .iter()
-            .find(|(prefix, _)| matches_prefix(prefix, path))
-            .map(|(_, p)| p)
-            .unwrap_or(&self.default)
+        self.routes.iter().find(|(prefix, _)| matches_prefix(prefix, path)).map(|(_, p)| p).unwrap_or(&self.default)
     }
 }
 

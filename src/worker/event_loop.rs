@@ -252,7 +252,10 @@ impl EventLoop {
             loop {
                 if self.conns.len() >= self.max_connections {
                     if !self.accept_paused {
-                        log::warn!("max_connections ({}) reached: not accepting until one closes", self.max_connections);
+                        log::warn!(
+                            "max_connections ({}) reached: not accepting until one closes",
+                            self.max_connections
+                        );
                     }
                     self.accept_paused = true;
                     return;

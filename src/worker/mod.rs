@@ -65,10 +65,8 @@ fn boot(args: WorkerArgs<'_>) -> Result<EventLoop, (i32, String)> {
     let mut parts = Vec::with_capacity(listeners.len());
     for (l, cfg) in listeners.iter().zip(&config.listen) {
         let info = ListenerInfo::build(config, cfg).map_err(|e| (EXIT_BOOT_FAILURE, e.to_string()))?;
-        let sock = l
-            .socket
-            .try_clone()
-            .map_err(|e| (EXIT_FAILURE, format!("could not use listener {}: {e}", l.local)))?;
+        let sock =
+            l.socket.try_clone().map_err(|e| (EXIT_FAILURE, format!("could not use listener {}: {e}", l.local)))?;
         parts.push((mio::net::TcpListener::from_std(sock), info));
     }
     let s = &config.server;
@@ -109,7 +107,8 @@ fn after_fork(
     crate::sys::process::set_name("aerie: worker");
     crate::sys::process::set_parent_death_signal(Signal::SIGTERM)
         .map_err(|e| format!("could not set the parent-death signal: {e}"))?;
-    let (rx, tx) = std::os::unix::net::UnixStream::pair().map_err(|e| format!("could not make the signal pipe: {e}"))?;
+    let (rx, tx) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| format!("could not make the signal pipe: {e}"))?;
     rx.set_nonblocking(true).map_err(|e| e.to_string())?;
     tx.set_nonblocking(true).map_err(|e| e.to_string())?;
     let flags = SignalFlags::default();

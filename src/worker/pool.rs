@@ -45,12 +45,12 @@ struct Queue {
     tx: Sender<Job>,
 }
 
-/// Why a job was not queued.
+/// Why a job was not queued (the job is dropped: the loop answers 503).
 pub enum Refused {
     /// The key's queue is full.
-    Full(Job),
+    Full,
     /// Too many distinct keys, or a thread could not be started.
-    NoQueue(Job, String),
+    NoQueue(String),
 }
 
 /// All pools of a worker.
@@ -71,22 +71,22 @@ impl Pools {
         let id = (processor, key);
         if !self.queues.contains_key(&id) {
             if self.queues.len() >= MAX_QUEUES {
-                return Err(Refused::NoQueue(job, format!("more than {MAX_QUEUES} queues")));
+                return Err(Refused::NoQueue(format!("more than {MAX_QUEUES} queues")));
             }
             match self.start_queue(processor, &id.1) {
                 Ok(q) => {
                     self.queues.insert(id.clone(), q);
                 }
-                Err(e) => return Err(Refused::NoQueue(job, e)),
+                Err(e) => return Err(Refused::NoQueue(e)),
             }
         }
         let Some(q) = self.queues.get(&id) else {
-            return Err(Refused::NoQueue(job, "queue vanished".into()));
+            return Err(Refused::NoQueue("queue vanished".into()));
         };
         match q.tx.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(job)) => Err(Refused::Full(job)),
-            Err(TrySendError::Disconnected(job)) => Err(Refused::NoQueue(job, "queue threads are gone".into())),
+            Err(TrySendError::Full(_)) => Err(Refused::Full),
+            Err(TrySendError::Disconnected(_)) => Err(Refused::NoQueue("queue threads are gone".into())),
         }
     }
 
@@ -115,7 +115,11 @@ impl Pools {
                 })
                 .map_err(|e| format!("could not start pool thread {name}: {e}"))?;
         }
-        log::debug!("started queue {processor}:{key} ({} threads, depth {})", cfg.threads_per_device, cfg.queue_per_device);
+        log::debug!(
+            "started queue {processor}:{key} ({} threads, depth {})",
+            cfg.threads_per_device,
+            cfg.queue_per_device
+        );
         Ok(Queue { tx })
     }
 }

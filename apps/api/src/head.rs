@@ -127,12 +127,9 @@ impl RequestHead {
     /// header names are ASCII; a range that is not simply yields an empty
     /// slice, never a panic.
     pub fn new(parts: RequestHeadParts) -> RequestHead {
-        let RequestHeadParts { raw, method, target, version, headers, peer, local, framing, expect_continue } =
-            parts;
-        let query_start = raw
-            .get(target.clone())
-            .and_then(|t| t.iter().position(|&b| b == b'?'))
-            .map(|i| target.start + i);
+        let RequestHeadParts { raw, method, target, version, headers, peer, local, framing, expect_continue } = parts;
+        let query_start =
+            raw.get(target.clone()).and_then(|t| t.iter().position(|&b| b == b'?')).map(|i| target.start + i);
         RequestHead {
             raw: raw.into_boxed_slice(),
             method,

@@ -192,7 +192,9 @@ impl Response {
             Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
             Cow::Owned(s) => Cow::Owned(s.into_bytes()),
         };
-        Response::new(status).with_header("Content-Type", &b"text/plain; charset=UTF-8"[..]).with_body(Body::Bytes(body))
+        Response::new(status)
+            .with_header("Content-Type", &b"text/plain; charset=UTF-8"[..])
+            .with_body(Body::Bytes(body))
     }
 
     /// The first value of a header by case-insensitive name.

@@ -24,7 +24,9 @@ impl Processor for Hello {
     }
 
     fn call(&self, _req: Request) -> Response {
-        Response::new(Status::OK).with_header("Content-Type", &b"text/plain"[..]).with_body(Body::Bytes((&b"test"[..]).into()))
+        Response::new(Status::OK)
+            .with_header("Content-Type", &b"text/plain"[..])
+            .with_body(Body::Bytes((&b"test"[..]).into()))
     }
 }
 
@@ -88,8 +90,7 @@ impl Processor for Echo {
             return Response::text(Status::CLIENT_DISCONNECT, format!("could not read the request body: {error}\n"));
         }
         let head = &req.head;
-        let headers: Vec<serde_json::Value> =
-            head.headers().map(|(n, v)| serde_json::json!([n, lossy(v)])).collect();
+        let headers: Vec<serde_json::Value> = head.headers().map(|(n, v)| serde_json::json!([n, lossy(v)])).collect();
         let doc = serde_json::json!({
             "method": head.method().as_str(),
             "path": lossy(head.raw_path()),

@@ -1,0 +1,357 @@
+//! The integration-test harness: start the real `aerie` binary on ephemeral
+//! ports, learn its addresses from its systemd readiness message, talk HTTP
+//! to it, and kill its whole process group when the test ends (pass or
+//! fail).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("aerie-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Raise the open-file limit of the test process (inherited by servers).
+pub fn raise_nofile() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(65536), hard);
+    }
+}
+
+/// A running server.
+pub struct Server {
+    child: Option<Child>,
+    pub dir: TempDir,
+    pub addrs: Vec<SocketAddr>,
+    pub config: PathBuf,
+    notify: UnixDatagram,
+}
+
+impl Server {
+    /// Start with this config text (its listeners should bind port 0).
+    pub fn start(config: &str) -> Server {
+        Server::start_with(config, &[])
+    }
+
+    pub fn start_with(config: &str, args: &[&str]) -> Server {
+        Server::spawn(Some(config), args)
+    }
+
+    /// Start on the embedded default configuration (no `-c`).
+    pub fn start_embedded(args: &[&str]) -> Server {
+        Server::spawn(None, args)
+    }
+
+    fn spawn(config: Option<&str>, args: &[&str]) -> Server {
+        let dir = TempDir::new("srv");
+        let cfg = dir.path().join("aerie.toml");
+        if let Some(text) = config {
+            std::fs::write(&cfg, text).expect("write config");
+        }
+        let sock_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&sock_path).expect("bind notify socket");
+        notify.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let log = std::fs::File::create(dir.path().join("aerie.log")).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aerie"));
+        if config.is_some() {
+            cmd.arg("-c").arg(&cfg);
+        }
+        cmd.args(args)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .process_group(0);
+        let child = cmd.spawn().expect("spawn aerie");
+        let mut s = Server { child: Some(child), dir, addrs: Vec::new(), config: cfg, notify };
+        s.addrs = s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&mut self) -> Vec<SocketAddr> {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match self.notify.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) => panic!("no readiness from aerie ({e}); log:\n{}", self.log()),
+            };
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.lines().any(|l| l == "READY=1") {
+                let status = msg.lines().find_map(|l| l.strip_prefix("STATUS=listening on ")).expect("status line");
+                return status.split(' ').map(|a| a.parse().expect("address")).collect();
+            }
+        }
+    }
+
+    /// The next notification message (e.g. STOPPING=1), if any arrives in time.
+    pub fn next_notification(&self, timeout: Duration) -> Option<String> {
+        self.notify.set_read_timeout(Some(timeout)).ok()?;
+        let mut buf = [0u8; 4096];
+        let n = self.notify.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).expect("running")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("aerie.log")).unwrap_or_default()
+    }
+
+    /// The master's live children.
+    pub fn workers(&self) -> Vec<u32> {
+        children(self.pid())
+    }
+
+    /// Wait until the master has `n` children.
+    pub fn wait_workers(&self, n: usize) -> Vec<u32> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let w = self.workers();
+            if w.len() == n {
+                return w;
+            }
+            assert!(Instant::now() < deadline, "expected {n} workers, have {w:?}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig);
+    }
+
+    /// Wait for the master to exit; its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Live children of a process.
+pub fn children(pid: u32) -> Vec<u32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .filter(|p| is_alive(*p))
+        .collect()
+}
+
+/// Whether a pid exists and is not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Resident set size of a process in bytes.
+pub fn rss(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+    s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A client connection with its own read buffer.
+pub struct Client {
+    pub reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        s.set_nodelay(true).expect("nodelay");
+        Client { reader: BufReader::new(s) }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        self.reader.get_mut()
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream().write_all(bytes).expect("send");
+    }
+
+    pub fn set_timeout(&mut self, d: Duration) {
+        self.stream().set_read_timeout(Some(d)).expect("timeout");
+    }
+
+    /// Read one response (not for HEAD requests: use `read_head_response`).
+    pub fn read_response(&mut self) -> Response {
+        self.try_read_response(false).expect("a response")
+    }
+
+    pub fn read_head_response(&mut self) -> Response {
+        self.try_read_response(true).expect("a response")
+    }
+
+    /// Read a response; `None` if the connection closed first.
+    pub fn try_read_response(&mut self, head: bool) -> Option<Response> {
+        loop {
+            let (status, headers) = self.read_head()?;
+            if status == 100 {
+                continue;
+            }
+            let body = if head || status == 204 || status == 304 { Vec::new() } else { self.read_body(&headers) };
+            return Some(Response { status, headers, body });
+        }
+    }
+
+    /// Read a status line and headers (also interim ones).
+    pub fn read_head(&mut self) -> Option<(u16, Vec<(String, String)>)> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let status: u16 = line.split(' ').nth(1)?.parse().ok()?;
+        let mut headers = Vec::new();
+        loop {
+            let mut l = String::new();
+            self.reader.read_line(&mut l).ok()?;
+            let l = l.trim_end_matches(['\r', '\n']);
+            if l.is_empty() {
+                break;
+            }
+            let (n, v) = l.split_once(':')?;
+            headers.push((n.to_string(), v.trim().to_string()));
+        }
+        Some((status, headers))
+    }
+
+    fn read_body(&mut self, headers: &[(String, String)]) -> Vec<u8> {
+        let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+        if let Some(len) = get("content-length") {
+            let mut body = vec![0u8; len.parse().expect("length")];
+            self.reader.read_exact(&mut body).expect("body");
+            body
+        } else if get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+            let mut body = Vec::new();
+            loop {
+                let mut l = String::new();
+                self.reader.read_line(&mut l).expect("chunk size");
+                let n = usize::from_str_radix(l.trim(), 16).expect("hex size");
+                if n == 0 {
+                    let mut end = String::new();
+                    self.reader.read_line(&mut end).expect("final CRLF");
+                    return body;
+                }
+                let mut chunk = vec![0u8; n + 2];
+                self.reader.read_exact(&mut chunk).expect("chunk");
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            let mut body = Vec::new();
+            let _ = self.reader.read_to_end(&mut body);
+            body
+        }
+    }
+
+    /// Whether the server has closed the connection (reads EOF or reset).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+/// One request on a fresh connection.
+pub fn request(addr: SocketAddr, raw: &str) -> Response {
+    let mut c = Client::connect(addr);
+    c.send(raw.as_bytes());
+    c.read_response()
+}
+
+/// GET a path on a fresh connection.
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
+}
+
+/// A config with one listener on port 0 (hello at /, echo under /echo),
+/// with extra `[server]` keys, extra `[[listen]]` keys and extra sections.
+pub fn config(server: &str, listen: &str, extra: &str) -> String {
+    format!(
+        "[server]\n{server}\n\n[[listen]]\naddress = \"127.0.0.1:0\"\npipeline = [\"healthcheck\", \"hello\"]\n{listen}\n\n[[listen.route]]\nprefix = \"/echo\"\npipeline = [\"echo\"]\n\n{extra}\n"
+    )
+}
+
+/// MD5 of bytes, hex.
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
