@@ -603,3 +603,28 @@ mod tests {
         assert_eq!(prefixes, ["/a/b", "/a"]);
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_annotated_example_is_the_embedded_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/aerie.toml");
+        let example = Config::load(&Source::File(path), &Overrides::default()).expect("etc/aerie.toml is valid");
+        let embedded = Config::load(&Source::Embedded, &Overrides::default()).expect("embedded config is valid");
+        assert_eq!(example, embedded);
+    }
+
+    #[test]
+    fn the_example_spells_out_every_key_with_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/aerie.toml");
+        let text = std::fs::read_to_string(path).expect("read example");
+        let written: RawConfig = toml::from_str(&text).expect("parses");
+        let effective = RawConfig::parse(defaults::EMBEDDED_CONFIG, &Source::Embedded)
+            .and_then(|r| r.validate())
+            .expect("valid")
+            .to_raw();
+        assert_eq!(written, effective, "etc/aerie.toml must show every key of the effective default config");
+    }
+}

@@ -195,11 +195,6 @@ impl Conn {
         }
     }
 
-    /// The socket, for (de)registration.
-    pub fn socket(&mut self) -> &mut TcpStream {
-        &mut self.sock
-    }
-
     /// Whether the connection is between requests with nothing buffered
     /// (safe to close when draining).
     pub fn is_idle(&self) -> bool {

@@ -52,6 +52,7 @@ pub struct SignalFlags {
 
 struct ListenerSlot {
     sock: Option<TcpListener>,
+    local: std::net::SocketAddr,
     /// An accept batch was cut short: accept again without waiting.
     more: bool,
 }
@@ -110,7 +111,8 @@ impl EventLoop {
         let mut infos = Vec::new();
         for (i, (mut sock, info)) in parts.listeners.into_iter().enumerate() {
             poll.registry().register(&mut sock, Token(LISTENER_BASE + i), Interest::READABLE)?;
-            listeners.push(ListenerSlot { sock: Some(sock), more: true });
+            let local = sock.local_addr()?;
+            listeners.push(ListenerSlot { sock: Some(sock), local, more: true });
             infos.push(info);
         }
         let now = Instant::now();
@@ -290,12 +292,18 @@ impl EventLoop {
 
     fn add_conn(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, listener: usize, now: Instant) {
         let _ = stream.set_nodelay(true);
-        let local = match stream.local_addr() {
-            Ok(a) => a,
-            Err(e) => {
-                log::debug!("{peer}: connection lost before setup: {e}");
-                return;
-            }
+        // A listener bound to a specific address is the local address; only
+        // a wildcard listener needs to ask the kernel which one was used.
+        let bound = self.listeners.get(listener).map(|l| l.local);
+        let local = match bound {
+            Some(a) if !a.ip().is_unspecified() => a,
+            _ => match stream.local_addr() {
+                Ok(a) => a,
+                Err(e) => {
+                    log::debug!("{peer}: connection lost before setup: {e}");
+                    return;
+                }
+            },
         };
         self.serial += 1;
         let entry = self.conns.vacant_entry();
@@ -331,9 +339,15 @@ impl EventLoop {
         match f(conn, &mut cx) {
             Ok(()) => {
                 if let Some(d) = conn.deadline {
-                    if conn.timer_at.is_none_or(|t| d < t) {
-                        conn.timer_at = Some(d);
-                        self.timers.schedule(d, key, conn.id.serial);
+                    match conn.timer_at {
+                        Some(t) if t <= d => {}
+                        old => {
+                            if let Some(t) = old {
+                                self.timers.cancel(t, key, conn.id.serial);
+                            }
+                            conn.timer_at = Some(d);
+                            self.timers.schedule(d, key, conn.id.serial);
+                        }
                     }
                 }
             }
@@ -343,8 +357,13 @@ impl EventLoop {
 
     fn close(&mut self, key: usize) {
         if self.conns.contains(key) {
-            let mut conn = self.conns.remove(key);
-            let _ = self.poll.registry().deregister(conn.socket());
+            let conn = self.conns.remove(key);
+            if let Some(t) = conn.timer_at {
+                self.timers.cancel(t, key, conn.id.serial);
+            }
+            // Dropping the socket closes it, which removes it from epoll: no
+            // separate deregistration syscall on the per-connection path.
+            drop(conn);
         }
         if self.accept_paused && self.conns.len() < self.max_connections {
             self.accept_paused = false;
