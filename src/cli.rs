@@ -1,7 +1,8 @@
 //! The command line.
 //!
 //! ```text
-//! aerie [-c FILE] [--workers N] [--bind ADDR]... [--check-config]
+//! aerie [-c FILE] [--workers N] [--bind ADDR]... [--admin ADDR] [--check-config]
+//! aerie status|reload|stop [-c FILE]
 //! aerie --help | --version
 //! ```
 
@@ -19,6 +20,12 @@ pub enum Command {
     Help,
     /// Print the version.
     Version,
+    /// Ask the running server for its status.
+    Status,
+    /// Reload the running server and wait for the result.
+    Reload,
+    /// Stop the running server gracefully and wait for it to exit.
+    Stop,
 }
 
 /// Parsed arguments.
@@ -34,7 +41,8 @@ pub struct Args {
 
 /// Usage text.
 pub const USAGE: &str = "\
-usage: aerie [-c FILE] [--workers N] [--bind ADDR]... [--check-config]
+usage: aerie [-c FILE] [--workers N] [--bind ADDR]... [--admin ADDR] [--check-config]
+       aerie status|reload|stop [-c FILE]
 
 A prefork application server for Swift-style storage nodes.
 
@@ -45,12 +53,21 @@ options:
       --workers N     override server.workers
       --bind ADDR     override the address of a [[listen]] section; the first
                       --bind replaces the first listener's, and so on
+      --admin ADDR    override admin.address (an empty value turns the admin listener off)
       --check-config  validate the configuration, print the effective
                       configuration and exit (0: valid, 2: invalid)
+
+commands (talk to the running server found through the configuration's
+pid_file or admin address):
+  status              print the server's status (JSON)
+  reload              reload (SIGHUP) and wait until the new generation
+                      serves; exit 1 if the reload was refused
+  stop                stop gracefully (SIGTERM) and wait for the exit
   -h, --help          this text
   -V, --version       the version
 
-signals: TERM graceful stop, INT/QUIT fast stop.
+signals: HUP reload, TERM graceful stop, INT/QUIT fast stop, TTIN/TTOU one
+worker more/fewer, USR1 reopen log files, USR2 upgrade the binary in place.
 See aerie(8) and aerie.toml(5).
 ";
 
@@ -59,7 +76,19 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
     let mut command = Command::Run;
     let mut source = Source::Embedded;
     let mut overrides = Overrides::default();
-    let mut it = args.into_iter();
+    let mut it = args.into_iter().peekable();
+    if let Some(first) = it.peek() {
+        let sub = match first.as_str() {
+            "status" => Some(Command::Status),
+            "reload" => Some(Command::Reload),
+            "stop" => Some(Command::Stop),
+            _ => None,
+        };
+        if let Some(sub) = sub {
+            command = sub;
+            it.next();
+        }
+    }
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
@@ -75,6 +104,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
                 overrides.workers = Some(v.parse().map_err(|_| format!("--workers: `{v}` is not a number"))?);
             }
             "--bind" => overrides.bind.push(value(&flag)?),
+            "--admin" => overrides.admin = Some(value(&flag)?),
             "--check-config" => command = Command::CheckConfig,
             "-h" | "--help" => command = Command::Help,
             "-V" | "--version" => command = Command::Version,
@@ -105,6 +135,14 @@ mod tests {
         assert_eq!(a.overrides.workers, Some(3));
         assert_eq!(a.overrides.bind, ["127.0.0.1:0", "127.0.0.1:1"]);
         assert_eq!(a.command, Command::CheckConfig);
+    }
+
+    #[test]
+    fn subcommands_come_first() {
+        assert_eq!(p(&["status", "-c", "/x.toml"]).expect("valid").command, Command::Status);
+        assert_eq!(p(&["reload"]).expect("valid").command, Command::Reload);
+        assert_eq!(p(&["stop"]).expect("valid").command, Command::Stop);
+        assert!(p(&["-c", "/x", "status"]).is_err());
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub enum Error {
     /// The master failed.
     #[error(transparent)]
     Master(#[from] crate::master::MasterError),
+    /// A control command (status, reload, stop) failed.
+    #[error("{0}")]
+    Control(String),
 }
 
 impl Error {
@@ -32,7 +35,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::Config(_) => EXIT_USAGE,
-            Error::Listen(_) => EXIT_FAILURE,
+            Error::Listen(_) | Error::Control(_) => EXIT_FAILURE,
             Error::Master(e) => e.exit_code(),
         }
     }

@@ -10,7 +10,9 @@
 //! they share `config`, `listeners` and `sys`. Only `sys` may use `unsafe`.
 
 pub mod cli;
+pub mod admin;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod http;
 pub mod listeners;
@@ -18,6 +20,7 @@ pub mod log;
 pub mod master;
 pub mod notify;
 pub mod registry;
+pub mod scoreboard;
 pub mod sys;
 pub mod worker;
 
@@ -53,11 +56,29 @@ fn run<I: IntoIterator<Item = String>>(args: I) -> Result<(), Error> {
         }
         cli::Command::Run => {
             let config = config::Config::load(&args.source, &args.overrides)?;
-            log::init(config.log.level, config.log.access);
+            log::configure(&config.log.settings())
+                .map_err(|e| Error::Usage(format!("could not open the log files: {e}")))?;
             ::log::info!("aerie {} starting with {}", env!("CARGO_PKG_VERSION"), args.source);
-            let listeners = listeners::bind_all(&config.listen)?;
-            master::Master::new(config, listeners)?.run()?;
+            let mut inherited = listeners::Inherited::from_env();
+            let (inherited_workers, generation) = master::upgrade_env();
+            let listeners = listeners::reconcile(&config, &mut Vec::new(), &mut inherited)?;
+            inherited.report_unused();
+            let exe = std::env::current_exe().map_err(|e| Error::Usage(format!("cannot find my own binary: {e}")))?;
+            let startup = master::Startup {
+                source: args.source,
+                overrides: args.overrides,
+                config,
+                listeners,
+                exe,
+                args: std::env::args_os().skip(1).collect(),
+                inherited_workers,
+                generation,
+            };
+            master::Master::new(startup)?.run()?;
             Ok(())
         }
+        cli::Command::Status => control::status(&args.source, &args.overrides),
+        cli::Command::Reload => control::reload(&args.source, &args.overrides),
+        cli::Command::Stop => control::stop(&args.source, &args.overrides),
     }
 }

@@ -12,7 +12,7 @@ fn aerie(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn embedded_default_config_serves_hello_and_echo_with_two_workers() {
-    let s = Server::start_embedded(&["--bind", "127.0.0.1:0"]);
+    let s = Server::start_embedded(&["--bind", "127.0.0.1:0", "--admin", "127.0.0.1:0"]);
     s.wait_workers(2);
     assert_eq!(get(s.addr(), "/").text(), "test");
     assert_eq!(get(s.addr(), "/healthcheck").text(), "OK");
@@ -42,14 +42,14 @@ fn check_config_prints_the_effective_config_or_names_the_bad_key() {
     let out = aerie(&["--check-config", "-c", bad.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("server.workers: must be at least 1"), "{err}");
+    assert!(err.contains("server.workers: 0 is not between 1 and 128"), "{err}");
 
     std::fs::write(&bad, "[server]\nworkres = 2\n").expect("write");
     let out = aerie(&["--check-config", "-c", bad.to_str().expect("utf8")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("workres"));
 
-    let out = aerie(&["--check-config", "--workers", "7", "--bind", "127.0.0.1:9"]);
+    let out = aerie(&["--check-config", "--workers", "7", "--bind", "127.0.0.1:9", "--admin", "127.0.0.1:0"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("workers = 7") && text.contains("127.0.0.1:9\""), "{text}");
 }

@@ -33,6 +33,23 @@ pub const MAX_HEADER_BYTES: usize = 65536;
 /// `server.max_headers`: header fields in a request; more gets 431.
 pub const MAX_HEADERS: usize = 256;
 
+/// `server.max_requests`: a worker asks to be replaced after answering this
+/// many requests (0: never). Replacements happen one worker at a time.
+pub const MAX_REQUESTS: u64 = 0;
+/// `server.max_requests_jitter`: a random 0..=jitter added per worker, so
+/// workers started together do not all reach the limit together.
+pub const MAX_REQUESTS_JITTER: u64 = 0;
+/// `server.pid_file`: where the master writes its pid ("" for none).
+pub const PID_FILE: &str = "";
+/// `server.user` / `server.group`: drop workers to this user and group after
+/// binding ("" keeps the master's).
+pub const USER: &str = "";
+/// See [`USER`].
+pub const GROUP: &str = "";
+
+/// `admin.address`: the status and metrics listener ("" turns it off).
+pub const ADMIN_ADDRESS: &str = "127.0.0.1:8079";
+
 /// `listen.backlog`: the kernel's queue of connections not yet accepted.
 pub const BACKLOG: u32 = 1024;
 /// `listen.max_body_size`: request-body bytes per request; more gets 413.
@@ -55,6 +72,10 @@ pub const QUEUE_PER_DEVICE: usize = 64;
 pub const LOG_LEVEL: &str = "info";
 /// `log.access`: write one access-log line per request.
 pub const LOG_ACCESS: bool = true;
+/// `log.error_log`: error-log file ("" for standard error).
+pub const LOG_ERROR_LOG: &str = "";
+/// `log.access_log`: access-log file ("" for wherever the error log goes).
+pub const LOG_ACCESS_LOG: &str = "";
 
 /// The configuration used when no `-c FILE` is given: `hello` at `/`, `echo`
 /// under `/echo`, on 127.0.0.1:8080 with 2 workers.

@@ -66,6 +66,22 @@ pub struct RawConfig {
     pub processors: BTreeMap<String, RawPool>,
     /// `[log]`
     pub log: RawLog,
+    /// `[admin]`
+    pub admin: RawAdmin,
+}
+
+/// `[admin]`: the status and metrics listener.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawAdmin {
+    pub address: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin { address: defaults::ADMIN_ADDRESS.to_string() }
+    }
 }
 
 /// `[server]`
@@ -84,6 +100,11 @@ pub struct RawServer {
     pub max_request_line: usize,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    pub max_requests: u64,
+    pub max_requests_jitter: u64,
+    pub pid_file: String,
+    pub user: String,
+    pub group: String,
 }
 
 impl Default for RawServer {
@@ -100,6 +121,11 @@ impl Default for RawServer {
             max_request_line: defaults::MAX_REQUEST_LINE,
             max_header_bytes: defaults::MAX_HEADER_BYTES,
             max_headers: defaults::MAX_HEADERS,
+            max_requests: defaults::MAX_REQUESTS,
+            max_requests_jitter: defaults::MAX_REQUESTS_JITTER,
+            pid_file: defaults::PID_FILE.to_string(),
+            user: defaults::USER.to_string(),
+            group: defaults::GROUP.to_string(),
         }
     }
 }
@@ -163,11 +189,18 @@ impl Default for RawPool {
 pub struct RawLog {
     pub level: String,
     pub access: bool,
+    pub error_log: String,
+    pub access_log: String,
 }
 
 impl Default for RawLog {
     fn default() -> Self {
-        RawLog { level: defaults::LOG_LEVEL.to_string(), access: defaults::LOG_ACCESS }
+        RawLog {
+            level: defaults::LOG_LEVEL.to_string(),
+            access: defaults::LOG_ACCESS,
+            error_log: defaults::LOG_ERROR_LOG.to_string(),
+            access_log: defaults::LOG_ACCESS_LOG.to_string(),
+        }
     }
 }
 
@@ -182,6 +215,8 @@ pub struct Config {
     pub pools: BTreeMap<String, PoolConfig>,
     /// `[log]`
     pub log: LogConfig,
+    /// `[admin]`: where status and metrics are served, if anywhere.
+    pub admin: Option<SocketAddr>,
 }
 
 /// `[server]`, validated.
@@ -199,6 +234,13 @@ pub struct ServerConfig {
     pub max_request_line: usize,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    pub max_requests: u64,
+    pub max_requests_jitter: u64,
+    pub pid_file: Option<PathBuf>,
+    /// The user workers run as (name as configured, uid, gid of the user).
+    pub user: Option<(String, u32, u32)>,
+    /// The group workers run as (name as configured, gid).
+    pub group: Option<(String, u32)>,
 }
 
 /// One listener, validated.
@@ -243,6 +285,22 @@ pub struct LogConfig {
     pub level: log::LevelFilter,
     /// Whether access lines are written.
     pub access: bool,
+    /// Error-log file (None: standard error).
+    pub error_log: Option<PathBuf>,
+    /// Access-log file (None: with the error log).
+    pub access_log: Option<PathBuf>,
+}
+
+impl LogConfig {
+    /// The logger's settings.
+    pub fn settings(&self) -> crate::log::LogSettings {
+        crate::log::LogSettings {
+            level: self.level,
+            access: self.access,
+            error_log: self.error_log.clone(),
+            access_log: self.access_log.clone(),
+        }
+    }
 }
 
 /// Where a configuration came from, for messages and for reloads.
@@ -270,6 +328,8 @@ pub struct Overrides {
     pub workers: Option<usize>,
     /// `--bind ADDR`, repeatable: the i-th replaces the i-th listener's address.
     pub bind: Vec<String>,
+    /// `--admin ADDR`: replaces `admin.address`.
+    pub admin: Option<String>,
 }
 
 impl RawConfig {
@@ -307,14 +367,20 @@ impl RawConfig {
         for (l, b) in self.listen.iter_mut().zip(&o.bind) {
             l.address = b.clone();
         }
+        if let Some(a) = &o.admin {
+            self.admin.address = a.clone();
+        }
         Ok(())
     }
 
     /// Check every value and build the typed configuration.
     pub fn validate(&self) -> Result<Config, ConfigError> {
         let s = &self.server;
-        if s.workers == 0 {
-            return Err(invalid("server.workers", "must be at least 1"));
+        if s.workers == 0 || s.workers > crate::scoreboard::MAX_WORKERS {
+            return Err(invalid(
+                "server.workers",
+                format!("{} is not between 1 and {}", s.workers, crate::scoreboard::MAX_WORKERS),
+            ));
         }
         let server = ServerConfig {
             workers: s.workers,
@@ -328,6 +394,11 @@ impl RawConfig {
             max_request_line: at_least("server.max_request_line", s.max_request_line, 16)?,
             max_header_bytes: at_least("server.max_header_bytes", s.max_header_bytes, 64)?,
             max_headers: at_least("server.max_headers", s.max_headers, 1)?,
+            max_requests: s.max_requests,
+            max_requests_jitter: s.max_requests_jitter,
+            pid_file: non_empty_path(&s.pid_file),
+            user: resolve_user(&s.user)?,
+            group: resolve_group(&s.group)?,
         };
         if server.max_request_line > server.max_header_bytes {
             return Err(invalid("server.max_request_line", "must not exceed server.max_header_bytes"));
@@ -366,7 +437,58 @@ impl RawConfig {
         let level = self.log.level.parse::<log::LevelFilter>().map_err(|_| {
             invalid("log.level", format!("`{}` is not one of off, error, warn, info, debug, trace", self.log.level))
         })?;
-        Ok(Config { server, listen, pools, log: LogConfig { level, access: self.log.access } })
+        let admin = if self.admin.address.is_empty() {
+            None
+        } else {
+            let a: SocketAddr = self.admin.address.parse().map_err(|_| {
+                invalid("admin.address", format!("`{}` is not an IP address and port", self.admin.address))
+            })?;
+            if a.port() != 0 && listen.iter().any(|l| l.address == a) {
+                return Err(invalid("admin.address", format!("{a} is also a [[listen]] address")));
+            }
+            Some(a)
+        };
+        let log = LogConfig {
+            level,
+            access: self.log.access,
+            error_log: non_empty_path(&self.log.error_log),
+            access_log: non_empty_path(&self.log.access_log),
+        };
+        Ok(Config { server, listen, pools, log, admin })
+    }
+}
+
+fn non_empty_path(s: &str) -> Option<PathBuf> {
+    (!s.is_empty()).then(|| absolute(Path::new(s)))
+}
+
+fn resolve_user(name: &str) -> Result<Option<(String, u32, u32)>, ConfigError> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let user = match name.parse::<u32>() {
+        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+        Err(_) => nix::unistd::User::from_name(name),
+    };
+    match user {
+        Ok(Some(u)) => Ok(Some((name.to_string(), u.uid.as_raw(), u.gid.as_raw()))),
+        Ok(None) => Err(invalid("server.user", format!("no such user `{name}`"))),
+        Err(e) => Err(invalid("server.user", format!("could not look up `{name}`: {e}"))),
+    }
+}
+
+fn resolve_group(name: &str) -> Result<Option<(String, u32)>, ConfigError> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let group = match name.parse::<u32>() {
+        Ok(gid) => nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)),
+        Err(_) => nix::unistd::Group::from_name(name),
+    };
+    match group {
+        Ok(Some(g)) => Ok(Some((name.to_string(), g.gid.as_raw()))),
+        Ok(None) => Err(invalid("server.group", format!("no such group `{name}`"))),
+        Err(e) => Err(invalid("server.group", format!("could not look up `{name}`: {e}"))),
     }
 }
 
@@ -481,6 +603,11 @@ impl Config {
                 max_request_line: s.max_request_line,
                 max_header_bytes: s.max_header_bytes,
                 max_headers: s.max_headers,
+                max_requests: s.max_requests,
+                max_requests_jitter: s.max_requests_jitter,
+                pid_file: s.pid_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                user: s.user.as_ref().map(|u| u.0.clone()).unwrap_or_default(),
+                group: s.group.as_ref().map(|g| g.0.clone()).unwrap_or_default(),
             },
             listen: self
                 .listen
@@ -508,7 +635,13 @@ impl Config {
                     )
                 })
                 .collect(),
-            log: RawLog { level: self.log.level.to_string().to_lowercase(), access: self.log.access },
+            log: RawLog {
+                level: self.log.level.to_string().to_lowercase(),
+                access: self.log.access,
+                error_log: self.log.error_log.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                access_log: self.log.access_log.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            },
+            admin: RawAdmin { address: self.admin.map(|a| a.to_string()).unwrap_or_default() },
         }
     }
 
@@ -578,12 +711,12 @@ mod tests {
     #[test]
     fn overrides_replace_workers_and_addresses() {
         let mut raw = RawConfig::load(&Source::Embedded).expect("parses");
-        raw.apply(&Overrides { workers: Some(5), bind: vec!["127.0.0.1:0".into()] }).expect("applies");
+        raw.apply(&Overrides { workers: Some(5), bind: vec!["127.0.0.1:0".into()], admin: None }).expect("applies");
         let c = raw.validate().expect("valid");
         assert_eq!(c.server.workers, 5);
         assert_eq!(c.listen[0].address.port(), 0);
         let mut raw = RawConfig::load(&Source::Embedded).expect("parses");
-        assert!(raw.apply(&Overrides { workers: None, bind: vec!["a".into(), "b".into()] }).is_err());
+        assert!(raw.apply(&Overrides { workers: None, bind: vec!["a".into(), "b".into()], admin: None }).is_err());
     }
 
     #[test]
@@ -620,11 +753,12 @@ mod example_tests {
     fn the_example_spells_out_every_key_with_its_default() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/aerie.toml");
         let text = std::fs::read_to_string(path).expect("read example");
-        let written: RawConfig = toml::from_str(&text).expect("parses");
+        let written: toml::Value = toml::from_str(&text).expect("parses");
         let effective = RawConfig::parse(defaults::EMBEDDED_CONFIG, &Source::Embedded)
             .and_then(|r| r.validate())
             .expect("valid")
             .to_raw();
-        assert_eq!(written, effective, "etc/aerie.toml must show every key of the effective default config");
+        let effective = toml::Value::try_from(&effective).expect("renders");
+        assert_eq!(written, effective, "etc/aerie.toml must spell out every key of the effective default config");
     }
 }

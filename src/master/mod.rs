@@ -1,38 +1,42 @@
-//! The master process: binds, forks, supervises, stops. It never serves a
-//! request and never starts a thread (fork copies only the calling thread).
+//! The master process: binds, forks, supervises, reloads, upgrades, stops.
+//! It never serves a request and never starts a thread (fork copies only
+//! the calling thread).
 //!
-//! Lifecycle:
+//! Phases, as the log and systemd see them:
 //!
 //! ```text
-//! bind listeners → install signal handlers → fork `workers` workers
-//!   → READY=1 → loop { wait for a signal (≤ 1 s) → handle it → reap → spawn missing }
-//!   TERM        → STOPPING=1, SIGTERM to workers, wait ≤ graceful_timeout, SIGKILL the rest
-//!   INT / QUIT  → STOPPING=1, SIGQUIT to workers, wait ≤ 1 s, SIGKILL the rest
+//! Starting ─(all workers of generation 1 ready)─► Running   READY=1
+//! Running ─HUP─► Reloading ─(new generation ready)─► Running   RELOADING=1 … READY=1
+//!                   └─(bad config / new workers cannot boot)─► Running (old generation kept)
+//! Running ─USR2─► exec of the binary (same pid) → Starting with the old workers retiring
+//! Running ─TERM─► Stopping (graceful) ─► exit 0      STOPPING=1
+//! Running ─INT/QUIT─► Stopping (fast) ─► exit 0
 //! ```
 //!
-//! A worker that dies is replaced. One that dies within [`QUICK_DEATH`] of
-//! starting is replaced after a delay that doubles each time (up to
-//! [`MAX_BACKOFF`]), so a crash loop cannot spin. A worker that exits with
-//! [`EXIT_BOOT_FAILURE`] could never start: the master stops with its reason
-//! instead of retrying.
+//! The run loop is gunicorn's: wait for a signal (at most a second), handle
+//! each as `handle_<signal>`, then reap children, kill hung ones, and
+//! converge on the wanted set of workers (`workers.rs`).
 
 mod reap;
+mod reload;
 mod signals;
+mod upgrade;
+mod workers;
 
-use crate::config::Config;
+use crate::config::{Config, Overrides, Source};
 use crate::error::{EXIT_BOOT_FAILURE, EXIT_FAILURE};
-use crate::listeners::Listener;
-use crate::sys::fork::{fork, Forked};
+use crate::listeners::{Listener, Role};
+use crate::scoreboard::Scoreboard;
 use nix::sys::signal::{kill, Signal as Sig};
 use nix::unistd::Pid;
-use reap::{reap_all, Exit};
 use signals::{Signal, Signals};
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use workers::{CrashLoop, Worker};
 
-/// A worker dying sooner than this after its start counts towards backoff.
-pub const QUICK_DEATH: Duration = Duration::from_secs(5);
-/// The longest delay before replacing a crashing worker.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub use upgrade::{inherited_from_env as upgrade_env, UPGRADE_GENERATION_ENV, UPGRADE_WORKERS_ENV};
+
 /// How long a fast stop waits before SIGKILL.
 const FAST_STOP: Duration = Duration::from_secs(1);
 
@@ -42,9 +46,15 @@ pub enum MasterError {
     /// Signal handlers could not be installed.
     #[error("could not install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The scoreboard could not be mapped.
+    #[error("could not create the scoreboard: {0}")]
+    Scoreboard(nix::Error),
     /// fork(2) failed.
     #[error("could not fork a worker: {0}")]
     Fork(nix::Error),
+    /// The pid file could not be written.
+    #[error("could not write the pid file {0}: {1}")]
+    PidFile(PathBuf, std::io::Error),
     /// Workers cannot boot.
     #[error("workers cannot start (see the error above); stopping instead of restarting them in a loop")]
     BootFailure,
@@ -60,77 +70,196 @@ impl MasterError {
     }
 }
 
-struct Slot {
-    pid: Option<Pid>,
-    started: Instant,
-    quick_deaths: u32,
-    respawn_at: Option<Instant>,
+/// How the master was started.
+pub struct Startup {
+    /// Where the config came from (re-read on HUP).
+    pub source: Source,
+    /// Command-line overrides (re-applied on HUP).
+    pub overrides: Overrides,
+    /// The validated config.
+    pub config: Config,
+    /// The listeners for it.
+    pub listeners: Vec<Listener>,
+    /// The binary to re-exec on USR2.
+    pub exe: PathBuf,
+    /// The arguments to re-exec it with.
+    pub args: Vec<OsString>,
+    /// Workers left by the previous image (USR2), with their generation.
+    pub inherited_workers: Vec<(Pid, u64)>,
+    /// The generation to start with.
+    pub generation: u64,
 }
 
 /// The master's state.
 pub struct Master {
+    source: Source,
+    overrides: Overrides,
     config: Config,
+    generation: u64,
     listeners: Vec<Listener>,
+    scoreboard: Scoreboard,
     signals: Signals,
-    slots: Vec<Slot>,
+    workers: Vec<Worker>,
+    target: usize,
+    reload: Option<reload::Pending>,
+    crashes: CrashLoop,
+    recycling: Option<Pid>,
+    exe: PathBuf,
+    args: Vec<OsString>,
     me: Pid,
+    ready_notified: bool,
 }
 
 impl Master {
-    /// Take over bound listeners and install the signal handlers.
-    pub fn new(config: Config, listeners: Vec<Listener>) -> Result<Master, MasterError> {
+    /// Take over bound listeners, map the scoreboard, install the handlers.
+    pub fn new(s: Startup) -> Result<Master, MasterError> {
+        let scoreboard = Scoreboard::create().map_err(MasterError::Scoreboard)?;
         let signals = Signals::install().map_err(MasterError::Signals)?;
-        Ok(Master { config, listeners, signals, slots: Vec::new(), me: nix::unistd::getpid() })
+        scoreboard.header().set_generation(s.generation);
+        scoreboard.header().set_target_workers(s.config.server.workers as u64);
+        let now = Instant::now();
+        let workers = s
+            .inherited_workers
+            .iter()
+            .map(|&(pid, generation)| Worker {
+                pid,
+                slot: None,
+                generation,
+                index: 0,
+                started: now,
+                retiring: None,
+                killed: false,
+            })
+            .collect();
+        Ok(Master {
+            target: s.config.server.workers,
+            source: s.source,
+            overrides: s.overrides,
+            config: s.config,
+            generation: s.generation,
+            listeners: s.listeners,
+            scoreboard,
+            signals,
+            workers,
+            reload: None,
+            crashes: CrashLoop::default(),
+            recycling: None,
+            exe: s.exe,
+            args: s.args,
+            me: nix::unistd::getpid(),
+            ready_notified: false,
+        })
+    }
+
+    fn addresses(&self) -> String {
+        let data: Vec<String> =
+            self.listeners.iter().filter(|l| l.role != Role::Admin).map(|l| l.local.to_string()).collect();
+        let mut s = format!("listening on {}", data.join(" "));
+        if let Some(a) = self.listeners.iter().find(|l| l.role == Role::Admin) {
+            s.push_str(&format!("; admin {}", a.local));
+        }
+        s
     }
 
     /// Run until stopped.
     pub fn run(mut self) -> Result<(), MasterError> {
         crate::sys::process::set_name("aerie: master");
-        let addrs: Vec<String> = self.listeners.iter().map(|l| l.local.to_string()).collect();
-        log::info!("listening on {}; starting {} workers", addrs.join(" "), self.config.server.workers);
-        let now = Instant::now();
-        for _ in 0..self.config.server.workers {
-            self.slots.push(Slot { pid: None, started: now, quick_deaths: 0, respawn_at: Some(now) });
-        }
-        self.manage_workers()?;
-        crate::notify::send(&format!(
-            "READY=1\nMAINPID={}\nSTATUS=listening on {}",
-            std::process::id(),
-            addrs.join(" ")
-        ));
+        self.write_pid_file()?;
+        log::info!("{}; generation {}, {} workers", self.addresses(), self.generation, self.target);
+        let result = self.main_loop();
+        self.remove_pid_file();
+        result
+    }
+
+    fn main_loop(&mut self) -> Result<(), MasterError> {
         loop {
-            let timeout = self.next_respawn().map_or(Duration::from_secs(1), |t| {
-                t.saturating_duration_since(Instant::now()).min(Duration::from_secs(1))
+            self.manage_workers()?;
+            let mut timeout = self.crashes.next_spawn().map_or(Duration::from_secs(1), |t| {
+                t.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(10), Duration::from_secs(1))
             });
+            if self.workers_starting() {
+                // Workers report readiness through the scoreboard, not a
+                // signal: look again soon.
+                timeout = timeout.min(Duration::from_millis(20));
+            }
             for s in self.signals.wait(timeout) {
                 match s {
                     Signal::Term => return self.handle_term(),
                     Signal::Int | Signal::Quit => return self.handle_quit(),
                     Signal::Hup => self.handle_hup(),
+                    Signal::Ttin => self.handle_ttin(),
+                    Signal::Ttou => self.handle_ttou(),
+                    Signal::Usr1 => self.handle_usr1(),
+                    Signal::Usr2 => self.handle_usr2(),
                     Signal::Chld => {}
                 }
             }
             self.reap_workers()?;
-            self.manage_workers()?;
+            self.murder_workers();
         }
     }
 
-    fn next_respawn(&self) -> Option<Instant> {
-        self.slots.iter().filter_map(|s| s.respawn_at).min()
+    fn workers_starting(&self) -> bool {
+        self.workers.iter().any(|w| {
+            w.retiring.is_none()
+                && w.slot.and_then(|i| self.scoreboard.slot(i)).is_some_and(|s| s.state() == crate::scoreboard::State::Starting)
+        })
     }
 
-    fn handle_hup(&mut self) {
-        log::warn!("SIGHUP: configuration reload is not implemented yet; ignoring (the server keeps running)");
+    fn handle_ttin(&mut self) {
+        if self.target >= crate::scoreboard::MAX_WORKERS {
+            log::warn!("SIGTTIN: already at the maximum of {} workers", self.target);
+            return;
+        }
+        self.target += 1;
+        self.scoreboard.header().set_target_workers(self.target as u64);
+        log::info!("SIGTTIN: {} workers wanted", self.target);
     }
 
-    fn handle_term(mut self) -> Result<(), MasterError> {
+    fn handle_ttou(&mut self) {
+        if self.target <= 1 {
+            log::warn!("SIGTTOU: keeping the last worker");
+            return;
+        }
+        self.target -= 1;
+        self.scoreboard.header().set_target_workers(self.target as u64);
+        log::info!("SIGTTOU: {} workers wanted", self.target);
+    }
+
+    fn handle_usr1(&mut self) {
+        match crate::log::reopen() {
+            Ok(()) => log::info!("SIGUSR1: log files reopened"),
+            Err(e) => log::error!("SIGUSR1: could not reopen the log files: {e}"),
+        }
+        self.chown_logs();
+        for w in &self.workers {
+            let _ = kill(w.pid, Sig::SIGUSR1);
+        }
+    }
+
+    /// Give the log files to the workers' user so they can reopen them.
+    fn chown_logs(&self) {
+        let Some((_, uid, gid)) = &self.config.server.user else { return };
+        let gid = self.config.server.group.as_ref().map_or(*gid, |g| g.1);
+        for p in [&self.config.log.error_log, &self.config.log.access_log].into_iter().flatten() {
+            if let Err(e) = nix::unistd::chown(
+                p.as_path(),
+                Some(nix::unistd::Uid::from_raw(*uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            ) {
+                log::warn!("could not hand {} to the workers' user: {e}", p.display());
+            }
+        }
+    }
+
+    fn handle_term(&mut self) -> Result<(), MasterError> {
         crate::notify::send("STOPPING=1");
         log::info!("SIGTERM: graceful stop (up to {:?})", self.config.server.graceful_timeout);
         self.stop(Sig::SIGTERM, self.config.server.graceful_timeout);
         Ok(())
     }
 
-    fn handle_quit(mut self) -> Result<(), MasterError> {
+    fn handle_quit(&mut self) -> Result<(), MasterError> {
         crate::notify::send("STOPPING=1");
         log::info!("fast stop");
         self.stop(Sig::SIGQUIT, FAST_STOP);
@@ -139,133 +268,48 @@ impl Master {
 
     /// Signal every worker, wait for them up to `grace`, then SIGKILL.
     fn stop(&mut self, signal: Sig, grace: Duration) {
-        for pid in self.slots.iter().filter_map(|s| s.pid) {
-            let _ = kill(pid, signal);
+        for w in &self.workers {
+            let _ = kill(w.pid, signal);
         }
         let deadline = Instant::now() + grace;
         let mut killed = false;
-        while self.slots.iter().any(|s| s.pid.is_some()) {
-            for (pid, exit) in reap_all() {
-                if let Some(slot) = self.slots.iter_mut().find(|s| s.pid == Some(pid)) {
-                    slot.pid = None;
+        while !self.workers.is_empty() {
+            for (pid, exit) in reap::reap_all() {
+                if let Some(i) = self.workers.iter().position(|w| w.pid == pid) {
+                    let w = self.workers.swap_remove(i);
+                    self.free_slot(&w);
                     log::info!("worker {pid} {}", exit.describe());
                 }
             }
-            if !self.slots.iter().any(|s| s.pid.is_some()) {
+            if self.workers.is_empty() {
                 break;
             }
             if Instant::now() >= deadline && !killed {
-                for pid in self.slots.iter().filter_map(|s| s.pid) {
-                    log::warn!("worker {pid} did not stop in time: SIGKILL");
-                    let _ = kill(pid, Sig::SIGKILL);
+                for w in &self.workers {
+                    log::warn!("worker {} did not stop in time: SIGKILL", w.pid);
+                    let _ = kill(w.pid, Sig::SIGKILL);
                 }
                 killed = true;
             }
-            let _ = self.signals.wait(Duration::from_millis(100));
+            let _ = self.signals.wait(Duration::from_millis(50));
         }
         log::info!("stopped");
     }
 
-    fn reap_workers(&mut self) -> Result<(), MasterError> {
-        let now = Instant::now();
-        let mut boot_failure = false;
-        for (pid, exit) in reap_all() {
-            let Some(slot) = self.slots.iter_mut().find(|s| s.pid == Some(pid)) else {
-                log::debug!("reaped unknown child {pid}: {}", exit.describe());
-                continue;
-            };
-            slot.pid = None;
-            if exit == Exit::Code(EXIT_BOOT_FAILURE) {
-                log::error!("worker {pid} {}", exit.describe());
-                boot_failure = true;
-                continue;
-            }
-            let lived = now.saturating_duration_since(slot.started);
-            if lived < QUICK_DEATH {
-                slot.quick_deaths += 1;
-            } else {
-                slot.quick_deaths = 0;
-            }
-            let delay = backoff(slot.quick_deaths);
-            if delay.is_zero() {
-                log::warn!("worker {pid} {} after {:.1}s; replacing it", exit.describe(), lived.as_secs_f64());
-            } else {
-                log::warn!(
-                    "worker {pid} {} after {:.1}s ({} quick deaths in a row); replacing it in {:.1}s",
-                    exit.describe(),
-                    lived.as_secs_f64(),
-                    slot.quick_deaths,
-                    delay.as_secs_f64()
-                );
-            }
-            slot.respawn_at = Some(now + delay);
-        }
-        if boot_failure {
-            self.stop(Sig::SIGTERM, self.config.server.graceful_timeout);
-            return Err(MasterError::BootFailure);
-        }
+    fn write_pid_file(&self) -> Result<(), MasterError> {
+        let Some(path) = &self.config.server.pid_file else { return Ok(()) };
+        let tmp = path.with_extension("pid.tmp");
+        let err = |e| MasterError::PidFile(path.clone(), e);
+        std::fs::write(&tmp, format!("{}\n", self.me)).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)?;
         Ok(())
     }
 
-    fn manage_workers(&mut self) -> Result<(), MasterError> {
-        let now = Instant::now();
-        for index in 0..self.slots.len() {
-            let due = self.slots.get(index).is_some_and(|s| s.pid.is_none() && s.respawn_at.is_some_and(|t| t <= now));
-            if due {
-                self.spawn(index)?;
-            }
+    fn remove_pid_file(&self) {
+        let Some(path) = &self.config.server.pid_file else { return };
+        // Only our own: a new master may already have written its pid.
+        if std::fs::read_to_string(path).is_ok_and(|s| s.trim() == self.me.to_string()) {
+            let _ = std::fs::remove_file(path);
         }
-        Ok(())
-    }
-
-    /// Fork worker `index`. The child never returns from here.
-    fn spawn(&mut self, index: usize) -> Result<(), MasterError> {
-        match fork().map_err(MasterError::Fork)? {
-            Forked::Child => {
-                let (master_signals, close) = self.signals.take_for_child();
-                crate::worker::run(crate::worker::WorkerArgs {
-                    index,
-                    config: &self.config,
-                    listeners: &self.listeners,
-                    close,
-                    master_signals,
-                    master: self.me,
-                })
-            }
-            Forked::Parent { pid } => {
-                if let Some(slot) = self.slots.get_mut(index) {
-                    slot.pid = Some(pid);
-                    slot.started = Instant::now();
-                    slot.respawn_at = None;
-                }
-                log::info!("started worker {index} (pid {pid})");
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Delay before replacing a worker after `n` quick deaths in a row: none for
-/// the first, then 0.5 s doubling up to [`MAX_BACKOFF`].
-pub fn backoff(n: u32) -> Duration {
-    if n <= 1 {
-        return Duration::ZERO;
-    }
-    let ms = 500u64.saturating_mul(1u64 << (n - 2).min(16));
-    Duration::from_millis(ms).min(MAX_BACKOFF)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backoff;
-    use std::time::Duration;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(0), Duration::ZERO);
-        assert_eq!(backoff(1), Duration::ZERO);
-        assert_eq!(backoff(2), Duration::from_millis(500));
-        assert_eq!(backoff(3), Duration::from_secs(1));
-        assert_eq!(backoff(40), super::MAX_BACKOFF);
     }
 }

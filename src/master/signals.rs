@@ -26,10 +26,30 @@ pub enum Signal {
     Quit,
     /// A child changed state.
     Chld,
+    /// One worker more.
+    Ttin,
+    /// One worker fewer.
+    Ttou,
+    /// Reopen log files.
+    Usr1,
+    /// Upgrade the binary in place.
+    Usr2,
 }
 
 impl Signal {
-    const ALL: [Signal; 5] = [Signal::Hup, Signal::Term, Signal::Int, Signal::Quit, Signal::Chld];
+    // Order matters when several arrive together: stops first, then the
+    // rest in a fixed order.
+    const ALL: [Signal; 9] = [
+        Signal::Term,
+        Signal::Int,
+        Signal::Quit,
+        Signal::Chld,
+        Signal::Usr1,
+        Signal::Hup,
+        Signal::Usr2,
+        Signal::Ttin,
+        Signal::Ttou,
+    ];
 
     fn number(self) -> i32 {
         match self {
@@ -38,6 +58,10 @@ impl Signal {
             Signal::Int => sig::SIGINT,
             Signal::Quit => sig::SIGQUIT,
             Signal::Chld => sig::SIGCHLD,
+            Signal::Ttin => sig::SIGTTIN,
+            Signal::Ttou => sig::SIGTTOU,
+            Signal::Usr1 => sig::SIGUSR1,
+            Signal::Usr2 => sig::SIGUSR2,
         }
     }
 }

@@ -9,5 +9,7 @@
 //!   does not depend on the caller.
 #![allow(unsafe_code)]
 
+pub mod fd;
 pub mod fork;
 pub mod process;
+pub mod shm;

@@ -86,6 +86,8 @@ pub struct Cx<'a> {
     pub scratch: &'a mut [u8],
     /// Whether the worker is shutting down (no keep-alive).
     pub draining: bool,
+    /// This worker's scoreboard slot (request counters).
+    pub slot: crate::scoreboard::Slot,
 }
 
 /// The connection must be closed now.
@@ -368,6 +370,7 @@ impl Conn {
             e
         );
         self.rbuf = Vec::new();
+        cx.slot.add_requests(1);
         self.phase = Phase::Closing { linger: true, shut: false, since: cx.now };
     }
 
@@ -624,6 +627,9 @@ impl Conn {
         let Phase::Busy(ex) = std::mem::replace(&mut self.phase, Phase::Idle) else { return Ok(()) };
         self.served += 1;
         let bytes_in = ex.body.as_ref().map_or(0, |b| b.received);
+        cx.slot.add_requests(1);
+        cx.slot.add_bytes_in(bytes_in);
+        cx.slot.add_bytes_out(ex.bytes_out);
         let body_clean = ex.body.as_ref().is_none_or(|b| b.decoder.is_done());
         let wait = ex.queue_wait.map_or_else(|| "-".to_string(), |w| format!("{:.3}", w.as_secs_f64() * 1e3));
         log::info!(

@@ -4,7 +4,9 @@
 
 use crate::config::{Config, ListenConfig};
 use crate::registry::{build_pipeline, Pipeline};
+use crate::scoreboard::Scoreboard;
 use aerie_api::{BuildError, Method};
+use std::sync::Arc;
 
 /// A listener's routing table and per-listener limits.
 pub struct ListenerInfo {
@@ -30,6 +32,16 @@ impl ListenerInfo {
             max_body_size: l.max_body_size,
             length_required: l.length_required.iter().map(|m| Method::from_token(m)).collect(),
         })
+    }
+
+    /// The admin listener: status and metrics, nothing else.
+    pub fn admin(scoreboard: Scoreboard) -> ListenerInfo {
+        ListenerInfo {
+            default: Pipeline { processor: Arc::new(crate::admin::Admin::new(scoreboard)), terminal: "admin" },
+            routes: Vec::new(),
+            max_body_size: 0,
+            length_required: Vec::new(),
+        }
     }
 
     /// The pipeline for a raw path.

@@ -20,6 +20,7 @@ use super::dispatch::ListenerInfo;
 use super::pool::Pools;
 use super::timer::Timers;
 use crate::http::date::http_date;
+use crate::scoreboard::{Slot, State};
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -48,6 +49,8 @@ pub struct SignalFlags {
     pub term: Arc<AtomicBool>,
     /// SIGINT or SIGQUIT: stop now.
     pub quit: Arc<AtomicBool>,
+    /// SIGUSR1: reopen log files.
+    pub reopen: Arc<AtomicBool>,
 }
 
 struct ListenerSlot {
@@ -79,6 +82,8 @@ pub struct EventLoop {
     date: [u8; 29],
     master: nix::unistd::Pid,
     last_parent_check: Instant,
+    slot: Slot,
+    max_requests: Option<u64>,
 }
 
 /// What the loop needs to start.
@@ -97,6 +102,10 @@ pub struct LoopParts {
     pub flags: SignalFlags,
     /// The master's pid (our expected parent).
     pub master: nix::unistd::Pid,
+    /// This worker's scoreboard slot.
+    pub slot: Slot,
+    /// Ask to be replaced after this many requests.
+    pub max_requests: Option<u64>,
 }
 
 impl EventLoop {
@@ -137,6 +146,8 @@ impl EventLoop {
             date: http_date(0),
             master: parts.master,
             last_parent_check: now,
+            slot: parts.slot,
+            max_requests: parts.max_requests,
         })
     }
 
@@ -145,13 +156,29 @@ impl EventLoop {
         if secs != self.date_secs {
             self.date_secs = secs;
             self.date = http_date(secs);
+            self.tick();
         }
         Instant::now()
+    }
+
+    /// Once a second: heartbeat and figures for the scoreboard.
+    fn tick(&mut self) {
+        self.slot.beat();
+        self.slot.set_connections(self.conns.len() as u64);
+        self.pools.report(&self.slot);
+        if let Some(limit) = self.max_requests {
+            if self.slot.recycle() == 0 && self.slot.requests() >= limit {
+                log::info!("served {} requests (max_requests {limit}): asking to be replaced", self.slot.requests());
+                self.slot.set_recycle(1);
+            }
+        }
     }
 
     /// Run until stopped; returns the process exit code.
     pub fn run(mut self) -> i32 {
         let mut events = Events::with_capacity(1024);
+        self.tick();
+        self.slot.set_state(State::Ready);
         loop {
             let now = self.refresh_clock();
             let timeout = if self.listeners.iter().any(|l| l.more && l.sock.is_some()) && !self.accept_paused {
@@ -199,6 +226,12 @@ impl EventLoop {
             if self.flags.term.load(Ordering::Relaxed) && !self.draining {
                 self.start_draining(now);
             }
+            if self.flags.reopen.swap(false, Ordering::Relaxed) {
+                match crate::log::reopen() {
+                    Ok(()) => log::info!("log files reopened"),
+                    Err(e) => log::error!("could not reopen the log files: {e}"),
+                }
+            }
             if !self.draining && !self.accept_paused {
                 self.accept_all(now);
             }
@@ -230,6 +263,7 @@ impl EventLoop {
 
     fn start_draining(&mut self, now: Instant) {
         self.draining = true;
+        self.slot.set_state(State::Draining);
         log::info!("graceful stop: no longer accepting; {} connections open", self.conns.len());
         for l in &mut self.listeners {
             if let Some(mut s) = l.sock.take() {
@@ -316,6 +350,7 @@ impl EventLoop {
             return;
         }
         entry.insert(Conn::new(id, stream, peer, local, listener, now));
+        self.slot.add_accepted(1);
         self.with_conn(key, now, |c, cx| c.drive(cx));
     }
 
@@ -335,6 +370,7 @@ impl EventLoop {
             date: &self.date,
             scratch: &mut self.scratch,
             draining: self.draining,
+            slot: self.slot,
         };
         match f(conn, &mut cx) {
             Ok(()) => {

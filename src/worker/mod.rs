@@ -21,7 +21,7 @@ pub mod timer;
 
 use crate::config::Config;
 use crate::error::{EXIT_BOOT_FAILURE, EXIT_FAILURE};
-use crate::listeners::Listener;
+use crate::listeners::{Listener, Role};
 use dispatch::ListenerInfo;
 use event_loop::{EventLoop, LoopParts, SignalFlags};
 use nix::sys::signal::Signal;
@@ -29,8 +29,14 @@ use std::os::fd::OwnedFd;
 
 /// What the master hands a new worker.
 pub struct WorkerArgs<'a> {
-    /// This worker's slot index (for log lines).
+    /// This worker's index in its generation (for log lines).
     pub index: usize,
+    /// Its scoreboard slot.
+    pub slot: usize,
+    /// Its config generation.
+    pub generation: u64,
+    /// The shared scoreboard.
+    pub scoreboard: crate::scoreboard::Scoreboard,
     /// The validated configuration.
     pub config: &'a Config,
     /// The bound listeners, in config order.
@@ -56,15 +62,23 @@ pub fn run(args: WorkerArgs<'_>) -> ! {
 }
 
 fn boot(args: WorkerArgs<'_>) -> Result<EventLoop, (i32, String)> {
-    let WorkerArgs { index, config, listeners, close, master_signals, master } = args;
+    let WorkerArgs { index, slot, generation, scoreboard, config, listeners, close, master_signals, master } = args;
     crate::log::set_worker(index);
-    let (signal_rx, flags) = after_fork(close, master_signals).map_err(|e| (EXIT_FAILURE, e))?;
+    let slot = scoreboard.slot(slot).ok_or((EXIT_FAILURE, format!("no scoreboard slot {slot}")))?;
+    slot.set_pid(u64::from(std::process::id()));
+    let (signal_rx, flags) = after_fork(close, master_signals, config).map_err(|e| (EXIT_FAILURE, e))?;
     if nix::unistd::getppid() != master {
         return Err((EXIT_FAILURE, "the master exited while this worker was starting".into()));
     }
     let mut parts = Vec::with_capacity(listeners.len());
-    for (l, cfg) in listeners.iter().zip(&config.listen) {
-        let info = ListenerInfo::build(config, cfg).map_err(|e| (EXIT_BOOT_FAILURE, e.to_string()))?;
+    for l in listeners {
+        let info = match l.role {
+            Role::Admin => ListenerInfo::admin(scoreboard),
+            Role::Data(i) => {
+                let cfg = config.listen.get(i).ok_or((EXIT_FAILURE, format!("no [[listen]] number {i}")))?;
+                ListenerInfo::build(config, cfg).map_err(|e| (EXIT_BOOT_FAILURE, e.to_string()))?
+            }
+        };
         let sock =
             l.socket.try_clone().map_err(|e| (EXIT_FAILURE, format!("could not use listener {}: {e}", l.local)))?;
         parts.push((mio::net::TcpListener::from_std(sock), info));
@@ -89,22 +103,58 @@ fn boot(args: WorkerArgs<'_>) -> Result<EventLoop, (i32, String)> {
         signal_rx,
         flags,
         master,
+        slot,
+        max_requests: max_requests(config),
     })
     .map_err(|e| (EXIT_FAILURE, format!("could not set up the event loop: {e}")))?;
-    log::info!("worker started");
+    log::info!("worker started (generation {generation})");
     Ok(event_loop)
+}
+
+/// This worker's request limit: `max_requests` plus a jitter drawn from
+/// the pid and the clock (no randomness crate needed for spreading).
+fn max_requests(config: &Config) -> Option<u64> {
+    let base = config.server.max_requests;
+    if base == 0 {
+        return None;
+    }
+    let jitter = config.server.max_requests_jitter;
+    let seed = u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ crate::scoreboard::unix_ms();
+    Some(base + if jitter == 0 { 0 } else { seed % (jitter + 1) })
+}
+
+/// Drop to the configured group and user (only ever downwards: the
+/// master keeps its identity so it can bind new listeners on reload).
+fn drop_privileges(config: &Config) -> Result<(), String> {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    let user = config.server.user.as_ref();
+    let gid = config.server.group.as_ref().map(|g| g.1).or(user.map(|u| u.2));
+    if let Some(gid) = gid {
+        setgroups(&[]).map_err(|e| format!("could not drop supplementary groups: {e}"))?;
+        setgid(Gid::from_raw(gid)).map_err(|e| format!("could not switch to group {gid}: {e}"))?;
+    }
+    if let Some((name, uid, _)) = user {
+        setuid(Uid::from_raw(*uid)).map_err(|e| format!("could not switch to user {name}: {e}"))?;
+        if nix::unistd::geteuid().is_root() && *uid != 0 {
+            return Err(format!("still root after switching to {name}"));
+        }
+    }
+    Ok(())
 }
 
 /// Post-fork hygiene, in one place.
 fn after_fork(
     close: Vec<OwnedFd>,
     master_signals: Vec<signal_hook::SigId>,
+    config: &Config,
 ) -> Result<(mio::net::UnixStream, SignalFlags), String> {
     for id in master_signals {
         signal_hook::low_level::unregister(id);
     }
     drop(close);
     crate::sys::process::set_name("aerie: worker");
+    // Credentials first: changing them clears the parent-death signal.
+    drop_privileges(config)?;
     crate::sys::process::set_parent_death_signal(Signal::SIGTERM)
         .map_err(|e| format!("could not set the parent-death signal: {e}"))?;
     let (rx, tx) =
@@ -121,5 +171,6 @@ fn after_fork(
     reg(signal_hook::consts::SIGTERM, &flags.term)?;
     reg(signal_hook::consts::SIGINT, &flags.quit)?;
     reg(signal_hook::consts::SIGQUIT, &flags.quit)?;
+    reg(signal_hook::consts::SIGUSR1, &flags.reopen)?;
     Ok((mio::net::UnixStream::from_std(rx), flags))
 }

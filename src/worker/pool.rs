@@ -18,6 +18,8 @@ use aerie_api::{Body, QueueKey, Request, Response, SharedProcessor, Status};
 use crossbeam_channel::{Sender, TrySendError};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Queue keys per worker beyond which new keys are refused (503): a client
@@ -43,6 +45,17 @@ pub struct Job {
 
 struct Queue {
     tx: Sender<Job>,
+    stats: Arc<QueueStats>,
+    threads: usize,
+    capacity: usize,
+    shed_full: u64,
+}
+
+/// Figures pool threads update while they run jobs.
+#[derive(Default)]
+struct QueueStats {
+    active: AtomicU64,
+    completed: AtomicU64,
 }
 
 /// Why a job was not queued (the job is dropped: the loop answers 503).
@@ -80,19 +93,37 @@ impl Pools {
                 Err(e) => return Err(Refused::NoQueue(e)),
             }
         }
-        let Some(q) = self.queues.get(&id) else {
+        let Some(q) = self.queues.get_mut(&id) else {
             return Err(Refused::NoQueue("queue vanished".into()));
         };
         match q.tx.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Refused::Full),
+            Err(TrySendError::Full(_)) => {
+                q.shed_full += 1;
+                Err(Refused::Full)
+            }
             Err(TrySendError::Disconnected(_)) => Err(Refused::NoQueue("queue threads are gone".into())),
         }
     }
 
-    /// Depth of every queue, for status output.
-    pub fn depths(&self) -> Vec<(&'static str, &QueueKey, usize)> {
-        self.queues.iter().map(|((p, k), q)| (*p, k, q.tx.len())).collect()
+    /// Write every queue's figures into the worker's scoreboard slot (the
+    /// busiest first when there are more queues than cells).
+    pub fn report(&self, slot: &crate::scoreboard::Slot) {
+        let mut all: Vec<(&(&'static str, QueueKey), &Queue)> = self.queues.iter().collect();
+        all.sort_by_key(|(id, q)| (std::cmp::Reverse(q.tx.len()), id.0, id.1.clone()));
+        let mut n = 0;
+        for (i, ((processor, key), q)) in all.into_iter().enumerate() {
+            let Some(cell) = slot.queue(i) else { break };
+            cell.set_name(&format!("{processor}:{key}"));
+            cell.set_depth(q.tx.len() as u64);
+            cell.set_active(q.stats.active.load(Ordering::Relaxed));
+            cell.set_completed(q.stats.completed.load(Ordering::Relaxed));
+            cell.set_threads(q.threads as u64);
+            cell.set_capacity(q.capacity as u64);
+            cell.set_shed_full(q.shed_full);
+            n += 1;
+        }
+        slot.set_queue_count(n as u64);
     }
 
     fn start_queue(&self, processor: &'static str, key: &QueueKey) -> Result<Queue, String> {
@@ -101,16 +132,21 @@ impl Pools {
             queue_per_device: crate::config::defaults::QUEUE_PER_DEVICE,
         });
         let (tx, rx) = crossbeam_channel::bounded::<Job>(cfg.queue_per_device);
+        let stats = Arc::new(QueueStats::default());
         for i in 0..cfg.threads_per_device {
             let rx = rx.clone();
             let notifier = self.notifier.clone();
+            let stats = stats.clone();
             let name = format!("{processor}:{key}:{i}");
             std::thread::Builder::new()
                 .name(name.clone())
                 .stack_size(POOL_STACK)
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
+                        stats.active.fetch_add(1, Ordering::Relaxed);
                         run_job(job, &notifier);
+                        stats.active.fetch_sub(1, Ordering::Relaxed);
+                        stats.completed.fetch_add(1, Ordering::Relaxed);
                     }
                 })
                 .map_err(|e| format!("could not start pool thread {name}: {e}"))?;
@@ -120,7 +156,7 @@ impl Pools {
             cfg.threads_per_device,
             cfg.queue_per_device
         );
-        Ok(Queue { tx })
+        Ok(Queue { tx, stats, threads: cfg.threads_per_device, capacity: cfg.queue_per_device, shed_full: 0 })
     }
 }
 

@@ -52,6 +52,7 @@ pub struct Server {
     child: Option<Child>,
     pub dir: TempDir,
     pub addrs: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
     pub config: PathBuf,
     notify: UnixDatagram,
 }
@@ -93,12 +94,14 @@ impl Server {
             .stderr(log)
             .process_group(0);
         let child = cmd.spawn().expect("spawn aerie");
-        let mut s = Server { child: Some(child), dir, addrs: Vec::new(), config: cfg, notify };
-        s.addrs = s.wait_ready();
+        let mut s = Server { child: Some(child), dir, addrs: Vec::new(), admin: None, config: cfg, notify };
+        let (addrs, admin) = s.wait_ready();
+        s.addrs = addrs;
+        s.admin = admin;
         s
     }
 
-    fn wait_ready(&mut self) -> Vec<SocketAddr> {
+    fn wait_ready(&mut self) -> (Vec<SocketAddr>, Option<SocketAddr>) {
         let mut buf = [0u8; 4096];
         loop {
             let n = match self.notify.recv(&mut buf) {
@@ -107,10 +110,46 @@ impl Server {
             };
             let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
             if msg.lines().any(|l| l == "READY=1") {
-                let status = msg.lines().find_map(|l| l.strip_prefix("STATUS=listening on ")).expect("status line");
-                return status.split(' ').map(|a| a.parse().expect("address")).collect();
+                if let Some(status) = msg.lines().find_map(|l| l.strip_prefix("STATUS=listening on ")) {
+                    return parse_status(status);
+                }
             }
         }
+    }
+
+    /// Wait for a notification containing `needle` (e.g. "READY=1").
+    pub fn wait_notification(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(m) = self.next_notification(deadline.saturating_duration_since(Instant::now())) {
+                if m.contains(needle) {
+                    return Some(m);
+                }
+            }
+        }
+        None
+    }
+
+    /// GET a path on the admin listener.
+    pub fn admin_get(&self, path: &str) -> Response {
+        get(self.admin.expect("admin listener"), path)
+    }
+
+    /// The status document.
+    pub fn status(&self) -> serde_json::Value {
+        self.admin_get("/status").json()
+    }
+
+    /// Wait until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// The next notification message (e.g. STOPPING=1), if any arrives in time.
@@ -179,6 +218,14 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+fn parse_status(status: &str) -> (Vec<SocketAddr>, Option<SocketAddr>) {
+    let (data, admin) = match status.split_once("; admin ") {
+        Some((d, a)) => (d, Some(a.trim().parse().expect("admin address"))),
+        None => (status, None),
+    };
+    (data.split(' ').filter(|a| !a.is_empty()).map(|a| a.parse().expect("address")).collect(), admin)
 }
 
 /// Live children of a process.
@@ -346,7 +393,7 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 /// with extra `[server]` keys, extra `[[listen]]` keys and extra sections.
 pub fn config(server: &str, listen: &str, extra: &str) -> String {
     format!(
-        "[server]\n{server}\n\n[[listen]]\naddress = \"127.0.0.1:0\"\npipeline = [\"healthcheck\", \"hello\"]\n{listen}\n\n[[listen.route]]\nprefix = \"/echo\"\npipeline = [\"echo\"]\n\n{extra}\n"
+        "[server]\n{server}\n\n[admin]\naddress = \"127.0.0.1:0\"\n\n[[listen]]\naddress = \"127.0.0.1:0\"\npipeline = [\"healthcheck\", \"hello\"]\n{listen}\n\n[[listen.route]]\nprefix = \"/echo\"\npipeline = [\"echo\"]\n\n{extra}\n"
     )
 }
 
