@@ -102,7 +102,8 @@ impl Admin {
         }
         let now = monotonic_ms();
         let slots: Vec<(usize, Slot)> = self.live().collect();
-        let label = |s: &Slot| format!("worker=\"{}\",pid=\"{}\",generation=\"{}\"", s.index(), s.pid(), s.generation());
+        let label =
+            |s: &Slot| format!("worker=\"{}\",pid=\"{}\",generation=\"{}\"", s.index(), s.pid(), s.generation());
         family(&mut out, "aerie_worker_info", "gauge", "One series per worker process; the value is 1.");
         for (_, s) in &slots {
             let _ = writeln!(out, "aerie_worker_info{{{},state=\"{}\"}} 1", label(s), s.state().name());
@@ -179,7 +180,9 @@ impl Processor for Admin {
             b"/healthcheck" => (Status::OK, "text/plain", "OK".to_string()),
             _ => (Status::NOT_FOUND, "text/plain", "not found: try /status or /metrics\n".to_string()),
         };
-        Response::new(status).with_header("Content-Type", ctype.as_bytes()).with_body(Body::Bytes(body.into_bytes().into()))
+        Response::new(status)
+            .with_header("Content-Type", ctype.as_bytes())
+            .with_body(Body::Bytes(body.into_bytes().into()))
     }
 
     fn allowed_methods(&self) -> Option<&[Method]> {

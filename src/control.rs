@@ -50,9 +50,8 @@ fn master_pid(config: &Config) -> Result<Pid, Error> {
         let pid: i32 = text.trim().parse().map_err(|_| fail(format!("{} does not hold a pid", path.display())))?;
         return Ok(Pid::from_raw(pid));
     }
-    let v = status_json(config).ok_or_else(|| {
-        fail("cannot find the server: set server.pid_file, or an admin.address with a fixed port")
-    })?;
+    let v = status_json(config)
+        .ok_or_else(|| fail("cannot find the server: set server.pid_file, or an admin.address with a fixed port"))?;
     v["master"]["pid"].as_i64().map(|p| Pid::from_raw(p as i32)).ok_or_else(|| fail("status has no master pid"))
 }
 
@@ -100,7 +99,7 @@ pub fn stop(source: &Source, overrides: &Overrides) -> Result<(), Error> {
     kill(pid, Signal::SIGTERM).map_err(|e| fail(format!("cannot signal the master (pid {pid}): {e}")))?;
     let deadline = Instant::now() + config.server.graceful_timeout + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if kill(pid, None).is_err() {
+        if !crate::sys::process::is_running(pid.as_raw()) {
             println!("stopped");
             return Ok(());
         }

@@ -9,8 +9,8 @@
 //! Module boundaries: `master` and `worker` never reach into each other;
 //! they share `config`, `listeners` and `sys`. Only `sys` may use `unsafe`.
 
-pub mod cli;
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod error;

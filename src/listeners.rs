@@ -105,7 +105,8 @@ impl Inherited {
             }
             std::env::remove_var(UPGRADE_FDS_ENV);
         }
-        let pid_matches = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+        let pid_matches =
+            std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
         if pid_matches {
             let n: i32 = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
             for raw in 3..3 + n.clamp(0, 1024) {

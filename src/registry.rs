@@ -49,6 +49,12 @@ static ENTRIES: &[Entry] = &[
         build: Build::Processor(|_| Ok(Arc::new(aerie_builtin::Echo::default()))),
     },
     Entry {
+        name: "fault",
+        kind: Kind::Pooled,
+        summary: "fault injection for tests: /sleep?ms=N, /panic, /abort",
+        build: Build::Processor(|_| Ok(Arc::new(aerie_builtin::Fault::new()))),
+    },
+    Entry {
         name: "healthcheck",
         kind: Kind::Middleware,
         summary: "GET /healthcheck answers 200 OK; everything else passes through",
@@ -76,6 +82,27 @@ pub struct Pipeline {
     pub terminal: &'static str,
 }
 
+/// Run a constructor, turning an error or a panic into a `BuildError` that
+/// names the processor (a worker that cannot build its pipelines exits with
+/// the boot-failure code instead of crashing in a restart loop).
+fn guarded<F>(name: &str, f: F) -> Result<SharedProcessor, BuildError>
+where
+    F: FnOnce() -> Result<SharedProcessor, BuildError>,
+{
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(BuildError(format!("{name}: {e}"))),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            Err(BuildError(format!("{name} panicked while starting: {msg}")))
+        }
+    }
+}
+
 /// Build a pipeline from validated names (outermost first). Runs in the
 /// worker, after fork.
 pub fn build_pipeline(config: &Config, names: &[String]) -> Result<Pipeline, BuildError> {
@@ -84,13 +111,14 @@ pub fn build_pipeline(config: &Config, names: &[String]) -> Result<Pipeline, Bui
     let Build::Processor(make) = &entry.build else {
         return Err(BuildError(format!("`{last}` is middleware, not a processor")));
     };
-    let mut processor = make(config).map_err(|e| BuildError(format!("{last}: {e}")))?;
+    let mut processor = guarded(last, || make(config))?;
     for name in middleware.iter().rev() {
         let e = lookup(name).ok_or_else(|| BuildError(format!("unknown middleware `{name}`")))?;
         let Build::Middleware(wrap) = &e.build else {
             return Err(BuildError(format!("`{name}` is a processor, not middleware")));
         };
-        processor = wrap(config, processor).map_err(|err| BuildError(format!("{name}: {err}")))?;
+        let inner = processor.clone();
+        processor = guarded(name, move || wrap(config, inner))?;
     }
     Ok(Pipeline { processor, terminal: entry.name })
 }

@@ -5,3 +5,4 @@ mod util;
 mod http_conformance;
 mod lifecycle;
 mod parser_corpus;
+mod supervision;

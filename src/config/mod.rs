@@ -628,6 +628,7 @@ impl Config {
             processors: self
                 .pools
                 .iter()
+                .filter(|(name, _)| self.uses(name))
                 .map(|(k, p)| {
                     (
                         k.clone(),
@@ -643,6 +644,13 @@ impl Config {
             },
             admin: RawAdmin { address: self.admin.map(|a| a.to_string()).unwrap_or_default() },
         }
+    }
+
+    /// Whether any pipeline names this processor.
+    pub fn uses(&self, name: &str) -> bool {
+        self.listen.iter().any(|l| {
+            l.pipeline.iter().any(|p| p == name) || l.routes.iter().any(|r| r.pipeline.iter().any(|p| p == name))
+        })
     }
 
     /// The effective configuration as TOML.

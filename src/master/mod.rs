@@ -202,7 +202,9 @@ impl Master {
     fn workers_starting(&self) -> bool {
         self.workers.iter().any(|w| {
             w.retiring.is_none()
-                && w.slot.and_then(|i| self.scoreboard.slot(i)).is_some_and(|s| s.state() == crate::scoreboard::State::Starting)
+                && w.slot
+                    .and_then(|i| self.scoreboard.slot(i))
+                    .is_some_and(|s| s.state() == crate::scoreboard::State::Starting)
         })
     }
 

@@ -126,7 +126,8 @@ pub fn inherited_from_env() -> (Vec<(nix::unistd::Pid, u64)>, u64) {
             Some((nix::unistd::Pid::from_raw(pid.parse().ok()?), generation.parse().ok()?))
         })
         .collect();
-    let generation = std::env::var(UPGRADE_GENERATION_ENV).ok().and_then(|g| g.parse::<u64>().ok()).map_or(1, |g| g + 1);
+    let generation =
+        std::env::var(UPGRADE_GENERATION_ENV).ok().and_then(|g| g.parse::<u64>().ok()).map_or(1, |g| g + 1);
     std::env::remove_var(UPGRADE_WORKERS_ENV);
     std::env::remove_var(UPGRADE_GENERATION_ENV);
     (workers, generation)

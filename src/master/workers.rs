@@ -198,7 +198,11 @@ impl Master {
                 continue;
             }
             self.scoreboard.header().add_worker_crashes(1);
-            log::warn!("worker {pid} (generation {}) {} after {lived:.1}s; replacing it", w.generation, exit.describe());
+            log::warn!(
+                "worker {pid} (generation {}) {} after {lived:.1}s; replacing it",
+                w.generation,
+                exit.describe()
+            );
             if let Some(line) = self.crashes.record(now) {
                 log::error!("{line}");
             }
@@ -291,10 +295,8 @@ impl Master {
             }
             return Ok(());
         }
-        let all_ready = wanted
-            .iter()
-            .filter_map(|&i| self.workers.get(i))
-            .all(|w| self.slot_state(w) == Some(State::Ready));
+        let all_ready =
+            wanted.iter().filter_map(|&i| self.workers.get(i)).all(|w| self.slot_state(w) == Some(State::Ready));
         if !all_ready {
             return Ok(());
         }

@@ -12,9 +12,7 @@ pub fn shared_words(words: usize) -> nix::Result<&'static [AtomicU64]> {
     let len = NonZeroUsize::new(bytes).ok_or(nix::Error::EINVAL)?;
     // SAFETY: an anonymous mapping at a kernel-chosen address cannot alias
     // any existing Rust allocation; the kernel zero-fills it.
-    let ptr = unsafe {
-        mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED)
-    }?;
+    let ptr = unsafe { mmap_anonymous(None, len, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED) }?;
     // SAFETY: the mapping is `bytes` long, page-aligned (enough for
     // AtomicU64), zero-filled (a valid AtomicU64), and never unmapped, so
     // the slice is valid for 'static. Other processes touch it only through

@@ -197,12 +197,6 @@ impl Conn {
         }
     }
 
-    /// Whether the connection is between requests with nothing buffered
-    /// (safe to close when draining).
-    pub fn is_idle(&self) -> bool {
-        matches!(self.phase, Phase::Idle) && self.rbuf.is_empty()
-    }
-
     /// Make as much progress as possible. `Err(Close)` means drop it.
     pub fn drive(&mut self, cx: &mut Cx<'_>) -> Result<(), Close> {
         loop {
@@ -333,15 +327,21 @@ impl Conn {
                 }
             }
         }
-        if cx.draining && self.rbuf.is_empty() {
-            return Err(Close);
-        }
         if self.readable && !self.eof && self.rbuf.len() <= cx.settings.limits.max_header_bytes {
             let n = self.read_some(cx.scratch)?;
-            return Ok(n > 0 || self.eof);
+            if n > 0 || self.eof {
+                return Ok(true);
+            }
         }
         if self.eof {
             return Err(Close);
+        }
+        if cx.draining && self.rbuf.is_empty() && self.served > 0 {
+            // Between requests, with nothing more arrived: close our side
+            // and read until the client closes too, so a request it sends
+            // meanwhile meets a clean end of stream, never a reset.
+            self.phase = Phase::Closing { linger: true, shut: false, since: cx.now };
+            return Ok(true);
         }
         Ok(false)
     }

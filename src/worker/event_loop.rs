@@ -270,12 +270,9 @@ impl EventLoop {
                 let _ = self.poll.registry().deregister(&mut s);
             }
         }
-        let idle: Vec<usize> = self.conns.iter().filter(|(_, c)| c.is_idle()).map(|(k, _)| k).collect();
-        for key in idle {
-            self.close(key);
-        }
-        // Busy connections learn about draining on their next step; make
-        // sure each takes one so responses already decided get no keep-alive.
+        // Every connection takes a step with `draining` set: idle ones read
+        // what may have arrived (and serve it with `Connection: close`) or
+        // close cleanly; busy ones will answer without keep-alive.
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             self.with_conn(key, now, |c, cx| c.drive(cx));

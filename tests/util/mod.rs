@@ -72,7 +72,21 @@ impl Server {
         Server::spawn(None, args)
     }
 
+    /// Start a copy of the binary at `bin` (for upgrade tests).
+    pub fn start_binary(bin: &Path, config: &str) -> Server {
+        Server::spawn_with(bin, Some(config), &[], &[])
+    }
+
+    /// Start with extra environment variables.
+    pub fn start_env(config: &str, env: &[(&str, &str)]) -> Server {
+        Server::spawn_with(Path::new(env!("CARGO_BIN_EXE_aerie")), Some(config), &[], env)
+    }
+
     fn spawn(config: Option<&str>, args: &[&str]) -> Server {
+        Server::spawn_with(Path::new(env!("CARGO_BIN_EXE_aerie")), config, args, &[])
+    }
+
+    fn spawn_with(bin: &Path, config: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = TempDir::new("srv");
         let cfg = dir.path().join("aerie.toml");
         if let Some(text) = config {
@@ -82,11 +96,12 @@ impl Server {
         let notify = UnixDatagram::bind(&sock_path).expect("bind notify socket");
         notify.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
         let log = std::fs::File::create(dir.path().join("aerie.log")).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aerie"));
+        let mut cmd = Command::new(bin);
         if config.is_some() {
             cmd.arg("-c").arg(&cfg);
         }
-        cmd.args(args)
+        cmd.envs(env.iter().copied())
+            .args(args)
             .env("NOTIFY_SOCKET", &sock_path)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -401,4 +416,206 @@ pub fn config(server: &str, listen: &str, extra: &str) -> String {
 pub fn md5_hex(data: &[u8]) -> String {
     use md5::{Digest, Md5};
     Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a load thread saw.
+#[derive(Debug, Default, Clone)]
+pub struct LoadStats {
+    pub ok: u64,
+    pub failed: u64,
+    /// Keep-alive connections the server closed between requests.
+    pub clean_closes: u64,
+    /// Connections that broke after part of a response had arrived.
+    pub mid_response: u64,
+    pub errors: Vec<String>,
+}
+
+impl LoadStats {
+    fn add(&mut self, o: &LoadStats) {
+        self.ok += o.ok;
+        self.failed += o.failed;
+        self.clean_closes += o.clean_closes;
+        self.mid_response += o.mid_response;
+        self.errors.extend(o.errors.iter().take(5).cloned());
+    }
+}
+
+/// A background load: fresh-connection clients and keep-alive clients.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fresh: Vec<std::thread::JoinHandle<LoadStats>>,
+    keepalive: Vec<std::thread::JoinHandle<LoadStats>>,
+}
+
+/// Outcome of reading one response on a keep-alive connection.
+enum ReadOutcome {
+    Done(u16),
+    /// EOF before any byte of a response.
+    Closed,
+    /// Broke after part of a response.
+    Broken(String),
+}
+
+fn read_one(c: &mut Client) -> ReadOutcome {
+    let mut line = String::new();
+    match c.reader.read_line(&mut line) {
+        Ok(0) => return ReadOutcome::Closed,
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && line.is_empty() => return ReadOutcome::Closed,
+        Err(e) => return ReadOutcome::Broken(format!("reading the status line: {e}")),
+    }
+    let Some(status) = line.split(' ').nth(1).and_then(|s| s.parse::<u16>().ok()) else {
+        return ReadOutcome::Broken(format!("bad status line {line:?}"));
+    };
+    let mut len = 0usize;
+    loop {
+        let mut l = String::new();
+        match c.reader.read_line(&mut l) {
+            Ok(0) => return ReadOutcome::Broken("EOF in the response head".into()),
+            Ok(_) => {}
+            Err(e) => return ReadOutcome::Broken(format!("reading headers: {e}")),
+        }
+        let t = l.trim_end();
+        if t.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = t.split_once(':') {
+            if n.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0u8; len];
+    if let Err(e) = c.reader.read_exact(&mut body) {
+        return ReadOutcome::Broken(format!("reading the body: {e}"));
+    }
+    ReadOutcome::Done(status)
+}
+
+impl Load {
+    pub fn start(addr: SocketAddr, fresh: usize, keepalive: usize) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let fresh = (0..fresh)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut st = LoadStats::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        let r = (|| -> Result<u16, String> {
+                            let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+                            s.set_read_timeout(Some(Duration::from_secs(20))).map_err(|e| e.to_string())?;
+                            s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                                .map_err(|e| format!("send: {e}"))?;
+                            let mut c = Client { reader: BufReader::new(s) };
+                            match read_one(&mut c) {
+                                ReadOutcome::Done(s) => Ok(s),
+                                ReadOutcome::Closed => Err("closed without a response".into()),
+                                ReadOutcome::Broken(e) => Err(e),
+                            }
+                        })();
+                        match r {
+                            Ok(200) => st.ok += 1,
+                            Ok(s) => {
+                                st.failed += 1;
+                                st.errors.push(format!("status {s}"));
+                            }
+                            Err(e) => {
+                                st.failed += 1;
+                                st.errors.push(e);
+                            }
+                        }
+                    }
+                    st
+                })
+            })
+            .collect();
+        let keepalive = (0..keepalive)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut st = LoadStats::default();
+                    let mut conn: Option<Client> = None;
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let c = match conn.as_mut() {
+                            Some(c) => c,
+                            None => match TcpStream::connect(addr) {
+                                Ok(s) => {
+                                    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+                                    conn.insert(Client { reader: BufReader::new(s) })
+                                }
+                                Err(e) => {
+                                    st.failed += 1;
+                                    st.errors.push(format!("connect: {e}"));
+                                    continue;
+                                }
+                            },
+                        };
+                        n += 1;
+                        let req: &[u8] = if n % 2 == 0 {
+                            b"POST /echo/ka HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+                        } else {
+                            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+                        };
+                        if c.stream().write_all(req).is_err() {
+                            // The server closed the connection between requests.
+                            st.clean_closes += 1;
+                            conn = None;
+                            continue;
+                        }
+                        match read_one(c) {
+                            ReadOutcome::Done(200) => st.ok += 1,
+                            ReadOutcome::Done(s) => {
+                                st.failed += 1;
+                                st.errors.push(format!("status {s}"));
+                            }
+                            ReadOutcome::Closed => {
+                                st.clean_closes += 1;
+                                conn = None;
+                            }
+                            ReadOutcome::Broken(e) => {
+                                st.mid_response += 1;
+                                st.errors.push(e);
+                                conn = None;
+                            }
+                        }
+                    }
+                    st
+                })
+            })
+            .collect();
+        Load { stop, fresh, keepalive }
+    }
+
+    /// Stop and collect (fresh, keep-alive).
+    pub fn finish(self) -> (LoadStats, LoadStats) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut f = LoadStats::default();
+        let mut k = LoadStats::default();
+        for h in self.fresh {
+            f.add(&h.join().expect("load thread"));
+        }
+        for h in self.keepalive {
+            k.add(&h.join().expect("load thread"));
+        }
+        (f, k)
+    }
+}
+
+/// Wait until `cond` holds (polling), or panic with `what`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The project's test venv's python, with these packages installed
+/// (created on first use by `scripts/python-venv.sh`).
+pub fn python_with(packages: &[&str]) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/python-venv.sh");
+    let out = Command::new(script).args(packages).output().expect("run scripts/python-venv.sh");
+    assert!(out.status.success(), "could not prepare the Python venv: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

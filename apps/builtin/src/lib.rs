@@ -8,6 +8,10 @@
 //!   order, peer, the worker's pid/uid/gid, the body's byte count and MD5.
 //! * [`Healthcheck`]: middleware; `GET /healthcheck` answers `200 OK` inline,
 //!   everything else goes to the wrapped processor.
+//! * [`Fault`]: fault injection for testing the server's supervision, pooled:
+//!   `/sleep?ms=N` holds a pool thread for N ms, `/panic` panics in the
+//!   processor, `/abort` aborts the whole worker process. Never put it on a
+//!   production listener.
 #![forbid(unsafe_code)]
 
 use aerie_api::{Body, Executor, Method, Processor, QueueKey, Request, RequestHead, Response, SharedProcessor, Status};
@@ -128,6 +132,59 @@ fn proc_status_id(field: &str) -> Option<u32> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     // "Uid:\treal\teffective\tsaved\tfs": the effective id is the second.
     line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// The `fault` processor (testing only; see the crate docs).
+#[derive(Debug)]
+pub struct Fault {
+    key: QueueKey,
+}
+
+/// The environment variable that makes building [`Fault`] panic, to test
+/// how a worker that cannot boot is handled.
+pub const FAULT_PANIC_AT_BUILD: &str = "AERIE_FAULT_PANIC_AT_BUILD";
+
+impl Fault {
+    /// Build it; panics when [`FAULT_PANIC_AT_BUILD`] is set (on purpose).
+    pub fn new() -> Fault {
+        if std::env::var_os(FAULT_PANIC_AT_BUILD).is_some() {
+            panic!("fault: {FAULT_PANIC_AT_BUILD} is set: failing at build time");
+        }
+        Fault { key: QueueKey::new("fault") }
+    }
+}
+
+impl Default for Fault {
+    fn default() -> Self {
+        Fault::new()
+    }
+}
+
+fn query_u64(head: &RequestHead, name: &str) -> Option<u64> {
+    let q = std::str::from_utf8(head.query()?).ok()?;
+    q.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+}
+
+impl Processor for Fault {
+    fn executor(&self, _head: &RequestHead) -> Executor {
+        Executor::Pooled(self.key.clone())
+    }
+
+    fn call(&self, req: Request) -> Response {
+        let path = req.head.raw_path();
+        if path.ends_with(b"/panic") {
+            panic!("fault: /panic requested");
+        }
+        if path.ends_with(b"/abort") {
+            std::process::abort();
+        }
+        if path.ends_with(b"/sleep") {
+            let ms = query_u64(&req.head, "ms").unwrap_or(1000).min(600_000);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            return Response::text(Status::OK, format!("slept {ms} ms\n"));
+        }
+        Response::text(Status::NOT_FOUND, "fault: try /sleep?ms=N, /panic or /abort\n")
+    }
 }
 
 /// The `healthcheck` middleware.
