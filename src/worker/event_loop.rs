@@ -20,7 +20,7 @@ use super::dispatch::ListenerInfo;
 use super::pool::Pools;
 use super::timer::Timers;
 use crate::http::date::http_date;
-use crate::scoreboard::{Slot, State};
+use crate::scoreboard::{Scoreboard, Slot, State};
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -84,7 +84,17 @@ pub struct EventLoop {
     last_parent_check: Instant,
     slot: Slot,
     max_requests: Option<u64>,
+    scoreboard: Scoreboard,
+    /// Slots of the ready workers of this generation (refreshed each tick).
+    peers: Vec<Slot>,
+    /// Since when accepting has been deferred to less busy workers.
+    deferred_since: Option<Instant>,
 }
+
+/// Poll again this soon while accepts are deferred to other workers.
+const DEFER_RECHECK: Duration = Duration::from_millis(2);
+/// Accept anyway once pending connections waited this long for others.
+const DEFER_MAX: Duration = Duration::from_millis(50);
 
 /// What the loop needs to start.
 pub struct LoopParts {
@@ -106,6 +116,8 @@ pub struct LoopParts {
     pub slot: Slot,
     /// Ask to be replaced after this many requests.
     pub max_requests: Option<u64>,
+    /// The shared scoreboard (to see the other workers' load).
+    pub scoreboard: Scoreboard,
 }
 
 impl EventLoop {
@@ -148,6 +160,9 @@ impl EventLoop {
             last_parent_check: now,
             slot: parts.slot,
             max_requests: parts.max_requests,
+            scoreboard: parts.scoreboard,
+            peers: Vec::new(),
+            deferred_since: None,
         })
     }
 
@@ -164,6 +179,13 @@ impl EventLoop {
     /// Once a second: heartbeat and figures for the scoreboard.
     fn tick(&mut self) {
         self.slot.beat();
+        let generation = self.slot.generation();
+        self.peers = self
+            .scoreboard
+            .slots()
+            .map(|(_, s)| s)
+            .filter(|s| s.state() == State::Ready && s.generation() == generation)
+            .collect();
         self.slot.set_connections(self.conns.len() as u64);
         self.pools.report(&self.slot);
         if let Some(limit) = self.max_requests {
@@ -181,7 +203,9 @@ impl EventLoop {
         self.slot.set_state(State::Ready);
         loop {
             let now = self.refresh_clock();
-            let timeout = if self.listeners.iter().any(|l| l.more && l.sock.is_some()) && !self.accept_paused {
+            let timeout = if self.deferred_since.is_some() {
+                Some(DEFER_RECHECK)
+            } else if self.listeners.iter().any(|l| l.more && l.sock.is_some()) && !self.accept_paused {
                 Some(Duration::ZERO)
             } else {
                 let cap = now + Duration::from_secs(1);
@@ -279,7 +303,39 @@ impl EventLoop {
         }
     }
 
+    /// Whether this worker holds clearly more than its share of the
+    /// generation's connections. All workers accept on the same sockets and
+    /// the kernel wakes them all; left alone, the one that wakes first takes
+    /// a whole burst (measured: 2% to 64% of 50 keep-alive connections over
+    /// 4 workers). A worker over its share leaves new connections to the
+    /// others for a few milliseconds.
+    fn over_fair_share(&self) -> bool {
+        let n = self.peers.len() as u64;
+        if n <= 1 {
+            return false;
+        }
+        let total: u64 = self.peers.iter().map(|s| s.connections()).sum();
+        let mine = self.conns.len() as u64;
+        // mine > total/n * 9/8 + 1, in integers.
+        mine * n * 8 > total * 9 + 8 * n
+    }
+
     fn accept_all(&mut self, now: Instant) {
+        if !self.listeners.iter().any(|l| l.more && l.sock.is_some()) {
+            self.deferred_since = None;
+            return;
+        }
+        if self.over_fair_share() {
+            match self.deferred_since {
+                None => {
+                    self.deferred_since = Some(now);
+                    return;
+                }
+                Some(t) if now.duration_since(t) < DEFER_MAX => return,
+                Some(_) => {}
+            }
+        }
+        self.deferred_since = None;
         for i in 0..self.listeners.len() {
             let mut accepted = 0;
             loop {
@@ -305,6 +361,10 @@ impl EventLoop {
                     Ok((stream, peer)) => {
                         accepted += 1;
                         self.add_conn(stream, peer, i, now);
+                        self.slot.set_connections(self.conns.len() as u64);
+                        if self.over_fair_share() {
+                            break;
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.more = false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -397,6 +457,7 @@ impl EventLoop {
             // Dropping the socket closes it, which removes it from epoll: no
             // separate deregistration syscall on the per-connection path.
             drop(conn);
+            self.slot.set_connections(self.conns.len() as u64);
         }
         if self.accept_paused && self.conns.len() < self.max_connections {
             self.accept_paused = false;

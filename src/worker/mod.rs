@@ -105,6 +105,7 @@ fn boot(args: WorkerArgs<'_>) -> Result<EventLoop, (i32, String)> {
         master,
         slot,
         max_requests: max_requests(config),
+        scoreboard,
     })
     .map_err(|e| (EXIT_FAILURE, format!("could not set up the event loop: {e}")))?;
     log::info!("worker started (generation {generation})");
