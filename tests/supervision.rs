@@ -459,3 +459,76 @@ fn listeners_added_on_reload_are_bound_and_removed_ones_closed() {
         std::net::TcpStream::connect(added).is_err()
     });
 }
+
+#[test]
+fn systemd_socket_activation_adopts_the_socket_and_notifications_follow_the_lifecycle() {
+    let dir = TempDir::new("sd");
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let cfg = dir.path().join("a.toml");
+    std::fs::write(
+        &cfg,
+        format!("[server]\nworkers = 1\n[admin]\naddress = \"\"\n[[listen]]\naddress = \"{addr}\"\npipeline = [\"hello\"]\n"),
+    )
+    .expect("write");
+    let sock = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&sock).expect("notify socket");
+    notify.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    // Do what systemd does: bind the socket, hand it down as fd 3 with
+    // LISTEN_FDS=1 and LISTEN_PID naming the process that execs aerie.
+    let launcher = "import os, socket, sys\n\
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+        s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(128)\n\
+        os.dup2(s.fileno(), 3)\n\
+        os.environ['LISTEN_PID'] = str(os.getpid()); os.environ['LISTEN_FDS'] = '1'\n\
+        os.execv(sys.argv[2], [sys.argv[2], '-c', sys.argv[3]])\n";
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(launcher)
+        .arg(port.to_string())
+        .arg(env!("CARGO_BIN_EXE_aerie"))
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &sock)
+        .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let log = || std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+    let recv = || {
+        let mut buf = [0u8; 4096];
+        let n = notify.recv(&mut buf).unwrap_or_else(|e| panic!("no notification ({e}): {}", log()));
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = recv();
+    assert!(ready.contains("READY=1") && ready.contains(&format!("MAINPID={}", child.id())), "{ready}");
+    assert_eq!(get(addr, "/").text(), "test", "served on the adopted socket");
+    assert!(!log().contains("inherited"), "{}", log());
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGHUP).expect("hup");
+    assert!(recv().contains("RELOADING=1"));
+    assert!(recv().contains("READY=1"));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("term");
+    assert!(recv().contains("STOPPING=1"));
+    assert!(child.wait().expect("wait").success());
+}
+
+#[test]
+fn worker_sockets_are_close_on_exec() {
+    let s = Server::start(&config("workers = 1", "", ""));
+    let w = s.wait_workers(1)[0];
+    let mut c = Client::connect(s.addr());
+    c.send(b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(c.read_response().status, 200);
+    let mut sockets = 0;
+    for e in std::fs::read_dir(format!("/proc/{w}/fd")).expect("fds").flatten() {
+        let target = std::fs::read_link(e.path()).unwrap_or_default();
+        if !target.to_string_lossy().starts_with("socket:") {
+            continue;
+        }
+        sockets += 1;
+        let info =
+            std::fs::read_to_string(format!("/proc/{w}/fdinfo/{}", e.file_name().to_string_lossy())).expect("fdinfo");
+        let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).expect("flags").trim();
+        let flags = u32::from_str_radix(flags, 8).expect("octal");
+        assert!(flags & 0o2000000 != 0, "socket fd {:?} is not CLOEXEC ({flags:o})", e.file_name());
+    }
+    assert!(sockets >= 3, "listener, admin listener and the client connection");
+}
