@@ -63,10 +63,16 @@ const S_BYTES_OUT: usize = 9;
 const S_CONNECTIONS: usize = 10;
 const S_ACCEPTED: usize = 11;
 const S_QUEUE_COUNT: usize = 12;
-const S_QUEUES: usize = 16;
-const SLOT_WORDS: usize = S_QUEUES + QUEUES * QUEUE_WORDS;
+const SLOT_WORDS: usize = 16;
+const SLOT_QUEUE_WORDS: usize = QUEUES * QUEUE_WORDS;
 
-const WORDS: usize = HEADER_WORDS + SLOTS * SLOT_WORDS;
+// Layout: header, then every slot's own words side by side, then every
+// slot's queue cells. Scanning the slots (each worker does once a second)
+// then touches a few pages, not the whole mapping: RSS counts every shared
+// page a process has touched.
+const CORES: usize = HEADER_WORDS;
+const QUEUE_REGION: usize = CORES + SLOTS * SLOT_WORDS;
+const WORDS: usize = QUEUE_REGION + SLOTS * SLOT_QUEUE_WORDS;
 
 /// What a slot's process is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +185,7 @@ counters!(Header {
 #[derive(Clone, Copy)]
 pub struct Slot {
     w: &'static [AtomicU64],
+    q: &'static [AtomicU64],
 }
 
 counters!(Slot {
@@ -228,8 +235,15 @@ impl Scoreboard {
 
     /// A slot by index, if it exists.
     pub fn slot(&self, i: usize) -> Option<Slot> {
-        let start = HEADER_WORDS + i.checked_mul(SLOT_WORDS)?;
-        self.words.get(start..start + SLOT_WORDS).map(|w| Slot { w })
+        if i >= SLOTS {
+            return None;
+        }
+        let start = CORES + i * SLOT_WORDS;
+        let qstart = QUEUE_REGION + i * SLOT_QUEUE_WORDS;
+        Some(Slot {
+            w: self.words.get(start..start + SLOT_WORDS)?,
+            q: self.words.get(qstart..qstart + SLOT_QUEUE_WORDS)?,
+        })
     }
 
     /// Every slot.
@@ -263,7 +277,7 @@ impl Slot {
 
     /// Zero every field (the slot becomes free).
     pub fn reset(&self) {
-        for a in self.w {
+        for a in self.w.iter().chain(self.q) {
             a.store(0, Relaxed);
         }
     }
@@ -278,8 +292,8 @@ impl Slot {
         if i >= QUEUES {
             return None;
         }
-        let start = S_QUEUES + i * QUEUE_WORDS;
-        self.w.get(start..start + QUEUE_WORDS).map(|w| QueueCell { w })
+        let start = i * QUEUE_WORDS;
+        self.q.get(start..start + QUEUE_WORDS).map(|w| QueueCell { w })
     }
 
     /// The queues in use.

@@ -33,6 +33,10 @@ pub const MAX_HEADER_BYTES: usize = 65536;
 /// `server.max_headers`: header fields in a request; more gets 431.
 pub const MAX_HEADERS: usize = 256;
 
+/// `server.accept_balance`: a worker holding clearly more than its share of
+/// the connections leaves new ones to the other workers for a few
+/// milliseconds, so connections spread evenly over the workers.
+pub const ACCEPT_BALANCE: bool = true;
 /// `server.max_requests`: a worker asks to be replaced after answering this
 /// many requests (0: never). Replacements happen one worker at a time.
 pub const MAX_REQUESTS: u64 = 0;

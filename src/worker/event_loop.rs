@@ -89,6 +89,7 @@ pub struct EventLoop {
     peers: Vec<Slot>,
     /// Since when accepting has been deferred to less busy workers.
     deferred_since: Option<Instant>,
+    accept_balance: bool,
 }
 
 /// Poll again this soon while accepts are deferred to other workers.
@@ -118,6 +119,8 @@ pub struct LoopParts {
     pub max_requests: Option<u64>,
     /// The shared scoreboard (to see the other workers' load).
     pub scoreboard: Scoreboard,
+    /// Defer accepts while over the fair share of connections.
+    pub accept_balance: bool,
 }
 
 impl EventLoop {
@@ -163,6 +166,7 @@ impl EventLoop {
             scoreboard: parts.scoreboard,
             peers: Vec::new(),
             deferred_since: None,
+            accept_balance: parts.accept_balance,
         })
     }
 
@@ -311,7 +315,7 @@ impl EventLoop {
     /// others for a few milliseconds.
     fn over_fair_share(&self) -> bool {
         let n = self.peers.len() as u64;
-        if n <= 1 {
+        if n <= 1 || !self.accept_balance {
             return false;
         }
         let total: u64 = self.peers.iter().map(|s| s.connections()).sum();

@@ -106,6 +106,7 @@ fn boot(args: WorkerArgs<'_>) -> Result<EventLoop, (i32, String)> {
         slot,
         max_requests: max_requests(config),
         scoreboard,
+        accept_balance: s.accept_balance,
     })
     .map_err(|e| (EXIT_FAILURE, format!("could not set up the event loop: {e}")))?;
     log::info!("worker started (generation {generation})");
