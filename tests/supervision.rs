@@ -532,3 +532,26 @@ fn worker_sockets_are_close_on_exec() {
     }
     assert!(sockets >= 3, "listener, admin listener and the client connection");
 }
+
+#[test]
+fn workers_drop_to_the_configured_user_and_the_master_keeps_its_own() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test needs root (CI runs as root): it checks that workers leave root");
+    }
+    let s = Server::start(&config("workers = 1\nuser = \"nobody\"", "", ""));
+    let nobody = nix::unistd::User::from_name("nobody").expect("lookup").expect("a nobody user");
+    let v = get(s.addr(), "/echo").json();
+    assert_eq!(v["worker"]["uid"], nobody.uid.as_raw());
+    assert_eq!(v["worker"]["gid"], nobody.gid.as_raw());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).expect("status");
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).expect("uid");
+    assert!(uid_line.split_whitespace().nth(1) == Some("0"), "{uid_line}");
+    // A reload still works (the master can bind as root) and workers stay unprivileged.
+    let port = free_port();
+    let text = std::fs::read_to_string(&s.config).expect("read");
+    std::fs::write(&s.config, format!("{text}\n[[listen]]\naddress = \"127.0.0.1:{port}\"\npipeline = [\"echo\"]\n"))
+        .expect("write");
+    reload_and_wait(&s, 1);
+    let added: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    assert_eq!(get(added, "/").json()["worker"]["uid"], nobody.uid.as_raw());
+}
