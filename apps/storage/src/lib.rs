@@ -1,0 +1,13 @@
+//! Building blocks of aerie's Swift storage services: timestamps, request
+//! paths, hash paths, Python pickles (Swift's metadata format), devices and
+//! durable writes. Nothing here knows about sockets or the server.
+#![forbid(unsafe_code)]
+
+pub mod hash;
+pub mod path;
+pub mod pickle;
+pub mod timestamp;
+
+pub use hash::HashSalt;
+pub use path::{ObjectPath, PathError};
+pub use timestamp::Timestamp;

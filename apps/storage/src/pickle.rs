@@ -1,0 +1,689 @@
+//! Python pickles, as far as Swift's on-disk formats need them.
+//!
+//! *Writing.* Object metadata (`user.swift.metadata`) is a protocol-2 pickle
+//! of a dict of bytes to bytes, in the exact shape Python 3 produces for
+//! `bytes` — each value as `_codecs.encode(<latin-1 text>, 'latin1')` — because
+//! Swift decides how to decode the strings by looking for `_codecs\nencode`
+//! in the first 32 bytes (§5.3). Async-pending records use the same writer
+//! with nested dicts and plain strings.
+//!
+//! *Reading* is a small, restricted pickle machine: it knows the opcodes of
+//! protocols 0 to 5 that dicts, tuples, lists, strings, bytes, ints, floats,
+//! booleans and `None` use, and only the globals `_codecs.encode` and
+//! `__builtin__/builtins.bytes`. Anything else — other globals, object
+//! construction — is refused, as Swift's own restricted unpickler refuses
+//! it, so a corrupt or hostile xattr can never do more than fail to parse.
+//! Sizes are bounded by the input; nothing is trusted.
+
+use std::fmt;
+
+/// A decoded pickle value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `None`
+    None,
+    /// `True`/`False`
+    Bool(bool),
+    /// An int that fits in an i64.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A text string (Python `str`, or py2 `unicode`).
+    Str(String),
+    /// Bytes (Python 3 `bytes`, or a py2 `str`).
+    Bytes(Vec<u8>),
+    /// A tuple.
+    Tuple(Vec<Value>),
+    /// A list.
+    List(Vec<Value>),
+    /// A dict, in insertion order.
+    Dict(Vec<(Value, Value)>),
+    /// A global reference (only the allowed ones appear transiently).
+    Global(String, String),
+}
+
+impl Value {
+    /// The value as bytes (text is UTF-8-encoded).
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            Value::Str(s) => Some(s.as_bytes()),
+            _ => None,
+        }
+    }
+
+    /// Look up a dict entry by text or bytes key.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Dict(items) => items.iter().find(|(k, _)| k.as_bytes() == Some(key.as_bytes())).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+/// Metadata as (name, value) byte pairs, in stored order.
+pub type Metadata = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Why a pickle could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickleError(pub String);
+
+impl fmt::Display for PickleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad pickle: {}", self.0)
+    }
+}
+
+impl std::error::Error for PickleError {}
+
+fn err<T>(m: impl Into<String>) -> Result<T, PickleError> {
+    Err(PickleError(m.into()))
+}
+
+// ---------------------------------------------------------------- writing
+
+fn put_unicode(out: &mut Vec<u8>, s: &str) {
+    out.push(b'X');
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Append `bytes` the way Python 3 pickles `bytes` at protocol 2.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    if b.is_empty() {
+        out.extend_from_slice(b"c__builtin__\nbytes\n)R");
+        return;
+    }
+    out.extend_from_slice(b"c_codecs\nencode\n");
+    let latin1: String = b.iter().map(|&c| c as char).collect();
+    put_unicode(out, &latin1);
+    put_unicode(out, "latin1");
+    out.extend_from_slice(b"\x86R");
+}
+
+/// Append a value (protocol 2). `Str` becomes a `str`, `Bytes` becomes
+/// `bytes` (Python 3's encoding), dicts keep their order.
+pub fn put_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::None => out.push(b'N'),
+        Value::Bool(true) => out.push(0x88),
+        Value::Bool(false) => out.push(0x89),
+        Value::Int(i) => {
+            if let Ok(small) = i32::try_from(*i) {
+                out.push(b'J');
+                out.extend_from_slice(&small.to_le_bytes());
+            } else {
+                out.push(0x8a);
+                out.push(8);
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+        }
+        Value::Float(f) => {
+            out.push(b'G');
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        Value::Str(s) => put_unicode(out, s),
+        Value::Bytes(b) => put_bytes(out, b),
+        Value::Tuple(items) => {
+            out.push(b'(');
+            for i in items {
+                put_value(out, i);
+            }
+            out.push(b't');
+        }
+        Value::List(items) => {
+            out.push(b']');
+            if !items.is_empty() {
+                out.push(b'(');
+                for i in items {
+                    put_value(out, i);
+                }
+                out.push(b'e');
+            }
+        }
+        Value::Dict(items) => {
+            out.push(b'}');
+            if !items.is_empty() {
+                out.push(b'(');
+                for (k, v) in items {
+                    put_value(out, k);
+                    put_value(out, v);
+                }
+                out.push(b'u');
+            }
+        }
+        Value::Global(m, n) => {
+            out.push(b'c');
+            out.extend_from_slice(m.as_bytes());
+            out.push(b'\n');
+            out.extend_from_slice(n.as_bytes());
+            out.push(b'\n');
+        }
+    }
+}
+
+/// A whole protocol-2 pickle of one value.
+pub fn dumps(v: &Value) -> Vec<u8> {
+    let mut out = vec![0x80, 2];
+    put_value(&mut out, v);
+    out.push(b'.');
+    out
+}
+
+/// Swift's object metadata: a dict of bytes to bytes. A pair with a
+/// non-empty key is written first so the `_codecs` marker lands in the first
+/// 32 bytes.
+pub fn dumps_metadata(items: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut ordered: Vec<&(Vec<u8>, Vec<u8>)> = items.iter().filter(|(k, _)| !k.is_empty()).collect();
+    ordered.extend(items.iter().filter(|(k, _)| k.is_empty()));
+    let mut out = vec![0x80, 2, b'}'];
+    if !ordered.is_empty() {
+        out.push(b'(');
+        for (k, v) in ordered {
+            put_bytes(&mut out, k);
+            put_bytes(&mut out, v);
+        }
+        out.push(b'u');
+    }
+    out.push(b'.');
+    out
+}
+
+// ---------------------------------------------------------------- reading
+
+/// Nesting and size limits for untrusted input.
+const MAX_STACK: usize = 100_000;
+
+struct Machine<'a> {
+    data: &'a [u8],
+    pos: usize,
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: std::collections::HashMap<u64, Value>,
+}
+
+impl<'a> Machine<'a> {
+    fn byte(&mut self) -> Result<u8, PickleError> {
+        let b = *self.data.get(self.pos).ok_or_else(|| PickleError("truncated".into()))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
+        let end = self.pos.checked_add(n).ok_or_else(|| PickleError("length overflow".into()))?;
+        let s = self.data.get(self.pos..end).ok_or_else(|| PickleError("truncated".into()))?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn line(&mut self) -> Result<&'a [u8], PickleError> {
+        let rest = self.data.get(self.pos..).unwrap_or(&[]);
+        let n = rest.iter().position(|&b| b == b'\n').ok_or_else(|| PickleError("unterminated line".into()))?;
+        let l = self.take(n)?;
+        self.pos += 1;
+        Ok(l)
+    }
+
+    fn u32(&mut self) -> Result<usize, PickleError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+
+    fn u64(&mut self) -> Result<usize, PickleError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        usize::try_from(u64::from_le_bytes(a)).map_err(|_| PickleError("length overflow".into()))
+    }
+
+    fn push(&mut self, v: Value) -> Result<(), PickleError> {
+        if self.stack.len() >= MAX_STACK {
+            return err("stack too deep");
+        }
+        self.stack.push(v);
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Result<Value, PickleError> {
+        self.stack.pop().ok_or_else(|| PickleError("stack underflow".into()))
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Value>, PickleError> {
+        let m = self.marks.pop().ok_or_else(|| PickleError("no mark".into()))?;
+        if m > self.stack.len() {
+            return err("bad mark");
+        }
+        Ok(self.stack.split_off(m))
+    }
+
+    fn top_mut(&mut self) -> Result<&mut Value, PickleError> {
+        self.stack.last_mut().ok_or_else(|| PickleError("stack underflow".into()))
+    }
+
+    fn set_items(&mut self, items: Vec<Value>) -> Result<(), PickleError> {
+        if items.len() % 2 != 0 {
+            return err("odd number of dict items");
+        }
+        let Value::Dict(d) = self.top_mut()? else { return err("SETITEMS on a non-dict") };
+        let mut it = items.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            if let Some(slot) = d.iter_mut().find(|(ek, _)| *ek == k) {
+                slot.1 = v;
+            } else {
+                d.push((k, v));
+            }
+        }
+        Ok(())
+    }
+
+    fn utf8(&self, b: &[u8]) -> Result<String, PickleError> {
+        String::from_utf8(b.to_vec()).map_err(|_| PickleError("invalid UTF-8 in a string".into()))
+    }
+
+    fn reduce(&mut self, callable: Value, args: Value) -> Result<Value, PickleError> {
+        let Value::Global(module, name) = callable else { return err("REDUCE on a non-global") };
+        let Value::Tuple(args) = args else { return err("REDUCE arguments are not a tuple") };
+        match (module.as_str(), name.as_str(), args.as_slice()) {
+            ("_codecs", "encode", [Value::Str(s), Value::Str(enc)]) if enc == "latin1" || enc == "latin-1" => {
+                let mut out = Vec::with_capacity(s.len());
+                for ch in s.chars() {
+                    let c = u32::from(ch);
+                    if c > 255 {
+                        return err("non-latin-1 character in _codecs.encode");
+                    }
+                    out.push(c as u8);
+                }
+                Ok(Value::Bytes(out))
+            }
+            ("_codecs", "encode", [Value::Str(s), Value::Str(enc)]) if enc == "utf-8" || enc == "utf8" => {
+                Ok(Value::Bytes(s.as_bytes().to_vec()))
+            }
+            ("__builtin__" | "builtins", "bytes", []) => Ok(Value::Bytes(Vec::new())),
+            ("__builtin__" | "builtins", "bytes", [Value::List(items)]) => {
+                let mut out = Vec::new();
+                for i in items {
+                    match i {
+                        Value::Int(v) if (0..256).contains(v) => out.push(*v as u8),
+                        _ => return err("bytes() of a non-byte list"),
+                    }
+                }
+                Ok(Value::Bytes(out))
+            }
+            _ => err(format!("call of {module}.{name} is not allowed")),
+        }
+    }
+
+    fn run(mut self) -> Result<Value, PickleError> {
+        loop {
+            let op = self.byte()?;
+            match op {
+                0x80 => {
+                    self.byte()?;
+                }
+                0x95 => {
+                    self.take(8)?;
+                }
+                b'.' => return self.pop(),
+                b'(' => self.marks.push(self.stack.len()),
+                b'}' => self.push(Value::Dict(Vec::new()))?,
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::Dict(Vec::new()))?;
+                    self.set_items(items)?;
+                }
+                b']' => self.push(Value::List(Vec::new()))?,
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::List(items))?;
+                }
+                b')' => self.push(Value::Tuple(Vec::new()))?,
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::Tuple(items))?;
+                }
+                0x85..=0x87 => {
+                    let n = usize::from(op - 0x84);
+                    if self.stack.len() < n {
+                        return err("stack underflow");
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    self.push(Value::Tuple(items))?;
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    self.set_items(vec![k, v])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    self.set_items(items)?;
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    let Value::List(l) = self.top_mut()? else { return err("APPEND on a non-list") };
+                    l.push(v);
+                }
+                b'e' => {
+                    let items = self.pop_mark()?;
+                    let Value::List(l) = self.top_mut()? else { return err("APPENDS on a non-list") };
+                    l.extend(items);
+                }
+                b'N' => self.push(Value::None)?,
+                0x88 => self.push(Value::Bool(true))?,
+                0x89 => self.push(Value::Bool(false))?,
+                b'J' => {
+                    let b = self.take(4)?;
+                    self.push(Value::Int(i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))))?;
+                }
+                b'K' => {
+                    let b = self.byte()?;
+                    self.push(Value::Int(i64::from(b)))?;
+                }
+                b'M' => {
+                    let b = self.take(2)?;
+                    self.push(Value::Int(i64::from(u16::from_le_bytes([b[0], b[1]]))))?;
+                }
+                0x8a => {
+                    let n = usize::from(self.byte()?);
+                    if n > 8 {
+                        return err("int too large");
+                    }
+                    let b = self.take(n)?;
+                    let mut a = if b.last().is_some_and(|x| x & 0x80 != 0) { [0xffu8; 8] } else { [0u8; 8] };
+                    a[..n].copy_from_slice(b);
+                    self.push(Value::Int(i64::from_le_bytes(a)))?;
+                }
+                b'I' | b'L' => {
+                    let l = self.line()?;
+                    let s = std::str::from_utf8(l).map_err(|_| PickleError("bad int".into()))?;
+                    let s = s.trim_end_matches('L');
+                    let v = match s {
+                        "00" => Value::Bool(false),
+                        "01" => Value::Bool(true),
+                        _ => Value::Int(s.parse().map_err(|_| PickleError("bad int".into()))?),
+                    };
+                    self.push(v)?;
+                }
+                b'G' => {
+                    let b = self.take(8)?;
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(b);
+                    self.push(Value::Float(f64::from_be_bytes(a)))?;
+                }
+                b'F' => {
+                    let l = self.line()?;
+                    let f = std::str::from_utf8(l).ok().and_then(|s| s.parse().ok());
+                    self.push(Value::Float(f.ok_or_else(|| PickleError("bad float".into()))?))?;
+                }
+                b'X' => {
+                    let n = self.u32()?;
+                    let b = self.take(n)?;
+                    let s = self.utf8(b)?;
+                    self.push(Value::Str(s))?;
+                }
+                0x8c => {
+                    let n = usize::from(self.byte()?);
+                    let b = self.take(n)?;
+                    let s = self.utf8(b)?;
+                    self.push(Value::Str(s))?;
+                }
+                0x8d => {
+                    let n = self.u64()?;
+                    let b = self.take(n)?;
+                    let s = self.utf8(b)?;
+                    self.push(Value::Str(s))?;
+                }
+                b'V' => {
+                    let l = self.line()?;
+                    let s = raw_unicode_escape(l)?;
+                    self.push(Value::Str(s))?;
+                }
+                b'C' => {
+                    let n = usize::from(self.byte()?);
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b))?;
+                }
+                b'B' => {
+                    let n = self.u32()?;
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b))?;
+                }
+                0x8e => {
+                    let n = self.u64()?;
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b))?;
+                }
+                b'U' => {
+                    let n = usize::from(self.byte()?);
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b))?;
+                }
+                b'T' => {
+                    let n = self.u32()?;
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b))?;
+                }
+                b'S' => {
+                    let l = self.line()?;
+                    let b = python_repr_string(l)?;
+                    self.push(Value::Bytes(b))?;
+                }
+                b'c' => {
+                    let m = self.line()?;
+                    let n = self.line()?;
+                    let (m, n) = (self.utf8(m)?, self.utf8(n)?);
+                    self.push(Value::Global(m, n))?;
+                }
+                0x93 => {
+                    let n = self.pop()?;
+                    let m = self.pop()?;
+                    match (m, n) {
+                        (Value::Str(m), Value::Str(n)) => self.push(Value::Global(m, n))?,
+                        _ => return err("STACK_GLOBAL needs two strings"),
+                    }
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    let v = self.reduce(callable, args)?;
+                    self.push(v)?;
+                }
+                b'q' => {
+                    let k = u64::from(self.byte()?);
+                    let v = self.stack.last().cloned().ok_or_else(|| PickleError("memo of nothing".into()))?;
+                    self.memo.insert(k, v);
+                }
+                b'r' => {
+                    let k = self.u32()? as u64;
+                    let v = self.stack.last().cloned().ok_or_else(|| PickleError("memo of nothing".into()))?;
+                    self.memo.insert(k, v);
+                }
+                b'p' => {
+                    let l = self.line()?;
+                    let k = std::str::from_utf8(l)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| PickleError("bad PUT".into()))?;
+                    let v = self.stack.last().cloned().ok_or_else(|| PickleError("memo of nothing".into()))?;
+                    self.memo.insert(k, v);
+                }
+                0x94 => {
+                    let k = self.memo.len() as u64;
+                    let v = self.stack.last().cloned().ok_or_else(|| PickleError("memo of nothing".into()))?;
+                    self.memo.insert(k, v);
+                }
+                b'h' | b'j' | b'g' => {
+                    let k = match op {
+                        b'h' => u64::from(self.byte()?),
+                        b'j' => self.u32()? as u64,
+                        _ => {
+                            let l = self.line()?;
+                            std::str::from_utf8(l)
+                                .ok()
+                                .and_then(|s| s.parse().ok())
+                                .ok_or_else(|| PickleError("bad GET".into()))?
+                        }
+                    };
+                    let v = self.memo.get(&k).cloned().ok_or_else(|| PickleError("unknown memo key".into()))?;
+                    self.push(v)?;
+                }
+                other => return err(format!("opcode 0x{other:02x} is not supported")),
+            }
+        }
+    }
+}
+
+/// Protocol-0 `V` strings: raw-unicode-escape (`\uXXXX`, `\UXXXXXXXX`;
+/// other bytes are latin-1).
+fn raw_unicode_escape(l: &[u8]) -> Result<String, PickleError> {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < l.len() {
+        if l[i] == b'\\' && matches!(l.get(i + 1), Some(b'u') | Some(b'U')) {
+            let n = if l[i + 1] == b'u' { 4 } else { 8 };
+            let hex = l.get(i + 2..i + 2 + n).ok_or_else(|| PickleError("bad escape".into()))?;
+            let v = u32::from_str_radix(std::str::from_utf8(hex).unwrap_or("x"), 16)
+                .map_err(|_| PickleError("bad escape".into()))?;
+            out.push(char::from_u32(v).ok_or_else(|| PickleError("bad code point".into()))?);
+            i += 2 + n;
+        } else {
+            out.push(l[i] as char);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Protocol-0 `S` strings: a Python repr in single or double quotes.
+fn python_repr_string(l: &[u8]) -> Result<Vec<u8>, PickleError> {
+    let q = *l.first().ok_or_else(|| PickleError("empty string".into()))?;
+    if !(q == b'\'' || q == b'"') || l.len() < 2 || l[l.len() - 1] != q {
+        return err("bad string quoting");
+    }
+    let body = &l[1..l.len() - 1];
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] != b'\\' {
+            out.push(body[i]);
+            i += 1;
+            continue;
+        }
+        let c = *body.get(i + 1).ok_or_else(|| PickleError("bad escape".into()))?;
+        i += 2;
+        match c {
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'\\' => out.push(b'\\'),
+            b'\'' => out.push(b'\''),
+            b'"' => out.push(b'"'),
+            b'x' => {
+                let h = body.get(i..i + 2).ok_or_else(|| PickleError("bad escape".into()))?;
+                out.push(
+                    u8::from_str_radix(std::str::from_utf8(h).unwrap_or("x"), 16)
+                        .map_err(|_| PickleError("bad escape".into()))?,
+                );
+                i += 2;
+            }
+            b'0'..=b'7' => {
+                let mut v = u32::from(c - b'0');
+                let mut k = 0;
+                while k < 2 && body.get(i).is_some_and(|d| (b'0'..=b'7').contains(d)) {
+                    v = v * 8 + u32::from(body[i] - b'0');
+                    i += 1;
+                    k += 1;
+                }
+                out.push((v & 0xff) as u8);
+            }
+            other => {
+                out.push(b'\\');
+                out.push(other);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Read a pickle.
+pub fn loads(data: &[u8]) -> Result<Value, PickleError> {
+    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: Default::default() }.run()
+}
+
+/// Read Swift object metadata: a dict whose keys and values are bytes or
+/// text. Returns (key, value) byte pairs in stored order.
+pub fn loads_metadata(data: &[u8]) -> Result<Metadata, PickleError> {
+    let Value::Dict(items) = loads(data)? else { return err("metadata is not a dict") };
+    items
+        .into_iter()
+        .map(|(k, v)| match (k.as_bytes(), v.as_bytes()) {
+            (Some(k), Some(v)) => Ok((k.to_vec(), v.to_vec())),
+            _ => err("metadata keys and values must be strings"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_round_trips_with_the_marker_in_the_first_32_bytes() {
+        let items = vec![
+            (b"name".to_vec(), b"/a/c/o".to_vec()),
+            (b"X-Object-Meta-Caf\xc3\xa9".to_vec(), b"\xc3\xa9t\xc3\xa9".to_vec()),
+            (b"Empty".to_vec(), Vec::new()),
+        ];
+        let p = dumps_metadata(&items);
+        assert!(p.windows(14).take(32 - 13).any(|w| w == b"_codecs\nencode"));
+        assert_eq!(loads_metadata(&p).expect("loads"), items);
+    }
+
+    #[test]
+    fn reads_what_python3_writes() {
+        // pickle.dumps({b'name': b'/a/c/o', b'Content-Length': b'3', b'E': b''}, protocol=2)
+        let py = b"\x80\x02}q\x00(c_codecs\nencode\nq\x01X\x04\x00\x00\x00nameq\x02X\x06\x00\x00\x00latin1q\x03\x86q\x04Rq\x05h\x01X\x06\x00\x00\x00/a/c/oq\x06h\x03\x86q\x07Rq\x08h\x01X\x0e\x00\x00\x00Content-Lengthq\th\x03\x86q\nRq\x0bh\x01X\x01\x00\x00\x003q\x0ch\x03\x86q\rRq\x0eh\x01X\x01\x00\x00\x00Eq\x0fh\x03\x86q\x10Rq\x11c__builtin__\nbytes\nq\x12)Rq\x13u.";
+        let m = loads_metadata(py).expect("loads");
+        assert_eq!(m[0], (b"name".to_vec(), b"/a/c/o".to_vec()));
+        assert_eq!(m[1], (b"Content-Length".to_vec(), b"3".to_vec()));
+        assert_eq!(m[2], (b"E".to_vec(), Vec::new()));
+    }
+
+    #[test]
+    fn reads_protocol_0_and_high_protocols() {
+        // pickle.dumps({'op': 'PUT', 'n': 3}, protocol=0)
+        let p0 = b"(dp0\nVop\np1\nVPUT\np2\nsVn\np3\nI3\ns.";
+        let v = loads(p0).expect("p0");
+        assert_eq!(v.get("op"), Some(&Value::Str("PUT".into())));
+        assert_eq!(v.get("n"), Some(&Value::Int(3)));
+        // pickle.dumps({b'k': b'v'}, protocol=4)
+        let p4 = b"\x80\x04\x95\x0c\x00\x00\x00\x00\x00\x00\x00}\x94C\x01k\x94C\x01v\x94s.";
+        assert_eq!(loads_metadata(p4).expect("p4"), vec![(b"k".to_vec(), b"v".to_vec())]);
+    }
+
+    #[test]
+    fn nested_values_round_trip() {
+        let v = Value::Dict(vec![
+            (Value::Str("op".into()), Value::Str("PUT".into())),
+            (Value::Str("headers".into()), Value::Dict(vec![(Value::Str("X-Size".into()), Value::Str("3".into()))])),
+            (Value::Str("n".into()), Value::Int(-5_000_000_000)),
+            (Value::Str("l".into()), Value::List(vec![Value::None, Value::Bool(true), Value::Float(1.5)])),
+        ]);
+        assert_eq!(loads(&dumps(&v)).expect("round trip"), v);
+    }
+
+    #[test]
+    fn hostile_input_is_refused_not_obeyed() {
+        for bad in [
+            &b"cos\nsystem\n(S'ls'\ntR."[..],
+            b"\x80\x02}(",
+            b"X\xff\xff\xff\xff",
+            b"u.",
+            b"\x80\x02}q\x00(K\x01u.",
+            b"h\x05.",
+            b"",
+        ] {
+            assert!(loads(bad).is_err() || loads_metadata(bad).is_err(), "{bad:?}");
+        }
+    }
+}
