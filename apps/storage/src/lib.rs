@@ -3,9 +3,11 @@
 //! durable writes. Nothing here knows about sockets or the server.
 #![forbid(unsafe_code)]
 
+pub mod fs;
 pub mod hash;
 pub mod path;
 pub mod pickle;
+pub mod swift_conf;
 pub mod timestamp;
 
 pub use hash::HashSalt;
