@@ -32,32 +32,58 @@ pub struct Entry {
     pub kind: Kind,
     /// One line for `--help`-style listings and the man page.
     pub summary: &'static str,
+    /// A storage service (needs `[storage]` and swift.conf).
+    pub storage: bool,
     build: Build,
+}
+
+fn build_object(config: &Config) -> Result<SharedProcessor, BuildError> {
+    let swift = config.storage.swift.clone().ok_or_else(|| BuildError("swift.conf was not loaded".into()))?;
+    let server = aerie_object::ObjectServer::new(aerie_object::ObjectConfig {
+        devices: config.storage.devices.clone(),
+        swift,
+        reserve: config.storage.reserve,
+        container_update_timeout: config.object.container_update_timeout,
+        conn_timeout: config.object.conn_timeout,
+        node_timeout: config.object.node_timeout,
+    })?;
+    Ok(Arc::new(server))
 }
 
 static ENTRIES: &[Entry] = &[
     Entry {
+        name: "object",
+        kind: Kind::Pooled,
+        summary: "the Swift object service (one queue and pool per device)",
+        storage: true,
+        build: Build::Processor(build_object),
+    },
+    Entry {
         name: "hello",
         kind: Kind::Inline,
         summary: "200 text/plain \"test\" (benchmark target)",
+        storage: false,
         build: Build::Processor(|_| Ok(Arc::new(aerie_builtin::Hello))),
     },
     Entry {
         name: "echo",
         kind: Kind::Pooled,
         summary: "reads the body and answers a JSON description of the request",
+        storage: false,
         build: Build::Processor(|_| Ok(Arc::new(aerie_builtin::Echo::default()))),
     },
     Entry {
         name: "fault",
         kind: Kind::Pooled,
         summary: "fault injection for tests: /sleep?ms=N, /panic, /abort",
+        storage: false,
         build: Build::Processor(|_| Ok(Arc::new(aerie_builtin::Fault::new()))),
     },
     Entry {
         name: "healthcheck",
         kind: Kind::Middleware,
         summary: "GET /healthcheck answers 200 OK; everything else passes through",
+        storage: false,
         build: Build::Middleware(|_, inner| Ok(Arc::new(aerie_builtin::Healthcheck::new(inner)))),
     },
 ];

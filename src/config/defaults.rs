@@ -71,6 +71,27 @@ pub const THREADS_PER_DEVICE: usize = 4;
 /// beyond those running; a full queue answers 503 with Retry-After.
 pub const QUEUE_PER_DEVICE: usize = 64;
 
+/// `storage.devices`: the devices root; each device is a directory in it.
+pub const STORAGE_DEVICES: &str = "/srv/node";
+/// `storage.mount_check`: a device must be a mount point (else 507).
+pub const STORAGE_MOUNT_CHECK: bool = true;
+/// `storage.swift_conf`: Swift's cluster file (hash prefix and suffix,
+/// storage policies, constraints), read when a storage service is used.
+pub const STORAGE_SWIFT_CONF: &str = "/etc/swift/swift.conf";
+/// `storage.fallocate_reserve`: free space kept on every device, in bytes
+/// or as a percentage; writes that would cross it get 507.
+pub const STORAGE_FALLOCATE_RESERVE: &str = "1%";
+
+/// `processors.object.container_update_timeout` (seconds): how long an
+/// object write waits for its container updates before answering.
+pub const OBJECT_CONTAINER_UPDATE_TIMEOUT: f64 = 1.0;
+/// `processors.object.conn_timeout` (seconds): connect timeout towards
+/// container servers.
+pub const OBJECT_CONN_TIMEOUT: f64 = 0.5;
+/// `processors.object.node_timeout` (seconds): response timeout towards
+/// container servers.
+pub const OBJECT_NODE_TIMEOUT: f64 = 3.0;
+
 /// `log.level`: the error-log level (error, warn, info, debug, trace);
 /// `RUST_LOG` overrides it.
 pub const LOG_LEVEL: &str = "info";

@@ -68,6 +68,30 @@ pub struct RawConfig {
     pub log: RawLog,
     /// `[admin]`
     pub admin: RawAdmin,
+    /// `[storage]`
+    pub storage: RawStorage,
+}
+
+/// `[storage]`: where the storage services keep their data.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawStorage {
+    pub devices: String,
+    pub mount_check: bool,
+    pub swift_conf: String,
+    pub fallocate_reserve: String,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        RawStorage {
+            devices: defaults::STORAGE_DEVICES.to_string(),
+            mount_check: defaults::STORAGE_MOUNT_CHECK,
+            swift_conf: defaults::STORAGE_SWIFT_CONF.to_string(),
+            fallocate_reserve: defaults::STORAGE_FALLOCATE_RESERVE.to_string(),
+        }
+    }
 }
 
 /// `[admin]`: the status and metrics listener.
@@ -176,11 +200,26 @@ pub struct RawRoute {
 pub struct RawPool {
     pub threads_per_device: usize,
     pub queue_per_device: usize,
+    /// `object` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_update_timeout: Option<f64>,
+    /// `object` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conn_timeout: Option<f64>,
+    /// `object` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_timeout: Option<f64>,
 }
 
 impl Default for RawPool {
     fn default() -> Self {
-        RawPool { threads_per_device: defaults::THREADS_PER_DEVICE, queue_per_device: defaults::QUEUE_PER_DEVICE }
+        RawPool {
+            threads_per_device: defaults::THREADS_PER_DEVICE,
+            queue_per_device: defaults::QUEUE_PER_DEVICE,
+            container_update_timeout: None,
+            conn_timeout: None,
+            node_timeout: None,
+        }
     }
 }
 
@@ -219,6 +258,37 @@ pub struct Config {
     pub log: LogConfig,
     /// `[admin]`: where status and metrics are served, if anywhere.
     pub admin: Option<SocketAddr>,
+    /// `[storage]`
+    pub storage: StorageConfig,
+    /// `[processors.object]`'s own settings.
+    pub object: ObjectSettings,
+}
+
+/// `[storage]`, validated. swift.conf is read only when a storage service
+/// is in a pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// The devices root and mount check.
+    pub devices: aerie_storage::fs::Devices,
+    /// Where swift.conf is.
+    pub swift_conf_path: PathBuf,
+    /// Its contents, when a storage service needs it.
+    pub swift: Option<aerie_storage::swift_conf::SwiftConf>,
+    /// `fallocate_reserve` as written.
+    pub reserve_text: String,
+    /// `fallocate_reserve`.
+    pub reserve: aerie_storage::fs::Reserve,
+}
+
+/// The object service's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ObjectSettings {
+    /// Wait for container updates this long.
+    pub container_update_timeout: Duration,
+    /// Connect timeout towards container servers.
+    pub conn_timeout: Duration,
+    /// Response timeout towards container servers.
+    pub node_timeout: Duration,
 }
 
 /// `[server]`, validated.
@@ -420,7 +490,29 @@ impl RawConfig {
             }
         }
         let mut pools = BTreeMap::new();
+        let mut object = ObjectSettings {
+            container_update_timeout: seconds("", defaults::OBJECT_CONTAINER_UPDATE_TIMEOUT)?,
+            conn_timeout: seconds("", defaults::OBJECT_CONN_TIMEOUT)?,
+            node_timeout: seconds("", defaults::OBJECT_NODE_TIMEOUT)?,
+        };
         for (name, p) in &self.processors {
+            let object_keys = [
+                ("container_update_timeout", p.container_update_timeout),
+                ("conn_timeout", p.conn_timeout),
+                ("node_timeout", p.node_timeout),
+            ];
+            for (k, v) in object_keys {
+                let Some(v) = v else { continue };
+                if name != "object" {
+                    return Err(invalid(format!("processors.{name}.{k}"), "only the object processor has this setting"));
+                }
+                let d = seconds(&format!("processors.object.{k}"), v)?;
+                match k {
+                    "container_update_timeout" => object.container_update_timeout = d,
+                    "conn_timeout" => object.conn_timeout = d,
+                    _ => object.node_timeout = d,
+                }
+            }
             let key = format!("processors.{name}");
             match registry::lookup(name) {
                 Some(e) if e.kind == Kind::Pooled => {}
@@ -458,7 +550,32 @@ impl RawConfig {
             error_log: non_empty_path(&self.log.error_log),
             access_log: non_empty_path(&self.log.access_log),
         };
-        Ok(Config { server, listen, pools, log, admin })
+        let st = &self.storage;
+        let reserve = aerie_storage::fs::Reserve::parse(&st.fallocate_reserve).ok_or_else(|| {
+            invalid("storage.fallocate_reserve", format!("`{}` is not a byte count or a percentage", st.fallocate_reserve))
+        })?;
+        if st.devices.is_empty() {
+            return Err(invalid("storage.devices", "is required"));
+        }
+        let mut storage = StorageConfig {
+            devices: aerie_storage::fs::Devices { root: absolute(Path::new(&st.devices)), mount_check: st.mount_check },
+            swift_conf_path: absolute(Path::new(&st.swift_conf)),
+            swift: None,
+            reserve_text: st.fallocate_reserve.clone(),
+            reserve,
+        };
+        let config_uses = |n: &str| {
+            listen.iter().any(|l| l.pipeline.iter().any(|p| p == n) || l.routes.iter().any(|r| r.pipeline.iter().any(|p| p == n)))
+        };
+        if registry::all().iter().any(|e| e.storage && config_uses(e.name)) {
+            let text = std::fs::read_to_string(&storage.swift_conf_path).map_err(|e| {
+                invalid("storage.swift_conf", format!("could not read {}: {e}", storage.swift_conf_path.display()))
+            })?;
+            let swift = aerie_storage::swift_conf::parse(&text)
+                .map_err(|e| invalid("storage.swift_conf", format!("{}: {e}", storage.swift_conf_path.display())))?;
+            storage.swift = Some(swift);
+        }
+        Ok(Config { server, listen, pools, log, admin, storage, object })
     }
 }
 
@@ -635,9 +752,16 @@ impl Config {
                 .iter()
                 .filter(|(name, _)| self.uses(name))
                 .map(|(k, p)| {
+                    let object = (k == "object").then_some(self.object);
                     (
                         k.clone(),
-                        RawPool { threads_per_device: p.threads_per_device, queue_per_device: p.queue_per_device },
+                        RawPool {
+                            threads_per_device: p.threads_per_device,
+                            queue_per_device: p.queue_per_device,
+                            container_update_timeout: object.map(|o| o.container_update_timeout.as_secs_f64()),
+                            conn_timeout: object.map(|o| o.conn_timeout.as_secs_f64()),
+                            node_timeout: object.map(|o| o.node_timeout.as_secs_f64()),
+                        },
                     )
                 })
                 .collect(),
@@ -648,6 +772,12 @@ impl Config {
                 access_log: self.log.access_log.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             },
             admin: RawAdmin { address: self.admin.map(|a| a.to_string()).unwrap_or_default() },
+            storage: RawStorage {
+                devices: self.storage.devices.root.display().to_string(),
+                mount_check: self.storage.devices.mount_check,
+                swift_conf: self.storage.swift_conf_path.display().to_string(),
+                fallocate_reserve: self.storage.reserve_text.clone(),
+            },
         }
     }
 

@@ -1,0 +1,459 @@
+//! One object on one device, in Swift's on-disk format (§5).
+//!
+//! ```text
+//! <device>/objects[-N]/<partition>/<suffix>/<hash>/<timestamp>.data|.ts|.meta
+//! <device>/tmp[-N]/                 temporary files of writes in progress
+//! <device>/quarantined/objects[-N]/<hash>/   corrupt objects moved aside
+//! ```
+//!
+//! The visible state is derived from the file names alone (§5.2): the
+//! newest tombstone wins over data at the same or an older timestamp, the
+//! newest `.data` wins over older files, and of the `.meta` files newer than
+//! the data the newest one and the one with the newest content-type
+//! timestamp are kept. Every write is a temporary file in `tmp/` that is
+//! fsynced, renamed into place and followed by an fsync of the directory;
+//! then obsolete files are removed and the suffix is appended to the
+//! partition's `hashes.invalid` (so Swift's replicator rehashes it).
+//!
+//! Everything here blocks on the disk: it runs on the device's pool threads.
+
+use crate::meta::Meta;
+use aerie_storage::fs::{create_dirs, fsync_dir, read_metadata, MetadataError, TempFile};
+use aerie_storage::pickle::dumps_metadata;
+use aerie_storage::timestamp::{decode_timestamps, encode_timestamps};
+use aerie_storage::Timestamp;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// `objects`, `objects-1`, …
+pub fn policy_dir(base: &str, policy: u32) -> String {
+    if policy == 0 {
+        base.to_string()
+    } else {
+        format!("{base}-{policy}")
+    }
+}
+
+/// A file in a hash directory, classified by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnDisk {
+    /// `<ts>.data`
+    Data(Timestamp),
+    /// `<ts>.ts`
+    Tombstone(Timestamp),
+    /// `<ts>.meta` (no content type) or `<ts>±<hex>.meta` (with its
+    /// content-type timestamp).
+    Meta(Timestamp, Option<Timestamp>),
+}
+
+/// Classify a file name (`None` for anything else).
+pub fn classify(name: &str) -> Option<OnDisk> {
+    if let Some(ts) = name.strip_suffix(".data") {
+        return Timestamp::parse(ts).ok().map(OnDisk::Data);
+    }
+    if let Some(ts) = name.strip_suffix(".ts") {
+        return Timestamp::parse(ts).ok().map(OnDisk::Tombstone);
+    }
+    if let Some(ts) = name.strip_suffix(".meta") {
+        let (m, c, _) = decode_timestamps(ts, true).ok()?;
+        return Some(OnDisk::Meta(m, c));
+    }
+    None
+}
+
+/// A classified file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    /// Its timestamp.
+    pub ts: Timestamp,
+    /// A `.meta` file's content-type timestamp.
+    pub ctype: Option<Timestamp>,
+    /// Its path.
+    pub path: PathBuf,
+}
+
+/// What the file names say the object is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Files {
+    /// The newest `.data`, when it is the visible state.
+    pub data: Option<Info>,
+    /// The newest `.ts`, when no data is visible.
+    pub tombstone: Option<Info>,
+    /// The newest `.meta` newer than the data.
+    pub meta: Option<Info>,
+    /// The `.meta` holding the newest content type, when it is newer than
+    /// the data.
+    pub ctype_meta: Option<Info>,
+    /// Files the visible state makes obsolete.
+    pub obsolete: Vec<PathBuf>,
+}
+
+fn split_newer(list: Vec<Info>, than: Timestamp, obsolete: &mut Vec<PathBuf>) -> Vec<Info> {
+    let (keep, old): (Vec<Info>, Vec<Info>) = list.into_iter().partition(|i| i.ts > than);
+    obsolete.extend(old.into_iter().map(|i| i.path));
+    keep
+}
+
+/// Read a hash directory's file names and work out the visible state, the
+/// way Swift's `get_ondisk_files` does for replicated policies.
+pub fn gather(dir: &Path) -> io::Result<Files> {
+    let mut datas = Vec::new();
+    let mut tombs = Vec::new();
+    let mut metas = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Files::default()),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let e = e?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        match classify(name) {
+            Some(OnDisk::Data(ts)) => datas.push(Info { ts, ctype: None, path: e.path() }),
+            Some(OnDisk::Tombstone(ts)) => tombs.push(Info { ts, ctype: None, path: e.path() }),
+            Some(OnDisk::Meta(ts, ctype)) => metas.push(Info { ts, ctype, path: e.path() }),
+            None => {}
+        }
+    }
+    for list in [&mut datas, &mut tombs, &mut metas] {
+        list.sort_by(|a, b| b.ts.cmp(&a.ts));
+    }
+    let mut f = Files::default();
+    // Everything at or before the newest tombstone is obsolete.
+    if let Some(t) = tombs.first().map(|t| t.ts) {
+        datas = split_newer(datas, t, &mut f.obsolete);
+        metas = split_newer(metas, t, &mut f.obsolete);
+        f.obsolete.extend(tombs.drain(1..).map(|i| i.path));
+    }
+    // Keep the newest .meta, and the one with the newest content type when
+    // that is newer still.
+    if metas.len() > 1 {
+        let mut rest = metas.split_off(1);
+        rest.sort_by(|a, b| b.ctype.cmp(&a.ctype));
+        let newest_ctype = metas.first().and_then(|m| m.ctype);
+        if rest.first().and_then(|r| r.ctype) > newest_ctype {
+            if rest.first().map(|r| r.ts) == metas.first().map(|m| m.ts) {
+                let better = rest.remove(0);
+                f.obsolete.extend(metas.drain(..).map(|i| i.path));
+                metas.push(better);
+            } else {
+                metas.push(rest.remove(0));
+            }
+        }
+        f.obsolete.extend(rest.into_iter().map(|i| i.path));
+    }
+    if let Some(d) = datas.first().map(|d| d.ts) {
+        f.obsolete.extend(datas.drain(1..).map(|i| i.path));
+        tombs = split_newer(tombs, d, &mut f.obsolete);
+        metas = split_newer(metas, d, &mut f.obsolete);
+        debug_assert!(tombs.is_empty());
+        f.data = datas.into_iter().next();
+        f.meta = metas.first().cloned();
+        if let Some(last) = metas.last() {
+            if last.ctype.is_some_and(|c| c > d) {
+                f.ctype_meta = Some(last.clone());
+            }
+        }
+    } else {
+        f.tombstone = tombs.into_iter().next();
+    }
+    Ok(f)
+}
+
+/// Why an object cannot be read.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Nothing on disk (404 without a timestamp).
+    NotFound,
+    /// A tombstone (404 with `X-Backend-Timestamp`).
+    Deleted(Timestamp),
+    /// Expired (404 with `X-Backend-Timestamp` of the metadata); the
+    /// metadata is kept for DELETE's `X-If-Delete-At`.
+    Expired(Timestamp, Box<Meta>),
+    /// The stored name is another object's (an MD5 collision: 403).
+    Collision,
+    /// Corrupt: moved to quarantine (404).
+    Quarantined(String),
+    /// The disk failed (500/507).
+    Io(io::Error),
+}
+
+impl From<io::Error> for OpenError {
+    fn from(e: io::Error) -> Self {
+        OpenError::Io(e)
+    }
+}
+
+/// An object's location and identity.
+#[derive(Debug, Clone)]
+pub struct DiskFile {
+    /// The device directory.
+    pub device_dir: PathBuf,
+    /// The policy index.
+    pub policy: u32,
+    /// The partition.
+    pub partition: String,
+    /// The hash.
+    pub hash: String,
+    /// `/a/c/o`
+    pub name: String,
+}
+
+impl Opened {
+    /// The timestamp of the current content type (a POST's, or the data's).
+    pub fn content_type_timestamp(&self) -> Timestamp {
+        self.meta
+            .get_str("Content-Type-Timestamp")
+            .or_else(|| self.data_meta.get_str("X-Timestamp"))
+            .and_then(|t| Timestamp::parse(t).ok())
+            .unwrap_or(self.data_timestamp)
+    }
+}
+
+/// An opened object.
+#[derive(Debug)]
+pub struct Opened {
+    /// The merged metadata (data, then `.meta` overlay).
+    pub meta: Meta,
+    /// The `.data` timestamp.
+    pub data_timestamp: Timestamp,
+    /// The `.data` file's own metadata (before the overlay).
+    pub data_meta: Meta,
+    /// The newest `.meta` file's metadata, without `name` (after a POST).
+    pub metafile: Option<Meta>,
+    /// The `.data` file (open).
+    pub file: File,
+    /// Its size.
+    pub size: u64,
+}
+
+impl DiskFile {
+    /// The hash directory.
+    pub fn datadir(&self) -> PathBuf {
+        let suffix = self.hash.get(self.hash.len().saturating_sub(3)..).unwrap_or("000");
+        self.device_dir.join(policy_dir("objects", self.policy)).join(&self.partition).join(suffix).join(&self.hash)
+    }
+
+    /// The temporary-file directory.
+    pub fn tmpdir(&self) -> PathBuf {
+        self.device_dir.join(policy_dir("tmp", self.policy))
+    }
+
+    /// Read the visible state's metadata (and open the data).
+    pub fn open(&self, now: Timestamp, open_expired: bool) -> Result<Opened, OpenError> {
+        let files = gather(&self.datadir())?;
+        if let Some(t) = files.tombstone {
+            return Err(OpenError::Deleted(t.ts));
+        }
+        let Some(Info { ts: data_ts, path: data_path, .. }) = files.data else { return Err(OpenError::NotFound) };
+        let file = match File::open(&data_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let data_meta = match read_metadata(&data_path) {
+            Ok(pairs) => Meta::from_pairs(pairs),
+            Err(MetadataError::Io(e)) => return Err(e.into()),
+            Err(MetadataError::Missing) => return Err(self.quarantine("missing metadata")),
+            Err(MetadataError::Corrupt(why)) => return Err(self.quarantine(&why)),
+        };
+        let mut meta = data_meta.clone();
+        let mut metafile = None;
+        if let Some(meta_info) = &files.meta {
+            let mut overlay = self.read_meta_file(&meta_info.path)?;
+            let mut own = overlay.clone();
+            own.remove("name");
+            metafile = Some(own);
+            if let Some(ctype_info) = files.ctype_meta.as_ref().filter(|c| c.path != meta_info.path) {
+                let ct = self.read_meta_file(&ctype_info.path)?;
+                if let (Some(ctype), Some(cts)) = (ct.get("Content-Type"), ct.get("Content-Type-Timestamp")) {
+                    let (ctype, cts) = (ctype.to_vec(), cts.to_vec());
+                    overlay.set("Content-Type", ctype);
+                    overlay.set("Content-Type-Timestamp", cts);
+                }
+            }
+            let mut merged = overlay.clone();
+            for (k, v) in &data_meta.0 {
+                let lk = k.to_ascii_lowercase();
+                if matches!(lk.as_str(), "content-length" | "deleted" | "etag" | "x-static-large-object")
+                    || crate::meta::is_sysmeta(k)
+                {
+                    merged.set(k, v.clone());
+                }
+            }
+            let overlay_ctype_ts = overlay.get_str("Content-Type-Timestamp").and_then(|t| Timestamp::parse(t).ok());
+            if let Some(ct) = data_meta.get("Content-Type") {
+                if overlay_ctype_ts.is_none_or(|t| data_ts > t) {
+                    merged.set("Content-Type", ct.to_vec());
+                    merged.remove("Content-Type-Timestamp");
+                }
+            }
+            meta = merged;
+        }
+        if meta.get_str("name") != Some(self.name.as_str()) {
+            if meta.get("name").is_none() {
+                return Err(self.quarantine("metadata without a name"));
+            }
+            return Err(OpenError::Collision);
+        }
+        let size = file.metadata()?.len();
+        let declared = meta.get_str("Content-Length").and_then(|v| v.parse::<u64>().ok());
+        if declared != Some(size) {
+            return Err(self.quarantine(&format!("size {size} does not match Content-Length {declared:?}")));
+        }
+        if let Some(d) = meta.get("X-Delete-At") {
+            let Some(at) = std::str::from_utf8(d).ok().and_then(|s| s.trim().parse::<i64>().ok()) else {
+                return Err(self.quarantine("non-integer X-Delete-At"));
+            };
+            if !open_expired && (at as f64) <= now.units() as f64 / 100_000.0 {
+                let ts = meta.get_str("X-Timestamp").and_then(|t| Timestamp::parse(t).ok()).unwrap_or(data_ts);
+                return Err(OpenError::Expired(ts, Box::new(meta)));
+            }
+        }
+        Ok(Opened { meta, data_timestamp: data_ts, data_meta, metafile, file, size })
+    }
+
+    fn read_meta_file(&self, path: &Path) -> Result<Meta, OpenError> {
+        match read_metadata(path) {
+            Ok(pairs) => Ok(Meta::from_pairs(pairs)),
+            Err(MetadataError::Io(e)) if e.kind() == io::ErrorKind::NotFound => Ok(Meta::default()),
+            Err(MetadataError::Io(e)) => Err(e.into()),
+            Err(MetadataError::Missing) => Err(self.quarantine("a .meta file without metadata")),
+            Err(MetadataError::Corrupt(why)) => Err(self.quarantine(&why)),
+        }
+    }
+
+    /// Move the hash directory to `quarantined/` (§4.3: corrupt → 404).
+    pub fn quarantine(&self, why: &str) -> OpenError {
+        let target_dir = self.device_dir.join("quarantined").join(policy_dir("objects", self.policy));
+        let mut target = target_dir.join(&self.hash);
+        let result = create_dirs(&target_dir).and_then(|_| {
+            if target.exists() {
+                target = target_dir.join(format!("{}-{}", self.hash, Timestamp::now().normal()));
+            }
+            std::fs::rename(self.datadir(), &target)
+        });
+        match result {
+            Ok(()) => log::warn!("quarantined {} ({}) to {}: {why}", self.name, self.hash, target.display()),
+            Err(e) => log::error!("could not quarantine {} ({}): {e}; reason: {why}", self.name, self.hash),
+        }
+        OpenError::Quarantined(why.to_string())
+    }
+
+    /// Publish a finished temporary file as `<ts>.<ext>` and tidy up.
+    pub fn publish(&self, tmp: TempFile, file_name: &str, meta: &Meta) -> io::Result<()> {
+        tmp.set_metadata(&dumps_metadata(&meta.to_pairs()))?;
+        let dir = self.datadir();
+        let created = create_dirs(&dir)?;
+        self.invalidate_suffix()?;
+        tmp.commit(&dir.join(file_name), &created)?;
+        self.cleanup(&dir);
+        Ok(())
+    }
+
+    /// Write a zero-length file (tombstone or `.meta`) with metadata.
+    pub fn write_empty(&self, file_name: &str, meta: &Meta) -> io::Result<()> {
+        let tmp = TempFile::create(&self.tmpdir())?;
+        self.publish(tmp, file_name, meta)
+    }
+
+    /// Remove the files the visible state makes obsolete, and the hash
+    /// directory when nothing is left.
+    fn cleanup(&self, dir: &Path) {
+        let Ok(files) = gather(dir) else { return };
+        for p in &files.obsolete {
+            if let Err(e) = std::fs::remove_file(p) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    log::warn!("could not remove obsolete {}: {e}", p.display());
+                }
+            }
+        }
+        if std::fs::remove_dir(dir).is_ok() {
+            if let Some(parent) = dir.parent() {
+                let _ = fsync_dir(parent);
+            }
+        }
+    }
+
+    /// Append the suffix to the partition's `hashes.invalid`, under the
+    /// partition's `.lock`, as Swift's `invalidate_hash` does.
+    fn invalidate_suffix(&self) -> io::Result<()> {
+        use std::io::Write;
+        let part_dir = self.device_dir.join(policy_dir("objects", self.policy)).join(&self.partition);
+        create_dirs(&part_dir)?;
+        let lock = std::fs::OpenOptions::new().create(true).append(true).open(part_dir.join(".lock"))?;
+        let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
+        let suffix = self.hash.get(self.hash.len().saturating_sub(3)..).unwrap_or("000");
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(part_dir.join("hashes.invalid"))?;
+        f.write_all(format!("{suffix}\n").as_bytes())?;
+        Ok(())
+    }
+}
+
+/// The `.meta` file name for a metadata timestamp and, when the metadata
+/// holds a content type, its timestamp (§5.2).
+pub fn meta_file_name(meta_ts: Timestamp, ctype_ts: Option<Timestamp>) -> String {
+    match ctype_ts {
+        Some(c) => format!("{}.meta", encode_timestamps(meta_ts, Some(c), None, true)),
+        None => format!("{}.meta", meta_ts.internal()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        Timestamp::parse(s).expect("ts")
+    }
+
+    fn dir_with(tag: &str, names: &[&str]) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("aerie-gather-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("dir");
+        for n in names {
+            std::fs::write(d.join(n), b"").expect("file");
+        }
+        d
+    }
+
+    #[test]
+    fn names_classify() {
+        assert_eq!(classify("1.00000.data"), Some(OnDisk::Data(t("1"))));
+        assert_eq!(classify("2.00000_0000000000000001.ts"), Some(OnDisk::Tombstone(t("2.00000_1"))));
+        let m = t("1795376261.20317");
+        let c = Timestamp::from_units(m.units() - 0x2f5, 0);
+        assert_eq!(classify("1795376261.20317-2f5.meta"), Some(OnDisk::Meta(m, Some(c))));
+        assert_eq!(classify("0000000005.00000.meta"), Some(OnDisk::Meta(t("5"), None)));
+        assert_eq!(classify("junk"), None);
+        assert_eq!(meta_file_name(m, Some(c)), "1795376261.20317-2f5.meta");
+        assert_eq!(meta_file_name(t("5"), Some(t("5"))), "0000000005.00000+0.meta");
+        assert_eq!(meta_file_name(t("5"), None), "0000000005.00000.meta");
+    }
+
+    #[test]
+    fn newest_tombstone_wins_over_equal_or_older_data() {
+        let d = dir_with("a", &["0000000001.00000.data", "0000000002.00000.ts", "0000000001.50000.meta"]);
+        let f = gather(&d).expect("gather");
+        assert_eq!(f.tombstone.map(|x| x.ts), Some(t("2")));
+        assert_eq!(f.obsolete.len(), 2);
+        let d = dir_with("b", &["0000000003.00000.data", "0000000002.00000.ts", "0000000004.00000.meta", "0000000005.00000.meta"]);
+        let f = gather(&d).expect("gather");
+        assert_eq!(f.data.map(|x| x.ts), Some(t("3")));
+        assert_eq!(f.meta.map(|x| x.ts), Some(t("5")));
+        assert_eq!(f.obsolete.len(), 2, "the old tombstone and the older .meta");
+        let d = dir_with("c", &["0000000003.00000.ts", "0000000003.00000.data"]);
+        assert!(gather(&d).expect("gather").tombstone.is_some(), "a tombstone wins a tie");
+    }
+
+    #[test]
+    fn a_content_type_meta_is_kept_beside_the_newest_meta() {
+        let d = dir_with("d", &["0000000001.00000.data", "0000000003.00000-100.meta", "0000000004.00000.meta"]);
+        let f = gather(&d).expect("gather");
+        assert_eq!(f.meta.map(|x| x.ts), Some(t("4")));
+        assert_eq!(f.ctype_meta.map(|x| x.ts), Some(t("3")));
+        assert!(f.obsolete.is_empty());
+    }
+}

@@ -1,0 +1,238 @@
+//! The Swift-compatible object service (SWIFT-BACKEND.md §4, §5).
+//!
+//! One function per verb (`put`, `get_or_head`, `post`, `delete`), each
+//! parsing the headers it needs once into typed values at the top, and one
+//! table ([`open_error_response`]) mapping storage errors to statuses. The
+//! queue key is the device, so every device has its own bounded queue and
+//! threads; requests whose path cannot name a device are answered inline
+//! (they never touch a disk).
+//!
+//! Order of checks, as Swift's `ObjectController.__call__`: path UTF-8
+//! (412), method (405), storage policy (503), path shape (400), then the
+//! verb's own checks; the device (507) is checked when the verb first needs
+//! the disk.
+#![forbid(unsafe_code)]
+
+pub mod conditional;
+pub mod diskfile;
+pub mod meta;
+mod post_delete;
+mod put;
+pub mod range;
+mod read;
+pub mod update;
+
+use aerie_api::{Body, Executor, Method, Processor, QueueKey, Request, RequestHead, Response, Status};
+use aerie_storage::fs::{Devices, Reserve};
+use aerie_storage::path::{decode_path, device_of, ObjectPath, PathError};
+use aerie_storage::swift_conf::{PolicyKind, SwiftConf};
+use aerie_storage::Timestamp;
+use diskfile::{DiskFile, OpenError};
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything the object service needs, built once from the configuration.
+#[derive(Debug, Clone)]
+pub struct ObjectConfig {
+    /// The devices root and mount check.
+    pub devices: Devices,
+    /// swift.conf: hash salt, policies, constraints.
+    pub swift: SwiftConf,
+    /// Free space kept on every device.
+    pub reserve: Reserve,
+    /// How long a request waits for its container updates.
+    pub container_update_timeout: Duration,
+    /// Connect timeout towards container servers.
+    pub conn_timeout: Duration,
+    /// Response timeout towards container servers.
+    pub node_timeout: Duration,
+}
+
+/// The object processor.
+pub struct ObjectServer {
+    cfg: Arc<ObjectConfig>,
+}
+
+impl ObjectServer {
+    /// Build it (refusing erasure-coded policies, which this node cannot
+    /// serve yet).
+    pub fn new(cfg: ObjectConfig) -> Result<ObjectServer, aerie_api::BuildError> {
+        if let Some(p) = cfg.swift.policies.iter().find(|p| p.kind == PolicyKind::ErasureCoding) {
+            return Err(aerie_api::BuildError(format!(
+                "storage policy {} ({}) is erasure coded, which the object service does not support yet",
+                p.index, p.name
+            )));
+        }
+        Ok(ObjectServer { cfg: Arc::new(cfg) })
+    }
+}
+
+const METHODS: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "REPLICATE", "SSYNC"];
+
+/// Swift's default body for a status, if it has one.
+pub fn status_page(status: Status, drive: Option<&str>) -> Option<String> {
+    let explanation = match status.0 {
+        202 => "The request is accepted for processing.",
+        400 => "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+        403 => "Access was denied to this resource.",
+        404 => "The resource could not be found.",
+        405 => "The method is not allowed for this resource.",
+        408 => "The server has waited too long for the request to be sent by the client.",
+        409 => "There was a conflict when trying to complete your request.",
+        411 => "Content-Length header required.",
+        412 => "A precondition for this request was not met.",
+        413 => "The body of your request was too large for this server.",
+        416 => "The Range requested is not available.",
+        422 => "Unable to process the contained instructions",
+        499 => "The client was disconnected during request.",
+        500 => "The server has either erred or is incapable of performing the requested operation.",
+        501 => "The requested method is not implemented by this server.",
+        503 => "The server is currently unavailable. Please try again at a later time.",
+        507 => {
+            return Some(format!(
+                "<html><h1>Insufficient Storage</h1><p>There was not enough space to save the resource. Drive: {}</p></html>",
+                drive.unwrap_or("unknown")
+            ))
+        }
+        _ => return None,
+    };
+    Some(format!("<html><h1>{}</h1><p>{explanation}</p></html>", status.reason()))
+}
+
+/// A response with Swift's HTML page for the status (if it has one).
+pub fn page(status: Status) -> Response {
+    page_with(status, None)
+}
+
+fn page_with(status: Status, drive: Option<&str>) -> Response {
+    match status_page(status, drive) {
+        Some(body) => Response::new(status)
+            .with_header("Content-Type", &b"text/html; charset=UTF-8"[..])
+            .with_body(Body::Bytes(body.into_bytes().into())),
+        None => Response::new(status),
+    }
+}
+
+/// 507 for a device.
+pub fn insufficient_storage(device: &str) -> Response {
+    page_with(Status::INSUFFICIENT_STORAGE, Some(device))
+}
+
+/// A plain-text error, as Swift sends for validation failures.
+pub fn text(status: Status, msg: impl Into<Cow<'static, str>>) -> Response {
+    Response::text(status, msg)
+}
+
+/// The status for a storage error (the one table).
+pub fn open_error_response(e: &OpenError, device: &str, target: &str) -> Response {
+    match e {
+        OpenError::NotFound | OpenError::Quarantined(_) => page(Status::NOT_FOUND),
+        OpenError::Deleted(t) | OpenError::Expired(t, _) => {
+            page(Status::NOT_FOUND).with_header("X-Backend-Timestamp", t.internal().into_bytes())
+        }
+        OpenError::Collision => page(Status::FORBIDDEN),
+        OpenError::Io(err) => {
+            if aerie_storage::fs::is_full(err) {
+                return insufficient_storage(device);
+            }
+            log::error!("object {target} on {device}: disk error: {err}");
+            page(Status::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// A request's headers as the handlers read them.
+pub(crate) struct Ctx<'a> {
+    pub cfg: &'a ObjectConfig,
+    pub head: &'a RequestHead,
+    pub path: ObjectPath,
+    pub policy: u32,
+}
+
+impl Ctx<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header_str(name)
+    }
+
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.head.header(name)
+    }
+
+    pub fn is_true(&self, name: &str) -> bool {
+        self.header(name)
+            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "t" | "y"))
+    }
+
+    pub fn diskfile(&self) -> Result<DiskFile, Response> {
+        let device_dir = self.cfg.devices.device_dir(&self.path.device).map_err(|why| {
+            log::warn!("device {} unavailable: {}", self.path.device, why.0);
+            insufficient_storage(&self.path.device)
+        })?;
+        let hash = self.cfg.swift.salt.hash_path(&self.path.account, Some(&self.path.container), Some(&self.path.object));
+        Ok(DiskFile { device_dir, policy: self.policy, partition: self.path.partition.clone(), hash, name: self.path.name() })
+    }
+
+    /// `X-Timestamp` for PUT/POST/DELETE (§2.3).
+    pub fn required_timestamp(&self) -> Result<Timestamp, Response> {
+        match self.header_bytes("x-timestamp") {
+            None => Err(text(Status::BAD_REQUEST, "Missing X-Timestamp header")),
+            Some(v) => Timestamp::parse_bytes(v).map_err(|_| text(Status::BAD_REQUEST, "Invalid X-Timestamp header")),
+        }
+    }
+}
+
+impl Processor for ObjectServer {
+    fn executor(&self, head: &RequestHead) -> Executor {
+        match device_of(head.raw_path()) {
+            Some(dev) if dev != "." && dev != ".." => Executor::Pooled(QueueKey::new(dev)),
+            _ => Executor::Inline,
+        }
+    }
+
+    fn call(&self, req: Request) -> Response {
+        let Request { head, body } = req;
+        let path_str = match decode_path(head.raw_path()) {
+            Ok(p) => p,
+            Err(_) => return text(Status::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"),
+        };
+        let method = head.method().clone();
+        if !METHODS.contains(&method.as_str()) {
+            return page(Status::METHOD_NOT_ALLOWED).with_header("Allow", METHODS.join(", ").into_bytes());
+        }
+        if method == Method::Options {
+            return Response::new(Status::OK)
+                .with_header("Allow", METHODS.join(", ").into_bytes())
+                .with_header("Server", concat!("object-server/aerie-", env!("CARGO_PKG_VERSION")).as_bytes());
+        }
+        let policy_header = head.header_str("x-backend-storage-policy-index").unwrap_or("").trim().to_string();
+        let policy = if policy_header.is_empty() {
+            Some(0)
+        } else {
+            policy_header.parse::<u32>().ok().filter(|i| self.cfg.swift.policy(*i).is_some())
+        };
+        let Some(policy) = policy else {
+            return text(Status::SERVICE_UNAVAILABLE, format!("No policy with index {policy_header}"));
+        };
+        if matches!(&method, Method::Other(m) if &**m == "REPLICATE" || &**m == "SSYNC") {
+            // Replication verbs are used by Swift's replicators, not the
+            // proxy; this node does not run them yet.
+            return page(Status::NOT_IMPLEMENTED);
+        }
+        let path = match ObjectPath::parse(head.raw_path()) {
+            Ok(p) => p,
+            Err(PathError::NotUtf8) => return text(Status::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"),
+            Err(e) => return text(Status::BAD_REQUEST, e.to_string()),
+        };
+        let _ = path_str;
+        let ctx = Ctx { cfg: &self.cfg, head: &head, path, policy };
+        match method {
+            Method::Put => put::put(&ctx, body),
+            Method::Get => read::get_or_head(&ctx, false),
+            Method::Head => read::get_or_head(&ctx, true),
+            Method::Post => post_delete::post(&ctx),
+            Method::Delete => post_delete::delete(&ctx),
+            _ => page(Status::METHOD_NOT_ALLOWED),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Object PUT (§4.2).
+//!
+//! Every pre-check — timestamp, creation constraints, metadata, device,
+//! If-None-Match, the 409 against newer data or tombstones, free space —
+//! happens before the body is read, so `100 Continue` is only sent for a
+//! PUT that can succeed. The body streams into a temporary file while its
+//! MD5 is computed; on any failure the temporary file is dropped (removed),
+//! so nothing half-written is ever visible.
+
+use crate::diskfile::{OpenError, Opened};
+use crate::meta::{is_sysmeta, is_transient_sysmeta, is_user_meta, title, Meta, ALLOWED_HEADERS};
+use crate::{insufficient_storage, page, text, update, Ctx};
+use aerie_api::{BodyFraming, RequestBody, RequestHead, Response, Status};
+use aerie_storage::fs::{is_full, TempFile};
+use aerie_storage::swift_conf::Constraints;
+use aerie_storage::Timestamp;
+use md5::{Digest, Md5};
+use std::io::{self, Read, Write};
+
+/// Swift's `check_metadata` for objects: per-request limits (§3.2).
+pub(crate) fn check_metadata(head: &RequestHead, c: &Constraints) -> Result<(), Response> {
+    const PREFIX: &str = "x-object-meta-";
+    let mut count = 0usize;
+    let mut size = 0usize;
+    for (name, value) in head.headers() {
+        let key = title(name);
+        if value.len() > c.max_header_size {
+            let short: String = key.chars().take(c.max_meta_name_length).collect();
+            return Err(text(Status::BAD_REQUEST, format!("Header value too long: {short}")));
+        }
+        if !(name.len() >= PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)) {
+            continue;
+        }
+        let rest = &key[PREFIX.len()..];
+        if rest.is_empty() {
+            return Err(text(Status::BAD_REQUEST, "Metadata name cannot be empty"));
+        }
+        count += 1;
+        size += rest.len() + value.len();
+        if rest.len() > c.max_meta_name_length {
+            return Err(text(Status::BAD_REQUEST, format!("Metadata name too long: {PREFIX}{rest}")));
+        }
+        if value.len() > c.max_meta_value_length {
+            return Err(text(
+                Status::BAD_REQUEST,
+                format!("Metadata value longer than {}: {PREFIX}{rest}", c.max_meta_value_length),
+            ));
+        }
+        if count > c.max_meta_count {
+            return Err(text(Status::BAD_REQUEST, format!("Too many metadata items; max {}", c.max_meta_count)));
+        }
+        if size > c.max_meta_overall_size {
+            return Err(text(Status::BAD_REQUEST, format!("Total metadata too large; max {}", c.max_meta_overall_size)));
+        }
+    }
+    Ok(())
+}
+
+/// `normalize_delete_at_timestamp`: `%010d` of the value clamped to
+/// 0..=9999999999.
+pub(crate) fn normalize_delete_at(v: f64) -> String {
+    format!("{:010}", v.clamp(0.0, 9_999_999_999.0) as i64)
+}
+
+/// `check_delete_headers` (§4.2 step 3): X-Delete-After becomes X-Delete-At.
+/// Returns the X-Delete-At to store, if any.
+pub(crate) fn delete_at(ctx: &Ctx<'_>, ts: Timestamp) -> Result<Option<String>, Response> {
+    let now = ts.units() as f64 / 100_000.0;
+    let mut at = ctx.header("x-delete-at").map(|s| s.to_string());
+    if let Some(after) = ctx.header("x-delete-after") {
+        let after: i64 =
+            after.trim().parse().map_err(|_| text(Status::BAD_REQUEST, "Non-integer X-Delete-After"))?;
+        let actual = normalize_delete_at(now + after as f64);
+        if actual.parse::<f64>().unwrap_or(0.0) <= now {
+            return Err(text(Status::BAD_REQUEST, "X-Delete-After in past"));
+        }
+        at = Some(actual);
+    }
+    if let Some(v) = &at {
+        let n: i64 = v.trim().parse().map_err(|_| text(Status::BAD_REQUEST, "Non-integer X-Delete-At"))?;
+        let n: i64 = normalize_delete_at(n as f64).parse().unwrap_or(0);
+        if (n as f64) <= now && !ctx.is_true("x-backend-replication") {
+            return Err(text(Status::BAD_REQUEST, "X-Delete-At in past"));
+        }
+    }
+    Ok(at)
+}
+
+fn etag_normalize(v: &str) -> String {
+    let v = v.trim();
+    v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v).to_string()
+}
+
+pub(crate) fn put(ctx: &Ctx<'_>, mut body: RequestBody) -> Response {
+    match put_inner(ctx, &mut body) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response> {
+    let c = &ctx.cfg.swift.constraints;
+    let ts = ctx.required_timestamp()?;
+    let framing = ctx.head.framing();
+    let content_length = match framing {
+        BodyFraming::Length(n) => Some(n),
+        _ => None,
+    };
+    if content_length.is_some_and(|n| n > c.max_file_size) {
+        return Err(text(Status::PAYLOAD_TOO_LARGE, "Your request is too large."));
+    }
+    if framing == BodyFraming::None {
+        return Err(text(Status::LENGTH_REQUIRED, "Missing Content-Length header."));
+    }
+    let name_len = ctx.path.object.chars().count();
+    if name_len > c.max_object_name_length {
+        return Err(text(
+            Status::BAD_REQUEST,
+            format!("Object name length of {name_len} longer than {}", c.max_object_name_length),
+        ));
+    }
+    let Some(content_type) = ctx.header_bytes("content-type") else {
+        return Err(text(Status::BAD_REQUEST, "No content type"));
+    };
+    let delete_at = delete_at(ctx, ts)?;
+    if std::str::from_utf8(content_type).is_err() {
+        return Err(text(Status::BAD_REQUEST, "Invalid Content-Type"));
+    }
+    check_metadata(ctx.head, c)?;
+    let fsize = match content_length {
+        Some(n) => Some(n),
+        None => match ctx.header("x-backend-obj-content-length") {
+            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                text(Status::BAD_REQUEST, format!("invalid literal for int() with base 10: '{v}'"))
+            })?),
+            None => None,
+        },
+    };
+    if ctx.header("x-backend-obj-metadata-footer").is_some() || ctx.header("x-backend-obj-multiphase-commit").is_some() {
+        // MIME footers (encryption, EC) are not supported yet: refuse before
+        // the body rather than store a MIME document as the object.
+        return Err(text(Status::NOT_IMPLEMENTED, "MIME footer PUTs are not supported by this node"));
+    }
+    let df = ctx.diskfile()?;
+    let device = ctx.path.device.as_str();
+    let (orig_meta, orig_ts) = match df.open(ts, false) {
+        Ok(Opened { meta, data_timestamp, .. }) => (Some(meta), data_timestamp),
+        Err(OpenError::Deleted(t)) | Err(OpenError::Expired(t, _)) => (None, t),
+        Err(OpenError::NotFound) | Err(OpenError::Quarantined(_)) | Err(OpenError::Collision) => (None, Timestamp::ZERO),
+        Err(OpenError::Io(e)) if is_full(&e) => return Err(insufficient_storage(device)),
+        Err(OpenError::Io(e)) => {
+            log::error!("PUT {}: reading the current state failed: {e}", ctx.path.name());
+            return Err(page(Status::INTERNAL_SERVER_ERROR));
+        }
+    };
+    if let (Some(inm), Some(orig)) = (ctx.header("if-none-match"), orig_meta.as_ref()) {
+        let list = crate::conditional::etag_list(inm);
+        let stored = orig.get_str("ETag").unwrap_or("");
+        if list.iter().any(|e| e == "*" || e == stored) {
+            return Err(page(Status::PRECONDITION_FAILED));
+        }
+    }
+    if orig_ts >= ts {
+        return Err(page(Status::CONFLICT).with_header("X-Backend-Timestamp", orig_ts.internal().into_bytes()));
+    }
+    match ctx.cfg.reserve.would_cross(&df.device_dir, fsize.unwrap_or(0)) {
+        Ok(true) => {
+            log::warn!("device {device} is below fallocate_reserve: refusing a PUT");
+            return Err(insufficient_storage(device));
+        }
+        Ok(false) => {}
+        Err(e) => log::warn!("could not check free space on {device}: {e}"),
+    }
+    let mut tmp = TempFile::create(&df.tmpdir()).map_err(|e| io_error(ctx, "creating a temporary file", &e))?;
+    if let Some(n) = fsize {
+        tmp.preallocate(n).map_err(|e| io_error(ctx, "preallocating", &e))?;
+    }
+    let (upload_size, etag) = stage_body(ctx, body, &mut tmp)?;
+    if fsize.is_some_and(|n| n != upload_size) {
+        return Err(page(Status::CLIENT_DISCONNECT));
+    }
+    let mut meta = Meta::default();
+    meta.set("name", ctx.path.name());
+    meta.set("X-Timestamp", ts.internal());
+    meta.set("Content-Type", content_type.to_vec());
+    meta.set("Content-Length", upload_size.to_string());
+    meta.set("ETag", etag.clone());
+    for (name, value) in ctx.head.headers() {
+        if is_user_meta(name) || is_sysmeta(name) || is_transient_sysmeta(name) {
+            meta.set(&title(name), value.to_vec());
+        }
+    }
+    let mut copy: Vec<String> = ctx
+        .header("x-backend-replication-headers")
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    copy.extend(ALLOWED_HEADERS.iter().map(|s| s.to_string()));
+    for h in copy {
+        if h.eq_ignore_ascii_case("x-delete-at") {
+            continue;
+        }
+        if let Some(v) = ctx.header_bytes(&h) {
+            meta.set(&title(&h), v.to_vec());
+        }
+    }
+    if let Some(at) = &delete_at {
+        meta.set("X-Delete-At", at.clone());
+    }
+    if let Some(sent) = ctx.header("etag") {
+        if etag_normalize(sent) != etag {
+            return Err(page(Status::UNPROCESSABLE));
+        }
+    }
+    df.publish(tmp, &format!("{}.data", ts.internal()), &meta).map_err(|e| io_error(ctx, "publishing the object", &e))?;
+    let orig_delete_at = orig_meta.as_ref().and_then(|m| m.get_str("X-Delete-At")).map(str::to_string);
+    update::after_put(ctx, &df.device_dir, &meta, orig_delete_at.as_deref(), delete_at.as_deref());
+    Ok(Response::new(Status::CREATED).with_header("Etag", format!("\"{etag}\"").into_bytes()))
+}
+
+fn io_error(ctx: &Ctx<'_>, what: &str, e: &io::Error) -> Response {
+    if is_full(e) {
+        log::warn!("PUT {} on {}: {what}: {e}: 507", ctx.path.name(), ctx.path.device);
+        return insufficient_storage(&ctx.path.device);
+    }
+    log::error!("PUT {} on {}: {what} failed: {e}", ctx.path.name(), ctx.path.device);
+    page(Status::INTERNAL_SERVER_ERROR)
+}
+
+/// Copy the body into the temporary file; (bytes, md5 hex).
+fn stage_body(ctx: &Ctx<'_>, body: &mut RequestBody, tmp: &mut TempFile) -> Result<(u64, String), Response> {
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(page(Status::REQUEST_TIMEOUT)),
+            Err(e) => {
+                log::info!("PUT {}: client body ended early: {e}", ctx.path.name());
+                return Err(page(Status::CLIENT_DISCONNECT));
+            }
+        };
+        let chunk = buf.get(..n).unwrap_or(&[]);
+        hasher.update(chunk);
+        tmp.file().write_all(chunk).map_err(|e| io_error(ctx, "writing", &e))?;
+        total += n as u64;
+    }
+    Ok((total, aerie_storage::hash::hex(&hasher.finalize())))
+}
