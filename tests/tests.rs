@@ -4,5 +4,6 @@ mod util;
 
 mod http_conformance;
 mod lifecycle;
+mod object_api;
 mod parser_corpus;
 mod supervision;

@@ -504,7 +504,10 @@ impl RawConfig {
             for (k, v) in object_keys {
                 let Some(v) = v else { continue };
                 if name != "object" {
-                    return Err(invalid(format!("processors.{name}.{k}"), "only the object processor has this setting"));
+                    return Err(invalid(
+                        format!("processors.{name}.{k}"),
+                        "only the object processor has this setting",
+                    ));
                 }
                 let d = seconds(&format!("processors.object.{k}"), v)?;
                 match k {
@@ -552,7 +555,10 @@ impl RawConfig {
         };
         let st = &self.storage;
         let reserve = aerie_storage::fs::Reserve::parse(&st.fallocate_reserve).ok_or_else(|| {
-            invalid("storage.fallocate_reserve", format!("`{}` is not a byte count or a percentage", st.fallocate_reserve))
+            invalid(
+                "storage.fallocate_reserve",
+                format!("`{}` is not a byte count or a percentage", st.fallocate_reserve),
+            )
         })?;
         if st.devices.is_empty() {
             return Err(invalid("storage.devices", "is required"));
@@ -565,7 +571,9 @@ impl RawConfig {
             reserve,
         };
         let config_uses = |n: &str| {
-            listen.iter().any(|l| l.pipeline.iter().any(|p| p == n) || l.routes.iter().any(|r| r.pipeline.iter().any(|p| p == n)))
+            listen.iter().any(|l| {
+                l.pipeline.iter().any(|p| p == n) || l.routes.iter().any(|r| r.pipeline.iter().any(|p| p == n))
+            })
         };
         if registry::all().iter().any(|e| e.storage && config_uses(e.name)) {
             let text = std::fs::read_to_string(&storage.swift_conf_path).map_err(|e| {

@@ -619,3 +619,11 @@ pub fn python_with(packages: &[&str]) -> PathBuf {
     assert!(out.status.success(), "could not prepare the Python venv: {}", String::from_utf8_lossy(&out.stderr));
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
+/// The venv python with Swift 2.38.3 installed (`scripts/swift-venv.sh`).
+pub fn swift_python() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/swift-venv.sh");
+    let out = Command::new(script).output().expect("run scripts/swift-venv.sh");
+    assert!(out.status.success(), "could not install Swift into the venv: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

@@ -95,7 +95,15 @@ pub fn parse_http_date(v: &str) -> Option<u64> {
             let d: u32 = it.next()?.parse().ok()?;
             let mon = month(it.next()?)?;
             let yy: i64 = it.next()?.parse().ok()?;
-            let y = if yy < 100 { if yy < 70 { 2000 + yy } else { 1900 + yy } } else { yy };
+            let y = if yy < 100 {
+                if yy < 70 {
+                    2000 + yy
+                } else {
+                    1900 + yy
+                }
+            } else {
+                yy
+            };
             (y, mon, d, hms(t)?)
         }
         // Sun Nov  6 08:49:37 1994
@@ -146,7 +154,11 @@ mod tests {
 
     #[test]
     fn swift_order() {
-        let c = Conditions { if_none_match: Some(etag_list("\"abc\"")), if_match: Some(vec!["x".into()]), ..Default::default() };
+        let c = Conditions {
+            if_none_match: Some(etag_list("\"abc\"")),
+            if_match: Some(vec!["x".into()]),
+            ..Default::default()
+        };
         assert_eq!(c.evaluate(Some(("abc", 10))), Outcome::NotModified, "If-None-Match is checked first");
         let c = Conditions { if_match: Some(vec!["x".into()]), ..Default::default() };
         assert_eq!(c.evaluate(Some(("abc", 10))), Outcome::Failed);

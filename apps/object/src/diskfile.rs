@@ -118,7 +118,7 @@ pub fn gather(dir: &Path) -> io::Result<Files> {
         }
     }
     for list in [&mut datas, &mut tombs, &mut metas] {
-        list.sort_by(|a, b| b.ts.cmp(&a.ts));
+        list.sort_by_key(|i| std::cmp::Reverse(i.ts));
     }
     let mut f = Files::default();
     // Everything at or before the newest tombstone is obsolete.
@@ -131,7 +131,7 @@ pub fn gather(dir: &Path) -> io::Result<Files> {
     // that is newer still.
     if metas.len() > 1 {
         let mut rest = metas.split_off(1);
-        rest.sort_by(|a, b| b.ctype.cmp(&a.ctype));
+        rest.sort_by_key(|i| std::cmp::Reverse(i.ctype));
         let newest_ctype = metas.first().and_then(|m| m.ctype);
         if rest.first().and_then(|r| r.ctype) > newest_ctype {
             if rest.first().map(|r| r.ts) == metas.first().map(|m| m.ts) {
@@ -384,7 +384,8 @@ impl DiskFile {
         let part_dir = self.device_dir.join(policy_dir("objects", self.policy)).join(&self.partition);
         create_dirs(&part_dir)?;
         let lock = std::fs::OpenOptions::new().create(true).append(true).open(part_dir.join(".lock"))?;
-        let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
+        let _guard =
+            nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
         let suffix = self.hash.get(self.hash.len().saturating_sub(3)..).unwrap_or("000");
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(part_dir.join("hashes.invalid"))?;
         f.write_all(format!("{suffix}\n").as_bytes())?;
@@ -439,7 +440,10 @@ mod tests {
         let f = gather(&d).expect("gather");
         assert_eq!(f.tombstone.map(|x| x.ts), Some(t("2")));
         assert_eq!(f.obsolete.len(), 2);
-        let d = dir_with("b", &["0000000003.00000.data", "0000000002.00000.ts", "0000000004.00000.meta", "0000000005.00000.meta"]);
+        let d = dir_with(
+            "b",
+            &["0000000003.00000.data", "0000000002.00000.ts", "0000000004.00000.meta", "0000000005.00000.meta"],
+        );
         let f = gather(&d).expect("gather");
         assert_eq!(f.data.map(|x| x.ts), Some(t("3")));
         assert_eq!(f.meta.map(|x| x.ts), Some(t("5")));

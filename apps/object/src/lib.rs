@@ -169,8 +169,15 @@ impl Ctx<'_> {
             log::warn!("device {} unavailable: {}", self.path.device, why.0);
             insufficient_storage(&self.path.device)
         })?;
-        let hash = self.cfg.swift.salt.hash_path(&self.path.account, Some(&self.path.container), Some(&self.path.object));
-        Ok(DiskFile { device_dir, policy: self.policy, partition: self.path.partition.clone(), hash, name: self.path.name() })
+        let hash =
+            self.cfg.swift.salt.hash_path(&self.path.account, Some(&self.path.container), Some(&self.path.object));
+        Ok(DiskFile {
+            device_dir,
+            policy: self.policy,
+            partition: self.path.partition.clone(),
+            hash,
+            name: self.path.name(),
+        })
     }
 
     /// `X-Timestamp` for PUT/POST/DELETE (§2.3).

@@ -46,14 +46,17 @@ fn post_inner(ctx: &Ctx<'_>) -> Result<Response, Response> {
         None => Timestamp::ZERO,
         Some(_) => match ctx.header("content-type-timestamp") {
             None => ts,
-            Some(v) => Timestamp::parse(v).map_err(|_| text(Status::BAD_REQUEST, format!("could not convert string to float: '{v}'")))?,
+            Some(v) => Timestamp::parse(v)
+                .map_err(|_| text(Status::BAD_REQUEST, format!("could not convert string to float: '{v}'")))?,
         },
     };
     let df = ctx.diskfile()?;
     let open_expired = ctx.is_true("x-backend-open-expired") || ctx.is_true("x-backend-replication");
     let opened = match df.open(ts, open_expired) {
         Ok(o) => o,
-        Err(OpenError::Io(e)) => return Err(open_error_response(&OpenError::Io(e), &ctx.path.device, &ctx.path.name())),
+        Err(OpenError::Io(e)) => {
+            return Err(open_error_response(&OpenError::Io(e), &ctx.path.device, &ctx.path.name()))
+        }
         Err(OpenError::Collision) => return Err(page(Status::FORBIDDEN)),
         Err(_) => return Err(page(Status::NOT_FOUND)),
     };
@@ -144,12 +147,15 @@ fn delete_inner(ctx: &Ctx<'_>) -> Result<Response, Response> {
         }
         Err(OpenError::Expired(t, m)) => (t, *m, Status::NOT_FOUND),
         Err(OpenError::Deleted(t)) => (t, Meta::default(), Status::NOT_FOUND),
-        Err(OpenError::NotFound) | Err(OpenError::Quarantined(_)) => (Timestamp::ZERO, Meta::default(), Status::NOT_FOUND),
+        Err(OpenError::NotFound) | Err(OpenError::Quarantined(_)) => {
+            (Timestamp::ZERO, Meta::default(), Status::NOT_FOUND)
+        }
         Err(OpenError::Collision) => return Err(page(Status::FORBIDDEN)),
         Err(e) => return Err(open_error_response(&e, &ctx.path.device, &ctx.path.name())),
     };
     let response_ts = orig_ts.max(ts);
-    let orig_delete_at = orig_meta.get_str("X-Delete-At").and_then(|v| Timestamp::parse(v).ok()).unwrap_or(Timestamp::ZERO);
+    let orig_delete_at =
+        orig_meta.get_str("X-Delete-At").and_then(|v| Timestamp::parse(v).ok()).unwrap_or(Timestamp::ZERO);
     if let Some(v) = ctx.header("x-if-delete-at") {
         let Ok(wanted) = Timestamp::parse(v) else {
             return Err(text(Status::BAD_REQUEST, "Bad X-If-Delete-At header value"));

@@ -50,7 +50,10 @@ pub(crate) fn check_metadata(head: &RequestHead, c: &Constraints) -> Result<(), 
             return Err(text(Status::BAD_REQUEST, format!("Too many metadata items; max {}", c.max_meta_count)));
         }
         if size > c.max_meta_overall_size {
-            return Err(text(Status::BAD_REQUEST, format!("Total metadata too large; max {}", c.max_meta_overall_size)));
+            return Err(text(
+                Status::BAD_REQUEST,
+                format!("Total metadata too large; max {}", c.max_meta_overall_size),
+            ));
         }
     }
     Ok(())
@@ -68,8 +71,7 @@ pub(crate) fn delete_at(ctx: &Ctx<'_>, ts: Timestamp) -> Result<Option<String>, 
     let now = ts.units() as f64 / 100_000.0;
     let mut at = ctx.header("x-delete-at").map(|s| s.to_string());
     if let Some(after) = ctx.header("x-delete-after") {
-        let after: i64 =
-            after.trim().parse().map_err(|_| text(Status::BAD_REQUEST, "Non-integer X-Delete-After"))?;
+        let after: i64 = after.trim().parse().map_err(|_| text(Status::BAD_REQUEST, "Non-integer X-Delete-After"))?;
         let actual = normalize_delete_at(now + after as f64);
         if actual.parse::<f64>().unwrap_or(0.0) <= now {
             return Err(text(Status::BAD_REQUEST, "X-Delete-After in past"));
@@ -126,16 +128,18 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
         return Err(text(Status::BAD_REQUEST, "Invalid Content-Type"));
     }
     check_metadata(ctx.head, c)?;
-    let fsize = match content_length {
-        Some(n) => Some(n),
-        None => match ctx.header("x-backend-obj-content-length") {
-            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
-                text(Status::BAD_REQUEST, format!("invalid literal for int() with base 10: '{v}'"))
-            })?),
-            None => None,
-        },
-    };
-    if ctx.header("x-backend-obj-metadata-footer").is_some() || ctx.header("x-backend-obj-multiphase-commit").is_some() {
+    let fsize =
+        match content_length {
+            Some(n) => Some(n),
+            None => match ctx.header("x-backend-obj-content-length") {
+                Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                    text(Status::BAD_REQUEST, format!("invalid literal for int() with base 10: '{v}'"))
+                })?),
+                None => None,
+            },
+        };
+    if ctx.header("x-backend-obj-metadata-footer").is_some() || ctx.header("x-backend-obj-multiphase-commit").is_some()
+    {
         // MIME footers (encryption, EC) are not supported yet: refuse before
         // the body rather than store a MIME document as the object.
         return Err(text(Status::NOT_IMPLEMENTED, "MIME footer PUTs are not supported by this node"));
@@ -145,7 +149,9 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
     let (orig_meta, orig_ts) = match df.open(ts, false) {
         Ok(Opened { meta, data_timestamp, .. }) => (Some(meta), data_timestamp),
         Err(OpenError::Deleted(t)) | Err(OpenError::Expired(t, _)) => (None, t),
-        Err(OpenError::NotFound) | Err(OpenError::Quarantined(_)) | Err(OpenError::Collision) => (None, Timestamp::ZERO),
+        Err(OpenError::NotFound) | Err(OpenError::Quarantined(_)) | Err(OpenError::Collision) => {
+            (None, Timestamp::ZERO)
+        }
         Err(OpenError::Io(e)) if is_full(&e) => return Err(insufficient_storage(device)),
         Err(OpenError::Io(e)) => {
             log::error!("PUT {}: reading the current state failed: {e}", ctx.path.name());
@@ -210,7 +216,8 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
             return Err(page(Status::UNPROCESSABLE));
         }
     }
-    df.publish(tmp, &format!("{}.data", ts.internal()), &meta).map_err(|e| io_error(ctx, "publishing the object", &e))?;
+    df.publish(tmp, &format!("{}.data", ts.internal()), &meta)
+        .map_err(|e| io_error(ctx, "publishing the object", &e))?;
     let orig_delete_at = orig_meta.as_ref().and_then(|m| m.get_str("X-Delete-At")).map(str::to_string);
     update::after_put(ctx, &df.device_dir, &meta, orig_delete_at.as_deref(), delete_at.as_deref());
     Ok(Response::new(Status::CREATED).with_header("Etag", format!("\"{etag}\"").into_bytes()))

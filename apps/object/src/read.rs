@@ -72,7 +72,10 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
         Some(v) => match Timestamp::parse(v) {
             Ok(t) => t,
             Err(_) => {
-                return text(Status::BAD_REQUEST, format!("X-Timestamp should be a UNIX timestamp float value; was '{v}'"))
+                return text(
+                    Status::BAD_REQUEST,
+                    format!("X-Timestamp should be a UNIX timestamp float value; was '{v}'"),
+                )
             }
         },
     };
@@ -91,7 +94,9 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
             return match conditions(ctx).evaluate(None) {
                 Outcome::Failed => {
                     let mut r = page(Status::PRECONDITION_FAILED);
-                    r.headers.extend(resp.headers.into_iter().filter(|h| h.name.eq_ignore_ascii_case("X-Backend-Timestamp")));
+                    r.headers.extend(
+                        resp.headers.into_iter().filter(|h| h.name.eq_ignore_ascii_case("X-Backend-Timestamp")),
+                    );
                     r
                 }
                 _ => resp,
@@ -101,7 +106,8 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
     let Opened { meta, data_timestamp, file, size, .. } = opened;
     let x_ts = meta.get_str("X-Timestamp").and_then(|t| Timestamp::parse(t).ok()).unwrap_or(data_timestamp);
     let stored_etag = meta.get_str("ETag").unwrap_or("").to_string();
-    let content_type = meta.get("Content-Type").map(<[u8]>::to_vec).unwrap_or_else(|| b"application/octet-stream".to_vec());
+    let content_type =
+        meta.get("Content-Type").map(<[u8]>::to_vec).unwrap_or_else(|| b"application/octet-stream".to_vec());
     let mut headers = vec![Header::new("Content-Type", content_type.clone())];
     for (k, v) in &meta.0 {
         if is_returned(k) {
@@ -163,7 +169,11 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
             let (s, e) = spans[0];
             headers.push(Header::new("Content-Range", format!("bytes {}-{}/{size}", s, e - 1).into_bytes()));
             let stream = FileStream { file, parts: [Part::Span(s, e)].into_iter().collect() };
-            Response { status: Status::PARTIAL_CONTENT, headers, body: Body::Stream { len: Some(e - s), stream: Box::new(stream) } }
+            Response {
+                status: Status::PARTIAL_CONTENT,
+                headers,
+                body: Body::Stream { len: Some(e - s), stream: Box::new(stream) },
+            }
         }
         Ranges::Spans(spans) => multipart(headers, file, size, &content_type, &spans),
     }
@@ -195,5 +205,9 @@ fn multipart(mut headers: Vec<Header>, file: File, size: u64, ctype: &[u8], span
     parts.push_back(Part::Text(tail));
     headers.retain(|h| !h.name.eq_ignore_ascii_case("Content-Type"));
     headers.insert(0, Header::new("Content-Type", format!("multipart/byteranges;boundary={b}").into_bytes()));
-    Response { status: Status::PARTIAL_CONTENT, headers, body: Body::Stream { len: Some(len), stream: Box::new(FileStream { file, parts }) } }
+    Response {
+        status: Status::PARTIAL_CONTENT,
+        headers,
+        body: Body::Stream { len: Some(len), stream: Box::new(FileStream { file, parts }) },
+    }
 }

@@ -90,7 +90,8 @@ pub fn send(target: &Target, u: &Update, conn_timeout: Duration, node_timeout: D
         }
     }
     let line = resp.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let status = std::str::from_utf8(line).ok().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse::<u16>().ok());
+    let status =
+        std::str::from_utf8(line).ok().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse::<u16>().ok());
     match status {
         Some(s) if (200..300).contains(&s) => Ok(()),
         Some(s) => Err(format!("{s} from {addr}/{}", target.device)),
@@ -141,7 +142,8 @@ pub fn save_pending(
     let dir = device_dir.join(async_dir(policy)).join(suffix);
     let dest = dir.join(format!("{hash_of_target}-{}", ts.internal()));
     let _guard = PENDING_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let mut targets: Vec<Target> = std::fs::read(&dest).ok().and_then(|b| loads(&b).ok()).map(|v| pending_targets(&v)).unwrap_or_default();
+    let mut targets: Vec<Target> =
+        std::fs::read(&dest).ok().and_then(|b| loads(&b).ok()).map(|v| pending_targets(&v)).unwrap_or_default();
     if let Some(t) = target {
         if !targets.contains(t) {
             targets.push(t.clone());
@@ -156,7 +158,8 @@ pub fn save_pending(
 
 /// The targets a record names.
 pub fn pending_targets(v: &Value) -> Vec<Target> {
-    let partition = v.get("aerie_partition").and_then(|p| p.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned());
+    let partition =
+        v.get("aerie_partition").and_then(|p| p.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned());
     let Some(Value::List(items)) = v.get("aerie_targets") else { return Vec::new() };
     items
         .iter()
@@ -212,7 +215,8 @@ fn dispatch(ctx: &Ctx<'_>, df_device_dir: &Path, u: Update, targets: Vec<Target>
     let (tx, rx) = std::sync::mpsc::channel();
     for t in targets {
         let (tx, u, hash) = (tx.clone(), u.clone(), hash.clone());
-        let (dir, policy, ct, nt) = (df_device_dir.to_path_buf(), ctx.policy, ctx.cfg.conn_timeout, ctx.cfg.node_timeout);
+        let (dir, policy, ct, nt) =
+            (df_device_dir.to_path_buf(), ctx.policy, ctx.cfg.conn_timeout, ctx.cfg.node_timeout);
         let spawned = std::thread::Builder::new().name("container-update".into()).spawn(move || {
             if let Err(why) = send(&t, &u, ct, nt) {
                 log::error!(
@@ -260,8 +264,10 @@ fn base_headers(ctx: &Ctx<'_>) -> Vec<(String, String)> {
 
 /// The container update for an object write (§4.9).
 pub(crate) fn container_update(ctx: &Ctx<'_>, device_dir: &Path, op: &str, mut headers: Vec<(String, String)>) {
-    let hosts: Vec<String> = ctx.header("x-container-host").unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
-    let devices: Vec<String> = ctx.header("x-container-device").unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
+    let hosts: Vec<String> =
+        ctx.header("x-container-host").unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
+    let devices: Vec<String> =
+        ctx.header("x-container-device").unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
     let partition = ctx.header("x-container-partition").unwrap_or("").trim().to_string();
     if hosts.len() != devices.len() {
         log::error!(
@@ -331,7 +337,13 @@ pub fn apply_overrides(headers: &mut Vec<(String, String)>, sources: &[&Meta]) {
 }
 
 /// The expirer queue's update for an object (§4.10).
-pub(crate) fn delete_at_update(ctx: &Ctx<'_>, device_dir: &Path, op: &str, delete_at: i64, extra: Vec<(String, String)>) {
+pub(crate) fn delete_at_update(
+    ctx: &Ctx<'_>,
+    device_dir: &Path,
+    op: &str,
+    delete_at: i64,
+    extra: Vec<(String, String)>,
+) {
     if ctx.is_true("x-backend-replication") {
         return;
     }
@@ -345,10 +357,8 @@ pub(crate) fn delete_at_update(ctx: &Ctx<'_>, device_dir: &Path, op: &str, delet
     let account = format!("{}expiring_objects", ctx.cfg.swift.constraints.auto_create_account_prefix);
     let task_obj = format!("{delete_at_s}-{}/{}/{}", ctx.path.account, ctx.path.container, ctx.path.object);
     let ts = ctx.required_timestamp().map(|t| t.internal()).unwrap_or_default();
-    let mut headers = vec![
-        ("X-Backend-Storage-Policy-Index".to_string(), "0".to_string()),
-        ("X-Timestamp".to_string(), ts),
-    ];
+    let mut headers =
+        vec![("X-Backend-Storage-Policy-Index".to_string(), "0".to_string()), ("X-Timestamp".to_string(), ts)];
     headers.extend(base_headers(ctx));
     let mut targets = Vec::new();
     let mut container = computed.clone();
@@ -373,9 +383,10 @@ pub(crate) fn delete_at_update(ctx: &Ctx<'_>, device_dir: &Path, op: &str, delet
             headers.retain(|(h, _)| !h.eq_ignore_ascii_case(&k));
             headers.push((k, v));
         }
-    } else if !ctx.header("x-backend-clean-expiring-object-queue").is_none_or(|v| {
-        matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "t" | "y")
-    }) {
+    } else if !ctx
+        .header("x-backend-clean-expiring-object-queue")
+        .is_none_or(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "t" | "y"))
+    {
         return;
     }
     let u = Update { op: op.to_string(), account, container, obj: task_obj, headers, db_state: None };
@@ -401,7 +412,13 @@ pub(crate) fn conditional_delete_at_update(ctx: &Ctx<'_>, device_dir: &Path, dat
 }
 
 /// The updates after a successful PUT.
-pub(crate) fn after_put(ctx: &Ctx<'_>, device_dir: &Path, meta: &Meta, orig_delete_at: Option<&str>, new_delete_at: Option<&str>) {
+pub(crate) fn after_put(
+    ctx: &Ctx<'_>,
+    device_dir: &Path,
+    meta: &Meta,
+    orig_delete_at: Option<&str>,
+    new_delete_at: Option<&str>,
+) {
     let parse = |v: Option<&str>| v.and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
     conditional_delete_at_update(ctx, device_dir, meta, parse(orig_delete_at), parse(new_delete_at));
     let get = |k: &str| meta.get_str(k).unwrap_or("").to_string();
