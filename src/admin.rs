@@ -51,6 +51,7 @@ impl Admin {
                     .collect();
                 json!({
                     "slot": i,
+                    "role": if s.kind() == 1 { "object-updater" } else { "worker" },
                     "pid": s.pid(),
                     "index": s.index(),
                     "generation": s.generation(),

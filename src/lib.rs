@@ -22,6 +22,7 @@ pub mod notify;
 pub mod registry;
 pub mod scoreboard;
 pub mod sys;
+pub mod updater;
 pub mod worker;
 
 use error::Error;

@@ -23,11 +23,17 @@ use std::sync::{Mutex, OnceLock};
 pub const ACCESS: &str = "aerie::access";
 
 const MASTER: usize = usize::MAX;
+const OBJECT_UPDATER: usize = usize::MAX - 1;
 static ROLE: AtomicUsize = AtomicUsize::new(MASTER);
 
 /// Mark this process as worker `index` (right after fork).
 pub fn set_worker(index: usize) {
     ROLE.store(index, Ordering::Relaxed);
+}
+
+/// Mark this process as the object updater (right after fork).
+pub fn set_object_updater() {
+    ROLE.store(OBJECT_UPDATER, Ordering::Relaxed);
 }
 
 /// Where lines go and which pass.
@@ -126,7 +132,11 @@ fn format_line(record: &log::Record<'_>) -> String {
     let ts = timestamp();
     let pid = std::process::id();
     let role = ROLE.load(Ordering::Relaxed);
-    let who = if role == MASTER { format!("master[{pid}]") } else { format!("worker.{role}[{pid}]") };
+    let who = match role {
+        MASTER => format!("master[{pid}]"),
+        OBJECT_UPDATER => format!("object-updater[{pid}]"),
+        n => format!("worker.{n}[{pid}]"),
+    };
     if record.target() == ACCESS {
         format!("{ts} access {who} {}\n", record.args())
     } else {

@@ -63,6 +63,7 @@ const S_BYTES_OUT: usize = 9;
 const S_CONNECTIONS: usize = 10;
 const S_ACCEPTED: usize = 11;
 const S_QUEUE_COUNT: usize = 12;
+const S_KIND: usize = 13;
 const SLOT_WORDS: usize = 16;
 const SLOT_QUEUE_WORDS: usize = QUEUES * QUEUE_WORDS;
 
@@ -201,6 +202,7 @@ counters!(Slot {
     connections / set_connections / add_connections = S_CONNECTIONS;
     accepted / set_accepted / add_accepted = S_ACCEPTED;
     queue_count / set_queue_count / add_queue_count = S_QUEUE_COUNT;
+    kind / set_kind / add_kind = S_KIND;
 });
 
 /// One queue's figures in a slot.

@@ -31,7 +31,7 @@ impl Node {
         let conf = dir.path().join("swift.conf");
         std::fs::write(&conf, SWIFT_CONF).expect("swift.conf");
         let cfg = format!(
-            "[server]\nworkers = 2\n[admin]\naddress = \"127.0.0.1:0\"\n[storage]\ndevices = {:?}\nmount_check = false\nswift_conf = {:?}\n{storage_extra}\n\
+            "[server]\nworkers = 2\n[admin]\naddress = \"127.0.0.1:0\"\n[storage]\ndevices = {:?}\nmount_check = false\nswift_conf = {:?}\nobject_updater_interval = 0.3\n{storage_extra}\n\
              [[listen]]\naddress = \"127.0.0.1:0\"\nlength_required = []\nmax_body_size = 10995116277760\npipeline = [\"object\"]\n\n[processors.object]\nthreads_per_device = 2\n{object_extra}\n",
             root.display().to_string(),
             conf.display().to_string()
@@ -557,6 +557,32 @@ fn container_updates_reach_the_container_and_failures_become_async_pendings() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The object updater (a process of its own) delivers it once the
+    // container is back, and removes the record.
+    let back = std::net::TcpListener::bind(dead).expect("the container comes back on its port");
+    let (tx2, rx2) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(conn) = back.incoming().flatten().next() {
+            let mut r = BufReader::new(conn.try_clone().expect("clone"));
+            let mut first = String::new();
+            let _ = r.read_line(&mut first);
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                    break;
+                }
+            }
+            let _ = (&conn).write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+            let _ = tx2.send(first);
+        }
+    });
+    let first = rx2.recv_timeout(Duration::from_secs(20)).expect("the updater's delivery");
+    assert_eq!(first.trim_end(), "PUT /sdb1/5/AUTH_t/c/later HTTP/1.1");
+    wait_until("the delivered record to be removed", Duration::from_secs(10), || {
+        !n.files("sda1").iter().any(|f| f.starts_with("async_pending/"))
+    });
+    let st = n.server.status();
+    assert!(st["workers"].as_array().is_some_and(|w| w.iter().any(|w| w["role"] == "object-updater")), "{st}");
 }
 
 /// Swift's object server from PyPI on the same devices and swift.conf.

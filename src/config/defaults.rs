@@ -82,6 +82,11 @@ pub const STORAGE_SWIFT_CONF: &str = "/etc/swift/swift.conf";
 /// or as a percentage; writes that would cross it get 507.
 pub const STORAGE_FALLOCATE_RESERVE: &str = "1%";
 
+/// `storage.object_updater_interval` (seconds): how often the object
+/// updater replays saved container updates (it runs whenever the object
+/// service is in a pipeline).
+pub const STORAGE_OBJECT_UPDATER_INTERVAL: f64 = 5.0;
+
 /// `processors.object.container_update_timeout` (seconds): how long an
 /// object write waits for its container updates before answering.
 pub const OBJECT_CONTAINER_UPDATE_TIMEOUT: f64 = 1.0;

@@ -81,6 +81,7 @@ pub struct RawStorage {
     pub mount_check: bool,
     pub swift_conf: String,
     pub fallocate_reserve: String,
+    pub object_updater_interval: f64,
 }
 
 impl Default for RawStorage {
@@ -90,6 +91,7 @@ impl Default for RawStorage {
             mount_check: defaults::STORAGE_MOUNT_CHECK,
             swift_conf: defaults::STORAGE_SWIFT_CONF.to_string(),
             fallocate_reserve: defaults::STORAGE_FALLOCATE_RESERVE.to_string(),
+            object_updater_interval: defaults::STORAGE_OBJECT_UPDATER_INTERVAL,
         }
     }
 }
@@ -278,6 +280,8 @@ pub struct StorageConfig {
     pub reserve_text: String,
     /// `fallocate_reserve`.
     pub reserve: aerie_storage::fs::Reserve,
+    /// How often the object updater sweeps.
+    pub object_updater_interval: Duration,
 }
 
 /// The object service's settings.
@@ -569,6 +573,7 @@ impl RawConfig {
             swift: None,
             reserve_text: st.fallocate_reserve.clone(),
             reserve,
+            object_updater_interval: seconds("storage.object_updater_interval", st.object_updater_interval)?,
         };
         let config_uses = |n: &str| {
             listen.iter().any(|l| {
@@ -785,6 +790,7 @@ impl Config {
                 mount_check: self.storage.devices.mount_check,
                 swift_conf: self.storage.swift_conf_path.display().to_string(),
                 fallocate_reserve: self.storage.reserve_text.clone(),
+                object_updater_interval: self.storage.object_updater_interval.as_secs_f64(),
             },
         }
     }

@@ -33,7 +33,7 @@ use signals::{Signal, Signals};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use workers::{CrashLoop, Worker};
+use workers::{CrashLoop, Role as ProcessRole, Worker};
 
 pub use upgrade::{inherited_from_env as upgrade_env, UPGRADE_GENERATION_ENV, UPGRADE_WORKERS_ENV};
 
@@ -122,6 +122,7 @@ impl Master {
             .inherited_workers
             .iter()
             .map(|&(pid, generation)| Worker {
+                role: ProcessRole::Worker,
                 pid,
                 slot: None,
                 generation,

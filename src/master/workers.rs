@@ -28,9 +28,20 @@ pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest delay between worker starts in a crash loop.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// What a child process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Serves requests.
+    Worker,
+    /// Replays async pendings (see `crate::updater`).
+    ObjectUpdater,
+}
+
 /// A child process of the master.
 #[derive(Debug)]
 pub struct Worker {
+    /// What it is.
+    pub role: Role,
     /// Its pid.
     pub pid: Pid,
     /// Its scoreboard slot (none for workers inherited across an upgrade).
@@ -124,12 +135,15 @@ impl Master {
         }
     }
 
-    /// Fork a worker of the current generation. The child never returns.
-    fn spawn(&mut self, index: usize) -> Result<(), MasterError> {
+    /// Fork a child of the current generation. The child never returns.
+    fn spawn(&mut self, role: Role, index: usize) -> Result<(), MasterError> {
         let Some(slot) = self.scoreboard.claim(self.generation, index) else {
-            log::error!("no free scoreboard slot for a new worker");
+            log::error!("no free scoreboard slot for a new process");
             return Ok(());
         };
+        if let Some(s) = self.scoreboard.slot(slot) {
+            s.set_kind(u64::from(role == Role::ObjectUpdater));
+        }
         match fork().map_err(MasterError::Fork)? {
             Forked::Child => {
                 let (master_signals, mut close) = self.signals.take_for_child();
@@ -137,23 +151,37 @@ impl Master {
                 if let Some(pending) = self.reload.take() {
                     close.extend(pending.into_fds());
                 }
-                crate::worker::run(crate::worker::WorkerArgs {
-                    index,
-                    slot,
-                    generation: self.generation,
-                    config: &self.config,
-                    listeners: &self.listeners,
-                    scoreboard: self.scoreboard,
-                    close,
-                    master_signals,
-                    master: self.me,
-                })
+                match (role, self.scoreboard.slot(slot)) {
+                    (Role::ObjectUpdater, Some(s)) => {
+                        // The updater serves no socket: close the listeners.
+                        close.extend(self.listeners.drain(..).map(|l| std::os::fd::OwnedFd::from(l.socket)));
+                        crate::updater::main(crate::updater::UpdaterArgs {
+                            config: &self.config,
+                            slot: s,
+                            close,
+                            master_signals,
+                            master: self.me,
+                        })
+                    }
+                    _ => crate::worker::run(crate::worker::WorkerArgs {
+                        index,
+                        slot,
+                        generation: self.generation,
+                        config: &self.config,
+                        listeners: &self.listeners,
+                        scoreboard: self.scoreboard,
+                        close,
+                        master_signals,
+                        master: self.me,
+                    }),
+                }
             }
             Forked::Parent { pid } => {
                 if let Some(s) = self.scoreboard.slot(slot) {
                     s.set_pid(pid.as_raw() as u64);
                 }
                 self.workers.push(Worker {
+                    role,
                     pid,
                     slot: Some(slot),
                     generation: self.generation,
@@ -162,10 +190,20 @@ impl Master {
                     retiring: None,
                     killed: false,
                 });
-                log::info!("started worker {index} (pid {pid}, generation {})", self.generation);
+                match role {
+                    Role::Worker => log::info!("started worker {index} (pid {pid}, generation {})", self.generation),
+                    Role::ObjectUpdater => {
+                        log::info!("started the object updater (pid {pid}, generation {})", self.generation)
+                    }
+                }
                 Ok(())
             }
         }
+    }
+
+    /// Whether this generation runs an object updater.
+    fn wants_object_updater(&self) -> bool {
+        self.config.uses("object")
     }
 
     pub(super) fn reap_workers(&mut self) -> Result<(), MasterError> {
@@ -250,10 +288,24 @@ impl Master {
     /// Converge on the wanted workers (see the module docs).
     pub(super) fn manage_workers(&mut self) -> Result<(), MasterError> {
         let generation = self.generation;
+        let have_updater = self
+            .workers
+            .iter()
+            .any(|w| w.role == Role::ObjectUpdater && w.generation == generation && w.retiring.is_none());
+        if self.wants_object_updater() && !have_updater {
+            let (ok, line) = self.crashes.may_spawn(Instant::now());
+            if let Some(line) = line {
+                log::info!("{line}");
+            }
+            if ok {
+                self.spawn(Role::ObjectUpdater, usize::MAX)?;
+            }
+        }
         // Pick one worker to recycle at a time.
         if self.recycling.is_none() {
             let flagged = self.workers.iter().find(|w| {
-                w.generation == generation
+                w.role == Role::Worker
+                    && w.generation == generation
                     && w.retiring.is_none()
                     && w.slot.and_then(|i| self.scoreboard.slot(i)).is_some_and(|s| s.recycle() != 0)
             });
@@ -267,7 +319,9 @@ impl Master {
             .workers
             .iter()
             .enumerate()
-            .filter(|(_, w)| w.generation == generation && w.retiring.is_none() && Some(w.pid) != recycling)
+            .filter(|(_, w)| {
+                w.role == Role::Worker && w.generation == generation && w.retiring.is_none() && Some(w.pid) != recycling
+            })
             .map(|(i, _)| i)
             .collect();
         if wanted.len() < self.target {
@@ -282,7 +336,7 @@ impl Master {
                 if !ok {
                     break;
                 }
-                self.spawn(index)?;
+                self.spawn(Role::Worker, index)?;
             }
             return Ok(());
         }

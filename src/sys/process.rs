@@ -35,3 +35,22 @@ pub fn is_running(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Drop to the configured group and user (only ever downwards: the master
+/// keeps its identity so it can bind new listeners on reload). `user` is
+/// (name, uid, the user's gid); `group` is (name, gid).
+pub fn drop_privileges(user: Option<&(String, u32, u32)>, group: Option<&(String, u32)>) -> Result<(), String> {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    let gid = group.map(|g| g.1).or(user.map(|u| u.2));
+    if let Some(gid) = gid {
+        setgroups(&[]).map_err(|e| format!("could not drop supplementary groups: {e}"))?;
+        setgid(Gid::from_raw(gid)).map_err(|e| format!("could not switch to group {gid}: {e}"))?;
+    }
+    if let Some((name, uid, _)) = user {
+        setuid(Uid::from_raw(*uid)).map_err(|e| format!("could not switch to user {name}: {e}"))?;
+        if nix::unistd::geteuid().is_root() && *uid != 0 {
+            return Err(format!("still root after switching to {name}"));
+        }
+    }
+    Ok(())
+}

@@ -125,25 +125,6 @@ fn max_requests(config: &Config) -> Option<u64> {
     Some(base + if jitter == 0 { 0 } else { seed % (jitter + 1) })
 }
 
-/// Drop to the configured group and user (only ever downwards: the
-/// master keeps its identity so it can bind new listeners on reload).
-fn drop_privileges(config: &Config) -> Result<(), String> {
-    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
-    let user = config.server.user.as_ref();
-    let gid = config.server.group.as_ref().map(|g| g.1).or(user.map(|u| u.2));
-    if let Some(gid) = gid {
-        setgroups(&[]).map_err(|e| format!("could not drop supplementary groups: {e}"))?;
-        setgid(Gid::from_raw(gid)).map_err(|e| format!("could not switch to group {gid}: {e}"))?;
-    }
-    if let Some((name, uid, _)) = user {
-        setuid(Uid::from_raw(*uid)).map_err(|e| format!("could not switch to user {name}: {e}"))?;
-        if nix::unistd::geteuid().is_root() && *uid != 0 {
-            return Err(format!("still root after switching to {name}"));
-        }
-    }
-    Ok(())
-}
-
 /// Post-fork hygiene, in one place.
 fn after_fork(
     close: Vec<OwnedFd>,
@@ -156,7 +137,7 @@ fn after_fork(
     drop(close);
     crate::sys::process::set_name("aerie: worker");
     // Credentials first: changing them clears the parent-death signal.
-    drop_privileges(config)?;
+    crate::sys::process::drop_privileges(config.server.user.as_ref(), config.server.group.as_ref())?;
     crate::sys::process::set_parent_death_signal(Signal::SIGTERM)
         .map_err(|e| format!("could not set the parent-death signal: {e}"))?;
     let (rx, tx) =

@@ -1,0 +1,206 @@
+//! The object updater: a background process, forked and supervised by the
+//! master beside the workers, that replays async pendings (§4.11, §8.1).
+//!
+//! Every `object_updater_interval` it walks
+//! `<devices>/<dev>/async_pending*/<sfx>/<hash>-<ts>`, and for each record
+//! sends the saved update to every container replica it names. A replica
+//! that accepts it (2xx) is removed from the record; when none is left the
+//! file is unlinked, otherwise the record is rewritten with the replicas
+//! still to do. Records without targets (written by Swift's servers, which
+//! rely on a ring this node does not have) are left for Swift's own
+//! updater. Being its own process, the updater survives worker reloads and
+//! crashes, and its blocking network calls never touch a worker's loop.
+
+use crate::config::Config;
+use crate::scoreboard::{Slot, State};
+use aerie_object::update::{pending_targets, pending_update, send, Target};
+use aerie_storage::pickle::{dumps, loads, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// Records fully delivered and removed.
+    pub delivered: usize,
+    /// Records still pending after this sweep.
+    pub pending: usize,
+    /// Records left for a ring-based updater.
+    pub skipped: usize,
+}
+
+fn pending_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(devices) = std::fs::read_dir(root) else { return out };
+    for dev in devices.flatten() {
+        let Ok(dirs) = std::fs::read_dir(dev.path()) else { continue };
+        for d in dirs.flatten() {
+            if !d.file_name().to_string_lossy().starts_with("async_pending") {
+                continue;
+            }
+            let Ok(sfxs) = std::fs::read_dir(d.path()) else { continue };
+            for sfx in sfxs.flatten() {
+                let Ok(files) = std::fs::read_dir(sfx.path()) else { continue };
+                out.extend(files.flatten().map(|f| f.path()).filter(|p| p.is_file()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn rewrite(path: &Path, record: &Value, remaining: &[Target]) -> std::io::Result<()> {
+    let Value::Dict(items) = record else { return Ok(()) };
+    let mut items = items.clone();
+    let list = Value::List(
+        remaining
+            .iter()
+            .map(|t| Value::Tuple(vec![Value::Str(t.host.clone()), Value::Str(t.device.clone())]))
+            .collect(),
+    );
+    match items.iter_mut().find(|(k, _)| k.as_bytes() == Some(b"aerie_targets")) {
+        Some(slot) => slot.1 = list,
+        None => items.push((Value::Str("aerie_targets".into()), list)),
+    }
+    let tmp = path.with_extension("tmp-rewrite");
+    std::fs::write(&tmp, dumps(&Value::Dict(items)))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// One pass over every device's async pendings.
+pub fn sweep(root: &Path, conn_timeout: Duration, node_timeout: Duration, slot: Option<&Slot>) -> Sweep {
+    let mut s = Sweep::default();
+    for path in pending_files(root) {
+        if let Some(slot) = slot {
+            slot.beat();
+        }
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let record = match loads(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("unreadable async pending {}: {e}", path.display());
+                s.pending += 1;
+                continue;
+            }
+        };
+        let (Some(update), targets) = (pending_update(&record), pending_targets(&record)) else {
+            log::error!("async pending {} lacks op/account/container/obj", path.display());
+            s.pending += 1;
+            continue;
+        };
+        if targets.is_empty() {
+            s.skipped += 1;
+            continue;
+        }
+        let mut remaining = Vec::new();
+        for t in targets {
+            match send(&t, &update, conn_timeout, node_timeout) {
+                Ok(()) => log::info!(
+                    "delivered async {} /{}/{}/{} to {}/{}",
+                    update.op,
+                    update.account,
+                    update.container,
+                    update.obj,
+                    t.host,
+                    t.device
+                ),
+                Err(why) => {
+                    log::debug!("async update to {}/{} still failing: {why}", t.host, t.device);
+                    remaining.push(t);
+                }
+            }
+        }
+        if remaining.is_empty() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => s.delivered += 1,
+                Err(e) => log::error!("could not remove delivered {}: {e}", path.display()),
+            }
+        } else {
+            s.pending += 1;
+            if let Err(e) = rewrite(&path, &record, &remaining) {
+                log::error!("could not update {}: {e}", path.display());
+            }
+        }
+    }
+    s
+}
+
+/// Run the updater until told to stop; returns the exit code.
+pub fn run(config: &Config, slot: Slot, master: nix::unistd::Pid, stop: Arc<AtomicBool>, quit: Arc<AtomicBool>) -> i32 {
+    let interval = config.storage.object_updater_interval;
+    let root = config.storage.devices.root.clone();
+    slot.set_state(State::Ready);
+    log::info!("object updater started: sweeping {} every {:?}", root.display(), interval);
+    let mut next = Instant::now();
+    loop {
+        slot.beat();
+        if stop.load(Ordering::Relaxed) || quit.load(Ordering::Relaxed) {
+            log::info!("object updater stopping");
+            return crate::error::EXIT_OK;
+        }
+        if nix::unistd::getppid() != master {
+            log::warn!("the master is gone: object updater exiting");
+            return crate::error::EXIT_OK;
+        }
+        if Instant::now() >= next {
+            let s = sweep(&root, config.object.conn_timeout, config.object.node_timeout, Some(&slot));
+            if s.delivered > 0 || s.pending > 0 {
+                log::info!(
+                    "object updater sweep: {} delivered, {} still pending, {} left for a ring",
+                    s.delivered,
+                    s.pending,
+                    s.skipped
+                );
+            }
+            next = Instant::now() + interval;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(interval));
+    }
+}
+
+/// What the master hands the updater at fork.
+pub struct UpdaterArgs<'a> {
+    /// The configuration.
+    pub config: &'a Config,
+    /// Its scoreboard slot.
+    pub slot: Slot,
+    /// Master-only descriptors to close.
+    pub close: Vec<std::os::fd::OwnedFd>,
+    /// The master's signal registrations to remove.
+    pub master_signals: Vec<signal_hook::SigId>,
+    /// The master's pid.
+    pub master: nix::unistd::Pid,
+}
+
+/// The updater process, after fork: hygiene, then [`run`]; never returns.
+pub fn main(args: UpdaterArgs<'_>) -> ! {
+    crate::log::set_object_updater();
+    for id in args.master_signals {
+        signal_hook::low_level::unregister(id);
+    }
+    drop(args.close);
+    crate::sys::process::set_name("aerie: updater");
+    args.slot.set_pid(u64::from(std::process::id()));
+    let boot = || -> Result<(Arc<AtomicBool>, Arc<AtomicBool>), String> {
+        crate::sys::process::drop_privileges(args.config.server.user.as_ref(), args.config.server.group.as_ref())?;
+        crate::sys::process::set_parent_death_signal(nix::sys::signal::Signal::SIGTERM)
+            .map_err(|e| format!("could not set the parent-death signal: {e}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let quit = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone()).map_err(|e| e.to_string())?;
+        signal_hook::flag::register(signal_hook::consts::SIGINT, quit.clone()).map_err(|e| e.to_string())?;
+        signal_hook::flag::register(signal_hook::consts::SIGQUIT, quit.clone()).map_err(|e| e.to_string())?;
+        Ok((stop, quit))
+    };
+    let code = match boot() {
+        Ok((stop, quit)) => run(args.config, args.slot, args.master, stop, quit),
+        Err(why) => {
+            log::error!("object updater could not start: {why}");
+            crate::error::EXIT_FAILURE
+        }
+    };
+    std::process::exit(code)
+}
