@@ -16,6 +16,7 @@
 pub mod conditional;
 pub mod diskfile;
 pub mod meta;
+pub mod mime;
 mod post_delete;
 mod put;
 pub mod range;

@@ -9,8 +9,9 @@
 
 use crate::diskfile::{OpenError, Opened};
 use crate::meta::{is_sysmeta, is_transient_sysmeta, is_user_meta, title, Meta, ALLOWED_HEADERS};
+use crate::mime::MimeReader;
 use crate::{insufficient_storage, page, text, update, Ctx};
-use aerie_api::{BodyFraming, RequestBody, RequestHead, Response, Status};
+use aerie_api::{BodyFraming, Header, RequestBody, RequestHead, Response, Status};
 use aerie_storage::fs::{is_full, TempFile};
 use aerie_storage::swift_conf::Constraints;
 use aerie_storage::Timestamp;
@@ -138,12 +139,19 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
                 None => None,
             },
         };
-    if ctx.header("x-backend-obj-metadata-footer").is_some() || ctx.header("x-backend-obj-multiphase-commit").is_some()
-    {
-        // MIME footers (encryption, EC) are not supported yet: refuse before
-        // the body rather than store a MIME document as the object.
-        return Err(text(Status::NOT_IMPLEMENTED, "MIME footer PUTs are not supported by this node"));
+    if ctx.is_true("x-backend-obj-multiphase-commit") {
+        // The two-phase commit is for erasure-coded policies, which this node
+        // refuses at start; refuse before the body rather than guess.
+        return Err(text(Status::NOT_IMPLEMENTED, "multiphase-commit PUTs (EC) are not supported by this node"));
     }
+    let mime_boundary = if ctx.is_true("x-backend-obj-metadata-footer") {
+        match ctx.header("x-backend-obj-multipart-mime-boundary").filter(|b| !b.is_empty()) {
+            Some(b) => Some(b.to_string()),
+            None => return Err(text(Status::BAD_REQUEST, "no MIME boundary")),
+        }
+    } else {
+        None
+    };
     let df = ctx.diskfile()?;
     let device = ctx.path.device.as_str();
     let (orig_meta, orig_ts) = match df.open(ts, false) {
@@ -180,7 +188,25 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
     if let Some(n) = fsize {
         tmp.preallocate(n).map_err(|e| io_error(ctx, "preallocating", &e))?;
     }
-    let (upload_size, etag) = stage_body(ctx, body, &mut tmp)?;
+    let (upload_size, etag, footers) = match &mime_boundary {
+        None => {
+            let (n, e) = stage_body(ctx, body, &mut tmp)?;
+            (n, e, Meta::default())
+        }
+        Some(boundary) => {
+            // Announce that the footer will be read, then take the object
+            // from the first document and the footer from the second.
+            let _ = body.send_continue(vec![Header::new("X-Obj-Metadata-Footer", &b"yes"[..])]);
+            let mut mime = MimeReader::new(&mut *body, boundary);
+            mime.start().map_err(|e| mime_error(ctx, &e))?;
+            if mime.next_part().map_err(|e| mime_error(ctx, &e))?.is_none() {
+                return Err(text(Status::BAD_REQUEST, "couldn't find the object MIME doc"));
+            }
+            let (n, e) = stage_body(ctx, &mut MimeBody(&mut mime), &mut tmp)?;
+            let footers = read_footer(ctx, &mut mime)?;
+            (n, e, footers)
+        }
+    };
     if fsize.is_some_and(|n| n != upload_size) {
         return Err(page(Status::CLIENT_DISCONNECT));
     }
@@ -211,15 +237,22 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
     if let Some(at) = &delete_at {
         meta.set("X-Delete-At", at.clone());
     }
-    if let Some(sent) = ctx.header("etag") {
-        if etag_normalize(sent) != etag {
+    for (k, v) in &footers.0 {
+        if is_user_meta(k) || is_sysmeta(k) || is_transient_sysmeta(k) {
+            meta.set(&title(k), v.clone());
+        }
+    }
+    let received = footers.get_str("etag").map(str::to_string).or_else(|| ctx.header("etag").map(str::to_string));
+    if let Some(sent) = received {
+        let sent = etag_normalize(&sent);
+        if !sent.is_empty() && sent != etag {
             return Err(page(Status::UNPROCESSABLE));
         }
     }
     df.publish(tmp, &format!("{}.data", ts.internal()), &meta)
         .map_err(|e| io_error(ctx, "publishing the object", &e))?;
     let orig_delete_at = orig_meta.as_ref().and_then(|m| m.get_str("X-Delete-At")).map(str::to_string);
-    update::after_put(ctx, &df.device_dir, &meta, orig_delete_at.as_deref(), delete_at.as_deref());
+    update::after_put(ctx, &df.device_dir, &meta, &footers, orig_delete_at.as_deref(), delete_at.as_deref());
     Ok(Response::new(Status::CREATED).with_header("Etag", format!("\"{etag}\"").into_bytes()))
 }
 
@@ -232,8 +265,59 @@ fn io_error(ctx: &Ctx<'_>, what: &str, e: &io::Error) -> Response {
     page(Status::INTERNAL_SERVER_ERROR)
 }
 
+/// The object document of a MIME PUT, as a reader.
+struct MimeBody<'a, R: Read>(&'a mut MimeReader<R>);
+
+impl<R: Read> Read for MimeBody<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.0.read_body(out)
+    }
+}
+
+fn mime_error(ctx: &Ctx<'_>, e: &io::Error) -> Response {
+    match e.kind() {
+        io::ErrorKind::TimedOut => page(Status::REQUEST_TIMEOUT),
+        io::ErrorKind::InvalidData => text(Status::BAD_REQUEST, e.to_string()),
+        _ => {
+            log::info!("PUT {}: client body ended early: {e}", ctx.path.name());
+            page(Status::CLIENT_DISCONNECT)
+        }
+    }
+}
+
+/// The footer document: JSON headers whose MD5 must match (§4.12).
+fn read_footer<R: Read>(ctx: &Ctx<'_>, mime: &mut MimeReader<R>) -> Result<Meta, Response> {
+    let Some(headers) = mime.next_part().map_err(|e| mime_error(ctx, &e))? else {
+        return Err(text(Status::BAD_REQUEST, "couldn't find footer MIME doc"));
+    };
+    let body = mime.read_body_to_end(1 << 20).map_err(|e| mime_error(ctx, &e))?;
+    let Some(md5) = headers.iter().find(|(k, _)| k == "content-md5").map(|(_, v)| v.clone()) else {
+        return Err(text(Status::BAD_REQUEST, "no Content-MD5 in footer"));
+    };
+    if md5 != aerie_storage::hash::md5_hex(&body) {
+        return Err(text(Status::UNPROCESSABLE, "footer MD5 mismatch"));
+    }
+    let json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&body).map_err(|_| text(Status::BAD_REQUEST, "invalid JSON for footer doc"))?;
+    // Drain whatever follows (normally nothing but the closing boundary).
+    while !mime.finished() {
+        if mime.next_part().map_err(|e| mime_error(ctx, &e))?.is_none() {
+            break;
+        }
+    }
+    let mut m = Meta::default();
+    for (k, v) in json {
+        let v = match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        m.set(&title(&k), v.into_bytes());
+    }
+    Ok(m)
+}
+
 /// Copy the body into the temporary file; (bytes, md5 hex).
-fn stage_body(ctx: &Ctx<'_>, body: &mut RequestBody, tmp: &mut TempFile) -> Result<(u64, String), Response> {
+fn stage_body<B: Read>(ctx: &Ctx<'_>, body: &mut B, tmp: &mut TempFile) -> Result<(u64, String), Response> {
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;

@@ -416,6 +416,7 @@ pub(crate) fn after_put(
     ctx: &Ctx<'_>,
     device_dir: &Path,
     meta: &Meta,
+    footers: &Meta,
     orig_delete_at: Option<&str>,
     new_delete_at: Option<&str>,
 ) {
@@ -435,6 +436,14 @@ pub(crate) fn after_put(
             .map(|(k, v)| (k.to_string(), v.to_vec()))
             .collect(),
     );
-    apply_overrides(&mut headers, &[&request_overrides, meta]);
+    let footer_overrides = Meta(
+        footers
+            .0
+            .iter()
+            .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-backend-container-update-override-"))
+            .cloned()
+            .collect(),
+    );
+    apply_overrides(&mut headers, &[&request_overrides, &footer_overrides, meta]);
     container_update(ctx, device_dir, "PUT", headers);
 }
