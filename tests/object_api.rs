@@ -865,7 +865,13 @@ fn a_1_gib_get_streams_with_a_few_mib_of_worker_memory() {
     let n = Node::start();
     let size: u64 = 1 << 30;
     let mut c = Client::connect(n.addr());
-    c.send(format!("PUT /sda1/0/a/c/huge HTTP/1.1\r\nX-Timestamp: {}\r\nContent-Type: a\r\nContent-Length: {size}\r\n\r\n", ts()).as_bytes());
+    c.send(
+        format!(
+            "PUT /sda1/0/a/c/huge HTTP/1.1\r\nX-Timestamp: {}\r\nContent-Type: a\r\nContent-Length: {size}\r\n\r\n",
+            ts()
+        )
+        .as_bytes(),
+    );
     let chunk: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 253) as u8).collect();
     for _ in 0..(size >> 20) {
         c.send(&chunk);
@@ -905,7 +911,11 @@ fn metadata_too_big_for_ext4_xattrs_is_507_and_stores_nothing() {
     if fs == "ext2/ext3" {
         // ext4 keeps a file's xattrs in one 4 KiB block.
         assert_eq!(r.status, 507, "{}", r.text());
-        assert!(!n.files("sda1").iter().any(|f| f.ends_with(".data") || f.starts_with("tmp/tmp")), "{:?}", n.files("sda1"));
+        assert!(
+            !n.files("sda1").iter().any(|f| f.ends_with(".data") || f.starts_with("tmp/tmp")),
+            "{:?}",
+            n.files("sda1")
+        );
     } else {
         assert_eq!(r.status, 201, "{fs} holds large xattrs");
     }
@@ -953,8 +963,13 @@ fn post_and_expiry_updates_match_the_captured_wire_format() {
     let has = |l: &[String], k: &str, v: &str| l.iter().any(|x| x.eq_ignore_ascii_case(&format!("{k}: {v}")));
     assert!(expirer[0].starts_with("PUT /sdc1/7/.expiring_objects/"), "{expirer:?}");
     assert!(expirer[0].ends_with(&format!("/{at}-AUTH_t/c/upd%20x HTTP/1.1")), "{expirer:?}");
-    assert!(has(expirer, "X-Size", "0") && has(expirer, "X-Content-Type", "text/plain;swift_expirer_bytes=3"), "{expirer:?}");
-    assert!(has(expirer, "X-Etag", "d41d8cd98f00b204e9800998ecf8427e") && has(expirer, "X-Content-Type-Timestamp", &t_put));
+    assert!(
+        has(expirer, "X-Size", "0") && has(expirer, "X-Content-Type", "text/plain;swift_expirer_bytes=3"),
+        "{expirer:?}"
+    );
+    assert!(
+        has(expirer, "X-Etag", "d41d8cd98f00b204e9800998ecf8427e") && has(expirer, "X-Content-Type-Timestamp", &t_put)
+    );
     assert!(has(container, "X-Etag", "abc; foo=bar"));
     // The POST: a PUT to the container with the data timestamp, the new
     // content type and its timestamp; the removed expiry is dequeued through
@@ -979,4 +994,23 @@ fn post_and_expiry_updates_match_the_captured_wire_format() {
     wait_until("the dequeue to be saved", Duration::from_secs(5), || {
         n.files("sda1").iter().any(|f| f.starts_with("async_pending/"))
     });
+}
+
+#[test]
+fn the_object_updater_does_not_hold_back_accepts() {
+    // Accept balancing counts only workers: with one worker and the
+    // updater, a burst of new connections is served at once.
+    let n = Node::start();
+    put(&n, OBJ, b"x", &[]);
+    let start = std::time::Instant::now();
+    let handles: Vec<_> = (0..32)
+        .map(|_| {
+            let a = n.addr();
+            std::thread::spawn(move || request(a, "GET", OBJ, &[], b"").status)
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().expect("client"), 200);
+    }
+    assert!(start.elapsed() < Duration::from_millis(900), "a burst of 32 connections took {:?}", start.elapsed());
 }

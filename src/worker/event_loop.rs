@@ -188,7 +188,9 @@ impl EventLoop {
             .scoreboard
             .slots()
             .map(|(_, s)| s)
-            .filter(|s| s.state() == State::Ready && s.generation() == generation)
+            // Workers only: the object updater has a slot too, and no
+            // connections.
+            .filter(|s| s.state() == State::Ready && s.generation() == generation && s.kind() == 0)
             .collect();
         self.slot.set_connections(self.conns.len() as u64);
         self.pools.report(&self.slot);

@@ -18,7 +18,7 @@
 //! Everything here blocks on the disk: it runs on the device's pool threads.
 
 use crate::meta::Meta;
-use aerie_storage::fs::{create_dirs, fsync_dir, read_metadata, MetadataError, TempFile};
+use aerie_storage::fs::{create_dirs, read_metadata, MetadataError, TempFile};
 use aerie_storage::pickle::dumps_metadata;
 use aerie_storage::timestamp::{decode_timestamps, encode_timestamps};
 use aerie_storage::Timestamp;
@@ -349,7 +349,7 @@ impl DiskFile {
         let created = create_dirs(&dir)?;
         self.invalidate_suffix()?;
         tmp.commit(&dir.join(file_name), &created)?;
-        self.cleanup(&dir);
+        schedule_cleanup(dir);
         Ok(())
     }
 
@@ -357,24 +357,6 @@ impl DiskFile {
     pub fn write_empty(&self, file_name: &str, meta: &Meta) -> io::Result<()> {
         let tmp = TempFile::create(&self.tmpdir())?;
         self.publish(tmp, file_name, meta)
-    }
-
-    /// Remove the files the visible state makes obsolete, and the hash
-    /// directory when nothing is left.
-    fn cleanup(&self, dir: &Path) {
-        let Ok(files) = gather(dir) else { return };
-        for p in &files.obsolete {
-            if let Err(e) = std::fs::remove_file(p) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    log::warn!("could not remove obsolete {}: {e}", p.display());
-                }
-            }
-        }
-        if std::fs::remove_dir(dir).is_ok() {
-            if let Some(parent) = dir.parent() {
-                let _ = fsync_dir(parent);
-            }
-        }
     }
 
     /// Append the suffix to the partition's `hashes.invalid`, under the
@@ -390,6 +372,58 @@ impl DiskFile {
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(part_dir.join("hashes.invalid"))?;
         f.write_all(format!("{suffix}\n").as_bytes())?;
         Ok(())
+    }
+}
+
+/// Remove the files the visible state of a hash directory makes obsolete.
+///
+/// Safe against concurrent writers: a file obsolete now stays obsolete
+/// whatever is written later. The directory itself is never removed here
+/// (a writer may be about to rename into it); it always keeps its newest
+/// file anyway.
+pub fn cleanup(dir: &Path) {
+    let Ok(files) = gather(dir) else { return };
+    for p in &files.obsolete {
+        if let Err(e) = std::fs::remove_file(p) {
+            if e.kind() != io::ErrorKind::NotFound {
+                log::warn!("could not remove obsolete {}: {e}", p.display());
+            }
+        }
+    }
+}
+
+/// Cleanups waiting for the janitor thread (bounded; when full, the
+/// writer cleans up itself).
+const JANITOR_QUEUE: usize = 4096;
+
+static JANITOR: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<PathBuf>>> = std::sync::OnceLock::new();
+
+/// Remove obsolete files after a write, off the request's path: unlinking a
+/// replaced object can take tens of milliseconds (freeing extents, discard),
+/// and the answer does not depend on it. A janitor thread, started in the
+/// worker on first use, does it; if it cannot keep up the writer does it.
+fn schedule_cleanup(dir: PathBuf) {
+    let sender = JANITOR.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<PathBuf>(JANITOR_QUEUE);
+        std::thread::Builder::new()
+            .name("object-janitor".into())
+            .spawn(move || {
+                while let Ok(dir) = rx.recv() {
+                    cleanup(&dir);
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    match sender {
+        Some(tx) => {
+            if let Err(std::sync::mpsc::TrySendError::Full(dir) | std::sync::mpsc::TrySendError::Disconnected(dir)) =
+                tx.try_send(dir)
+            {
+                cleanup(&dir);
+            }
+        }
+        None => cleanup(&dir),
     }
 }
 
