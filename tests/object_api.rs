@@ -1017,3 +1017,50 @@ fn the_object_updater_does_not_hold_back_accepts() {
     }
     assert!(start.elapsed() < Duration::from_millis(900), "a burst of 32 connections took {:?}", start.elapsed());
 }
+
+#[test]
+fn ignore_range_if_metadata_present_and_fallocate_reserve() {
+    let n = Node::start();
+    put(&n, OBJ, b"0123456789", &[("X-Static-Large-Object", "True")]);
+    let r = n.req(
+        "GET",
+        OBJ,
+        &[("Range", "bytes=0-1"), ("X-Backend-Ignore-Range-If-Metadata-Present", "X-Static-Large-Object")],
+        b"",
+    );
+    assert_eq!((r.status, r.body.len()), (200, 10), "the manifest is served whole");
+    let r =
+        n.req("GET", OBJ, &[("Range", "bytes=0-1"), ("X-Backend-Ignore-Range-If-Metadata-Present", "X-Other")], b"");
+    assert_eq!(r.status, 206);
+    drop(n);
+    let full = Node::start_with("fallocate_reserve = \"100%\"", "");
+    let (r, _) = put(&full, OBJ, b"x", &[]);
+    assert_eq!(r.status, 507, "below the reserve");
+}
+
+#[test]
+fn corrupt_objects_are_quarantined_and_answer_404() {
+    let n = Node::start();
+    let (_, t) = put(&n, OBJ, b"hello", &[]);
+    let data = n.root.join("sda1/objects/0/ef2/12ff799997ba082a30012665b4e4fef2").join(format!("{t}.data"));
+    // The size no longer matches the stored Content-Length.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&data)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"!"))
+        .expect("corrupt");
+    let r = n.req("GET", OBJ, &[], b"");
+    assert_eq!(r.status, 404);
+    assert!(!data.exists(), "moved away");
+    assert!(
+        n.files("sda1").iter().any(|f| f.starts_with("quarantined/objects/12ff799997ba082a30012665b4e4fef2/")),
+        "{:?}",
+        n.files("sda1")
+    );
+    assert_eq!(
+        n.req("PUT", OBJ, &[("X-Timestamp", &ts()), ("Content-Type", "a")], b"new").status,
+        201,
+        "a new PUT works"
+    );
+    assert_eq!(n.req("GET", OBJ, &[], b"").body, b"new");
+}
