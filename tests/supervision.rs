@@ -70,7 +70,7 @@ fn reload_under_load_changes_the_worker_count_without_failing_a_request() {
     std::thread::sleep(Duration::from_millis(300));
     let (fresh, ka) = load.finish();
     eprintln!("fresh: {fresh:?}\nkeep-alive: {ka:?}");
-    assert!(fresh.ok > 200 && ka.ok > 200, "too little load: {fresh:?} {ka:?}");
+    assert!(fresh.ok > 1000 && ka.ok > 1000, "too little load: {fresh:?} {ka:?}");
     assert_eq!(fresh.failed, 0, "fresh-connection requests failed: {:?}", fresh.errors);
     assert_eq!(ka.mid_response, 0, "keep-alive responses broke: {:?}", ka.errors);
     assert_eq!(ka.failed, 0, "keep-alive requests failed: {:?}", ka.errors);
@@ -425,7 +425,7 @@ fn usr2_upgrades_in_place_under_load_and_a_broken_binary_changes_nothing() {
     assert!(is_alive(pid));
     assert_eq!(fresh.failed, 0, "{:?}", fresh.errors);
     assert_eq!(ka.mid_response, 0, "{:?}", ka.errors);
-    assert!(fresh.ok > 100);
+    assert!(fresh.ok > 1000, "{fresh:?}");
     assert_eq!(generation(&s), 2);
 
     // A broken binary: the check fails and nothing changes.
