@@ -1000,25 +1000,6 @@ fn post_and_expiry_updates_match_the_captured_wire_format() {
 }
 
 #[test]
-fn the_object_updater_does_not_hold_back_accepts() {
-    // Accept balancing counts only workers: with one worker and the
-    // updater, a burst of new connections is served at once.
-    let n = Node::start();
-    put(&n, OBJ, b"x", &[]);
-    let start = std::time::Instant::now();
-    let handles: Vec<_> = (0..32)
-        .map(|_| {
-            let a = n.addr();
-            std::thread::spawn(move || request(a, "GET", OBJ, &[], b"").status)
-        })
-        .collect();
-    for h in handles {
-        assert_eq!(h.join().expect("client"), 200);
-    }
-    assert!(start.elapsed() < Duration::from_millis(900), "a burst of 32 connections took {:?}", start.elapsed());
-}
-
-#[test]
 fn ignore_range_if_metadata_present_and_fallocate_reserve() {
     let n = Node::start();
     put(&n, OBJ, b"0123456789", &[("X-Static-Large-Object", "True")]);

@@ -60,6 +60,13 @@ struct ListenerSlot {
     more: bool,
 }
 
+/// Whether a slot is a worker of this generation that accepts connections
+/// (the fair share is computed over these). The object updater has a slot
+/// too, but no connections: counting it made a lone worker defer accepts.
+pub fn is_accepting_peer(s: &Slot, generation: u64) -> bool {
+    s.state() == State::Ready && s.generation() == generation && s.kind() == 0
+}
+
 /// Everything a worker's loop owns.
 pub struct EventLoop {
     poll: Poll,
@@ -184,14 +191,7 @@ impl EventLoop {
     fn tick(&mut self) {
         self.slot.beat();
         let generation = self.slot.generation();
-        self.peers = self
-            .scoreboard
-            .slots()
-            .map(|(_, s)| s)
-            // Workers only: the object updater has a slot too, and no
-            // connections.
-            .filter(|s| s.state() == State::Ready && s.generation() == generation && s.kind() == 0)
-            .collect();
+        self.peers = self.scoreboard.slots().map(|(_, s)| s).filter(|s| is_accepting_peer(s, generation)).collect();
         self.slot.set_connections(self.conns.len() as u64);
         self.pools.report(&self.slot);
         if let Some(limit) = self.max_requests {
@@ -518,5 +518,28 @@ impl EventLoop {
                 None => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_accepting_peer;
+    use crate::scoreboard::{Scoreboard, State};
+
+    #[test]
+    fn only_ready_workers_of_the_generation_are_peers() {
+        let sb = Scoreboard::create().expect("map");
+        let w = sb.slot(sb.claim(3, 0).expect("slot")).expect("slot");
+        let u = sb.slot(sb.claim(3, usize::MAX).expect("slot")).expect("slot");
+        u.set_kind(1);
+        let old = sb.slot(sb.claim(2, 0).expect("slot")).expect("slot");
+        for s in [w, u, old] {
+            s.set_state(State::Ready);
+        }
+        assert!(is_accepting_peer(&w, 3));
+        assert!(!is_accepting_peer(&u, 3), "the updater accepts nothing");
+        assert!(!is_accepting_peer(&old, 3), "an older generation is draining");
+        w.set_state(State::Starting);
+        assert!(!is_accepting_peer(&w, 3));
     }
 }
