@@ -3,3 +3,4 @@
 #![forbid(unsafe_code)]
 
 pub mod db;
+pub mod listing;

@@ -1,0 +1,401 @@
+//! Object listings (§6.6): Swift's `list_objects_iter` algorithm over the
+//! `(deleted, name)` index, page by page (never the whole container in
+//! memory), and the JSON, plain and XML bodies.
+
+use aerie_storage::timestamp::decode_timestamps;
+use rusqlite::{params_from_iter, Connection, ToSql};
+
+/// What a listing asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    /// At most this many entries (objects and subdirs).
+    pub limit: usize,
+    /// Only names after this one.
+    pub marker: String,
+    /// Only names before this one.
+    pub end_marker: String,
+    /// Only names starting with this.
+    pub prefix: Option<String>,
+    /// Roll names up to this delimiter after the prefix.
+    pub delimiter: Option<String>,
+    /// `path` (overrides prefix and delimiter).
+    pub path: Option<String>,
+    /// Descending order.
+    pub reverse: bool,
+    /// Include names starting with the reserved byte.
+    pub allow_reserved: bool,
+    /// Only rows of this policy.
+    pub policy: i64,
+}
+
+/// One listing entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// An object row.
+    Object {
+        /// Name.
+        name: String,
+        /// Encoded timestamps.
+        created_at: String,
+        /// Stored size.
+        size: i64,
+        /// Stored content type.
+        content_type: String,
+        /// Stored etag.
+        etag: String,
+    },
+    /// A rolled-up prefix.
+    Subdir(String),
+}
+
+/// The character after `c` (skipping the surrogate gap).
+fn next_char(c: char) -> char {
+    let n = u32::from(c) + 1;
+    char::from_u32(n).or_else(|| char::from_u32(0xE000)).unwrap_or(char::MAX)
+}
+
+fn bump_last(s: &str) -> String {
+    let mut chars: Vec<char> = s.chars().collect();
+    if let Some(last) = chars.pop() {
+        chars.push(next_char(last));
+    }
+    chars.into_iter().collect()
+}
+
+/// List entries (Swift's `list_objects_iter`, object rows of one policy).
+pub fn list(conn: &Connection, p: &ListParams) -> rusqlite::Result<Vec<Entry>> {
+    let limit = p.limit;
+    let (mut marker, mut end_marker) = (p.marker.clone(), p.end_marker.clone());
+    if p.reverse {
+        std::mem::swap(&mut marker, &mut end_marker);
+    }
+    let mut prefix = p.prefix.clone();
+    let mut delimiter = p.delimiter.clone().filter(|d| !d.is_empty());
+    let mut path = p.path.clone();
+    if let Some(pa) = &path {
+        let pa = if pa.is_empty() { String::new() } else { format!("{}/", pa.trim_end_matches('/')) };
+        prefix = Some(pa.clone());
+        path = Some(pa);
+        delimiter = Some("/".into());
+    } else if delimiter.is_some() && prefix.is_none() {
+        prefix = Some(String::new());
+    }
+    let end_prefix = prefix.as_deref().filter(|x| !x.is_empty()).map(bump_last);
+    let orig_marker = marker.clone();
+    let mut delim_force_gte = false;
+    let mut results: Vec<Entry> = Vec::new();
+    while results.len() < limit {
+        let mut conds: Vec<&str> = Vec::new();
+        let mut args: Vec<String> = Vec::new();
+        let pre = prefix.clone().unwrap_or_default();
+        if !end_marker.is_empty() && (pre.is_empty() || end_prefix.as_ref().is_none_or(|ep| end_marker < *ep)) {
+            conds.push("name < ?");
+            args.push(end_marker.clone());
+        } else if let Some(ep) = &end_prefix {
+            conds.push("name < ?");
+            args.push(ep.clone());
+        }
+        if delim_force_gte {
+            conds.push("name >= ?");
+            args.push(marker.clone());
+            delim_force_gte = false;
+        } else if !marker.is_empty() && (pre.is_empty() || marker >= pre) {
+            conds.push("name > ?");
+            args.push(marker.clone());
+        } else if !pre.is_empty() {
+            conds.push("name >= ?");
+            args.push(pre.clone());
+        }
+        if !p.allow_reserved {
+            conds.push("name >= ?");
+            args.push("\u{1}".into());
+        }
+        conds.push("deleted = 0");
+        conds.push("storage_policy_index = ?");
+        let sql = format!(
+            "SELECT name, created_at, size, content_type, etag FROM object WHERE {} ORDER BY name {} LIMIT ?",
+            conds.join(" AND "),
+            if p.reverse { "DESC" } else { "ASC" }
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut bind: Vec<Box<dyn ToSql>> = args.iter().map(|a| Box::new(a.clone()) as Box<dyn ToSql>).collect();
+        bind.push(Box::new(p.policy));
+        bind.push(Box::new((limit - results.len()) as i64));
+        let rows: Vec<Entry> = stmt
+            .query_map(params_from_iter(bind.iter().map(|b| b.as_ref())), |r| {
+                Ok(Entry::Object {
+                    name: r.get(0)?,
+                    created_at: r.get(1)?,
+                    size: r.get(2)?,
+                    content_type: r.get(3)?,
+                    etag: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some(delim) = delimiter.clone() else {
+            results.extend(rows);
+            return Ok(results);
+        };
+        if rows.is_empty() {
+            break;
+        }
+        let pre_len = pre.len();
+        let mut broke = false;
+        for row in rows {
+            let Entry::Object { name, .. } = &row else { continue };
+            let name = name.clone();
+            if p.reverse {
+                end_marker = name.clone();
+            } else {
+                marker = name.clone();
+            }
+            if results.len() >= limit {
+                return Ok(results);
+            }
+            let end = name.get(pre_len..).and_then(|rest| rest.find(delim.as_str())).map(|i| i + pre_len);
+            if let Some(pa) = &path {
+                if &name == pa {
+                    continue;
+                }
+                if let Some(end) = end {
+                    if name.len() > end + delim.len() {
+                        if p.reverse {
+                            end_marker = name[..end + delim.len()].to_string();
+                        } else {
+                            marker = format!("{}{}", &name[..end], bump_last(&delim));
+                        }
+                        broke = true;
+                        break;
+                    }
+                }
+            } else if let Some(end) = end {
+                let dir = name[..end + delim.len()].to_string();
+                if p.reverse {
+                    end_marker = dir.clone();
+                } else {
+                    marker = format!("{}{}", &name[..end], bump_last(&delim));
+                    delim_force_gte = true;
+                }
+                if dir != orig_marker {
+                    results.push(Entry::Subdir(dir));
+                }
+                broke = true;
+                break;
+            }
+            results.push(row);
+        }
+        let _ = broke;
+    }
+    Ok(results)
+}
+
+/// Swift's `extract_swift_bytes` on a stored content type: the type with
+/// its other parameters re-joined without spaces, and `swift_bytes`.
+pub fn clean_content_type(ctype: &str) -> (String, Option<String>) {
+    let Some((base, params)) = ctype.split_once(';') else { return (ctype.to_string(), None) };
+    let mut out = base.to_string();
+    let mut sb = None;
+    for part in params.split(';') {
+        let Some((k, v)) = part.split_once('=') else { continue };
+        let (k, v) = (k.trim(), v.trim());
+        if k == "swift_bytes" {
+            sb = Some(v.to_string());
+        } else {
+            out.push_str(&format!(";{k}={v}"));
+        }
+    }
+    (out, sb)
+}
+
+fn json_escape_ascii(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The fields Swift lists for an object row.
+fn object_fields(created_at: &str, size: i64, content_type: &str) -> (i64, String, String) {
+    let (ctype, sb) = clean_content_type(content_type);
+    let bytes = sb.and_then(|v| v.parse::<i64>().ok()).unwrap_or(size);
+    let meta_ts = decode_timestamps(created_at, false).ok().and_then(|(_, _, m)| m).unwrap_or_default();
+    (bytes, ctype, meta_ts.isoformat())
+}
+
+/// JSON body (Swift's key order, `ensure_ascii`).
+pub fn json(entries: &[Entry]) -> String {
+    let items: Vec<String> = entries
+        .iter()
+        .map(|e| match e {
+            Entry::Subdir(s) => format!("{{\"subdir\": {}}}", json_escape_ascii(s)),
+            Entry::Object { name, created_at, size, content_type, etag } => {
+                let (bytes, ctype, lm) = object_fields(created_at, *size, content_type);
+                format!(
+                    "{{\"bytes\": {bytes}, \"hash\": {}, \"name\": {}, \"content_type\": {}, \"last_modified\": {}}}",
+                    json_escape_ascii(etag),
+                    json_escape_ascii(name),
+                    json_escape_ascii(&ctype),
+                    json_escape_ascii(&lm)
+                )
+            }
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Plain body: one name per line.
+pub fn plain(entries: &[Entry]) -> String {
+    entries
+        .iter()
+        .map(|e| match e {
+            Entry::Subdir(s) => format!("{s}\n"),
+            Entry::Object { name, .. } => format!("{name}\n"),
+        })
+        .collect()
+}
+
+/// XML body.
+pub fn xml(container: &str, entries: &[Entry]) -> String {
+    let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<container name=\"{}\">", xml_escape(container));
+    for e in entries {
+        match e {
+            Entry::Subdir(s) => {
+                let s = xml_escape(s);
+                out.push_str(&format!("<subdir name=\"{s}\"><name>{s}</name></subdir>"));
+            }
+            Entry::Object { name, created_at, size, content_type, etag } => {
+                let (bytes, ctype, lm) = object_fields(created_at, *size, content_type);
+                out.push_str(&format!(
+                    "<object><name>{}</name><hash>{}</hash><bytes>{bytes}</bytes><content_type>{}</content_type><last_modified>{}</last_modified></object>",
+                    xml_escape(name),
+                    xml_escape(etag),
+                    xml_escape(&ctype),
+                    xml_escape(&lm)
+                ));
+            }
+        }
+    }
+    out.push_str("</container>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{ContainerDb, Row};
+    use aerie_storage::Timestamp;
+
+    fn db_with(names: &[&str]) -> (ContainerDb, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("aerie-list-{}-{}", std::process::id(), names.len()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut db =
+            ContainerDb::create(&dir.join("c.db"), "a", "c", Timestamp::from_secs(1), 0, "sda").expect("create");
+        let t = Timestamp::from_secs(2);
+        let rows: Vec<Row> = names
+            .iter()
+            .map(|n| Row {
+                name: n.to_string(),
+                data: t,
+                ctype_ts: t,
+                meta: t,
+                size: 1,
+                content_type: "text/plain".into(),
+                etag: "e".into(),
+                deleted: false,
+                policy: 0,
+            })
+            .collect();
+        db.merge_rows(&rows).expect("rows");
+        (db, dir)
+    }
+
+    fn names(entries: &[Entry]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| match e {
+                Entry::Subdir(s) => format!("{s}(dir)"),
+                Entry::Object { name, .. } => name.clone(),
+            })
+            .collect()
+    }
+
+    fn lp(limit: usize) -> ListParams {
+        ListParams { limit, ..Default::default() }
+    }
+
+    #[test]
+    fn delimiter_prefix_markers_and_reverse() {
+        let (db, dir) = db_with(&["a", "a/", "a/b", "a/c/d", "b", "c-1", "c-2", "d"]);
+        let c = db.conn();
+        assert_eq!(names(&list(c, &lp(100)).expect("list")), ["a", "a/", "a/b", "a/c/d", "b", "c-1", "c-2", "d"]);
+        let p = ListParams { delimiter: Some("/".into()), ..lp(100) };
+        assert_eq!(names(&list(c, &p).expect("list")), ["a", "a/(dir)", "b", "c-1", "c-2", "d"]);
+        let p = ListParams { delimiter: Some("/".into()), prefix: Some("a/".into()), ..lp(100) };
+        assert_eq!(names(&list(c, &p).expect("list")), ["a/", "a/b", "a/c/(dir)"]);
+        let p = ListParams { path: Some("a".into()), ..lp(100) };
+        assert_eq!(names(&list(c, &p).expect("list")), ["a/b"]);
+        let p = ListParams { marker: "b".into(), end_marker: "d".into(), ..lp(100) };
+        assert_eq!(names(&list(c, &p).expect("list")), ["c-1", "c-2"]);
+        let p = ListParams { reverse: true, marker: "d".into(), ..lp(3) };
+        assert_eq!(names(&list(c, &p).expect("list")), ["c-2", "c-1", "b"]);
+        let p = ListParams { delimiter: Some("-".into()), ..lp(100) };
+        assert_eq!(names(&list(c, &p).expect("list")), ["a", "a/", "a/b", "a/c/d", "b", "c-(dir)", "d"]);
+        let p = ListParams { delimiter: Some("/".into()), reverse: true, ..lp(100) };
+        assert_eq!(names(&list(c, &p).expect("list")), ["d", "c-2", "c-1", "b", "a/(dir)", "a"]);
+        let p = ListParams { delimiter: Some("/".into()), limit: 2, ..lp(2) };
+        assert_eq!(names(&list(c, &p).expect("list")), ["a", "a/(dir)"]);
+        let p = ListParams { delimiter: Some("/".into()), marker: "a/".into(), ..lp(100) };
+        assert_eq!(names(&list(c, &p).expect("list")), ["b", "c-1", "c-2", "d"], "paging continues past the subdir");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn utf8_byte_order_and_reserved_names() {
+        let (db, dir) = db_with(&["z", "\u{e9}", "\u{10000}", "\u{0}hidden"]);
+        let all = list(db.conn(), &ListParams { allow_reserved: true, ..lp(10) }).expect("list");
+        assert_eq!(names(&all), ["\u{0}hidden", "z", "\u{e9}", "\u{10000}"]);
+        assert_eq!(names(&list(db.conn(), &lp(10)).expect("list")), ["z", "\u{e9}", "\u{10000}"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn bodies() {
+        let e = vec![
+            Entry::Object {
+                name: "\u{e9}t\u{e9}".into(),
+                created_at: "1795376283.36507".into(),
+                size: 5,
+                content_type: "application/x; swift_bytes=1234; charset=utf8".into(),
+                etag: "eee".into(),
+            },
+            Entry::Subdir("a/".into()),
+        ];
+        assert_eq!(
+            json(&e),
+            "[{\"bytes\": 1234, \"hash\": \"eee\", \"name\": \"\\u00e9t\\u00e9\", \"content_type\": \"application/x;charset=utf8\", \"last_modified\": \"2026-11-22T19:38:03.365070\"}, {\"subdir\": \"a/\"}]"
+        );
+        assert_eq!(plain(&e), "\u{e9}t\u{e9}\na/\n");
+        assert!(xml("c", &e).contains("<subdir name=\"a/\"><name>a/</name></subdir>"));
+        assert_eq!(json(&[]), "[]");
+    }
+}
