@@ -50,7 +50,25 @@ fn build_object(config: &Config) -> Result<SharedProcessor, BuildError> {
     Ok(Arc::new(server))
 }
 
+fn build_container(config: &Config) -> Result<SharedProcessor, BuildError> {
+    let swift = config.storage.swift.clone().ok_or_else(|| BuildError("swift.conf was not loaded".into()))?;
+    Ok(Arc::new(aerie_container::ContainerServer::new(aerie_container::ContainerConfig {
+        devices: config.storage.devices.clone(),
+        swift,
+        reserve: config.storage.reserve,
+        conn_timeout: config.object.conn_timeout,
+        node_timeout: config.object.node_timeout,
+    })))
+}
+
 static ENTRIES: &[Entry] = &[
+    Entry {
+        name: "container",
+        kind: Kind::Pooled,
+        summary: "the Swift container service (SQLite databases, one queue and pool per device)",
+        storage: true,
+        build: Build::Processor(build_container),
+    },
     Entry {
         name: "object",
         kind: Kind::Pooled,

@@ -1,6 +1,655 @@
 //! The Swift-compatible container service (SWIFT-BACKEND.md §6), on SQLite
-//! databases in Swift's schema. Work in progress: the database layer.
+//! databases in Swift's schema (§9.1).
+//!
+//! Container verbs on `/<dev>/<part>/<account>/<container>` and object-row
+//! verbs (from object servers) on `/<dev>/<part>/<account>/<container>/<obj>`;
+//! the queue key is the device, so database work runs on that device's
+//! pool threads. Checks follow Swift's order (§1.2).
 #![forbid(unsafe_code)]
 
 pub mod db;
 pub mod listing;
+pub mod meta;
+
+use aerie_api::{Body, Executor, Method, Processor, QueueKey, Request, RequestHead, Response, Status};
+use aerie_storage::fs::{Devices, Reserve};
+use aerie_storage::path::{
+    decode_path, device_of, form_decode, quote, split_path, validate_device_partition, PathError,
+};
+use aerie_storage::swift_conf::SwiftConf;
+use aerie_storage::Timestamp;
+use db::{ContainerDb, DbError, Info, Row};
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the container service needs.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    /// Devices root and mount check.
+    pub devices: Devices,
+    /// swift.conf.
+    pub swift: SwiftConf,
+    /// Free space kept (PUT/POST answer 507 below it).
+    pub reserve: Reserve,
+    /// Connect timeout towards account servers.
+    pub conn_timeout: Duration,
+    /// Response timeout towards account servers.
+    pub node_timeout: Duration,
+}
+
+/// The container processor.
+pub struct ContainerServer {
+    cfg: Arc<ContainerConfig>,
+}
+
+impl ContainerServer {
+    /// Build it.
+    pub fn new(cfg: ContainerConfig) -> ContainerServer {
+        ContainerServer { cfg: Arc::new(cfg) }
+    }
+}
+
+const METHODS: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "REPLICATE", "UPDATE"];
+
+/// Swift's HTML page for a status.
+fn page(status: Status) -> Response {
+    let exp = match status.0 {
+        400 => "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+        404 => "The resource could not be found.",
+        405 => "The method is not allowed for this resource.",
+        406 => "The resource is not available in a format acceptable to your browser.",
+        409 => "There was a conflict when trying to complete your request.",
+        412 => "A precondition for this request was not met.",
+        500 => "The server has either erred or is incapable of performing the requested operation.",
+        501 => "The requested method is not implemented by this server.",
+        503 => "The server is currently unavailable. Please try again at a later time.",
+        _ => return Response::new(status),
+    };
+    Response::new(status)
+        .with_header("Content-Type", &b"text/html; charset=UTF-8"[..])
+        .with_body(Body::Bytes(format!("<html><h1>{}</h1><p>{exp}</p></html>", status.reason()).into_bytes().into()))
+}
+
+fn text(status: Status, msg: impl Into<Cow<'static, str>>) -> Response {
+    Response::text(status, msg)
+}
+
+fn insufficient(device: &str) -> Response {
+    Response::new(Status::INSUFFICIENT_STORAGE).with_header("Content-Type", &b"text/html; charset=UTF-8"[..]).with_body(
+        Body::Bytes(
+            format!("<html><h1>Insufficient Storage</h1><p>There was not enough space to save the resource. Drive: {device}</p></html>")
+                .into_bytes()
+                .into(),
+        ),
+    )
+}
+
+fn db_error(e: DbError, path: &std::path::Path) -> Response {
+    match e {
+        DbError::Busy => {
+            log::warn!("database {} is locked: 503", path.display());
+            page(Status::SERVICE_UNAVAILABLE).with_header("Retry-After", &b"1"[..])
+        }
+        DbError::Corrupt(why) => {
+            log::error!("database {} is corrupt ({why}): quarantining it", path.display());
+            quarantine(path);
+            page(Status::NOT_FOUND)
+        }
+        DbError::Other(why) => {
+            log::error!("database {}: {why}", path.display());
+            page(Status::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// Move a corrupt database's directory to `<dev>/quarantined/containers/`.
+fn quarantine(db_path: &std::path::Path) {
+    let Some(hash_dir) = db_path.parent() else { return };
+    let Some(dev) = hash_dir.parent().and_then(|p| p.parent()).and_then(|p| p.parent()).and_then(|p| p.parent()) else {
+        return;
+    };
+    let target_dir = dev.join("quarantined").join("containers");
+    let name = hash_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut target = target_dir.join(&name);
+    if target.exists() {
+        target = target_dir.join(format!("{name}-{}", Timestamp::now().normal()));
+    }
+    if let Err(e) = aerie_storage::fs::create_dirs(&target_dir).and_then(|_| std::fs::rename(hash_dir, &target)) {
+        log::error!("could not quarantine {}: {e}", hash_dir.display());
+    }
+}
+
+fn is_true(v: Option<&str>) -> bool {
+    v.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "t" | "y"))
+}
+
+struct Ctx<'a> {
+    cfg: &'a ContainerConfig,
+    head: &'a RequestHead,
+    device: String,
+    partition: String,
+    account: String,
+    container: String,
+    obj: Option<String>,
+}
+
+impl Ctx<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.header_str(name)
+    }
+
+    fn timestamp(&self) -> Result<Timestamp, Response> {
+        match self.head.header("x-timestamp") {
+            None => Err(text(Status::BAD_REQUEST, "Missing X-Timestamp header")),
+            Some(v) => Timestamp::parse_bytes(v).map_err(|_| text(Status::BAD_REQUEST, "Invalid X-Timestamp header")),
+        }
+    }
+
+    fn db_path(&self) -> Result<PathBuf, Response> {
+        let dev = self.cfg.devices.device_dir(&self.device).map_err(|_| insufficient(&self.device))?;
+        let hash = self.cfg.swift.salt.hash_path(&self.account, Some(&self.container), None);
+        let sfx = &hash[hash.len() - 3..];
+        Ok(dev.join("containers").join(&self.partition).join(sfx).join(&hash).join(format!("{hash}.db")))
+    }
+
+    fn check_space(&self) -> Result<(), Response> {
+        let dev = self.cfg.devices.root.join(&self.device);
+        match self.cfg.reserve.would_cross(&dev, 0) {
+            Ok(true) => Err(insufficient(&self.device)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The policy header, validated (400 on an unknown index).
+    fn policy_header(&self) -> Result<Option<i64>, Response> {
+        let Some(v) = self.header("x-backend-storage-policy-index") else { return Ok(None) };
+        match v.trim().parse::<u32>().ok().filter(|i| self.cfg.swift.policy(*i).is_some()) {
+            Some(i) => Ok(Some(i64::from(i))),
+            None => Err(text(Status::BAD_REQUEST, format!("Invalid X-Backend-Storage-Policy-Index '{v}'"))),
+        }
+    }
+}
+
+fn open(path: &std::path::Path) -> Result<Option<ContainerDb>, Response> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    match ContainerDb::open(path) {
+        Ok(db) => Ok(Some(db)),
+        Err(e) => Err(db_error(e, path)),
+    }
+}
+
+/// The backend headers of §6.2.
+fn info_headers(info: Option<&Info>, mut resp: Response) -> Response {
+    let zero = Timestamp::ZERO.internal();
+    let get = |f: fn(&Info) -> String| info.map(f).unwrap_or_else(|| zero.clone());
+    let norm = |s: String| Timestamp::parse(&s).map(|t| t.internal()).unwrap_or(s);
+    resp = resp
+        .with_header("X-Backend-Timestamp", norm(get(|i| i.created_at.clone())).into_bytes())
+        .with_header("X-Backend-PUT-Timestamp", norm(get(|i| i.put_timestamp.clone())).into_bytes())
+        .with_header("X-Backend-DELETE-Timestamp", norm(get(|i| i.delete_timestamp.clone())).into_bytes())
+        .with_header("X-Backend-Status-Changed-At", norm(get(|i| i.status_changed_at.clone())).into_bytes())
+        .with_header(
+            "X-Backend-Storage-Policy-Index",
+            info.map_or(0, |i| i.storage_policy_index).to_string().into_bytes(),
+        );
+    let Some(i) = info.filter(|i| !i.is_deleted()) else { return resp };
+    let ts = |s: &str| Timestamp::parse(s).unwrap_or(Timestamp::ZERO);
+    resp = resp
+        .with_header("X-Container-Object-Count", i.object_count.to_string().into_bytes())
+        .with_header("X-Container-Bytes-Used", i.bytes_used.to_string().into_bytes())
+        .with_header("X-Timestamp", ts(&i.created_at).normal().into_bytes())
+        .with_header("X-PUT-Timestamp", ts(&i.put_timestamp).normal().into_bytes())
+        .with_header("X-Backend-Sharding-State", &b"unsharded"[..]);
+    for (k, v) in meta::visible(&i.metadata) {
+        resp = resp.with_header(k, v.into_bytes());
+    }
+    resp
+}
+
+impl Processor for ContainerServer {
+    fn executor(&self, head: &RequestHead) -> Executor {
+        match device_of(head.raw_path()) {
+            Some(dev) if dev != "." && dev != ".." => Executor::Pooled(QueueKey::new(dev)),
+            _ => Executor::Inline,
+        }
+    }
+
+    fn call(&self, req: Request) -> Response {
+        let Request { head, .. } = req;
+        let Ok(path) = decode_path(head.raw_path()) else {
+            return text(Status::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL");
+        };
+        let method = head.method().clone();
+        if !METHODS.contains(&method.as_str()) {
+            return page(Status::METHOD_NOT_ALLOWED).with_header("Allow", METHODS.join(", ").into_bytes());
+        }
+        if method == Method::Options {
+            return Response::new(Status::OK)
+                .with_header("Allow", METHODS.join(", ").into_bytes())
+                .with_header("Server", concat!("container-server/aerie-", env!("CARGO_PKG_VERSION")).as_bytes());
+        }
+        if matches!(&method, Method::Other(m) if &**m == "REPLICATE" || &**m == "UPDATE") {
+            return page(Status::NOT_IMPLEMENTED);
+        }
+        let segs = match split_path(&path, 4, 5, true) {
+            Ok(s) => s,
+            Err(e) => return text(Status::BAD_REQUEST, e.to_string()),
+        };
+        let mut it = segs.into_iter();
+        let (device, partition, account, container) = (
+            it.next().flatten().unwrap_or_default(),
+            it.next().flatten().unwrap_or_default(),
+            it.next().flatten().unwrap_or_default(),
+            it.next().flatten().unwrap_or_default(),
+        );
+        let obj = it.next().flatten().filter(|o| !o.is_empty());
+        if let Err(e) = validate_device_partition(&device, &partition) {
+            return text(Status::BAD_REQUEST, e.to_string());
+        }
+        if let Err(PathError::BadRequest(m)) = aerie_storage::path::check_reserved_names(&account, Some(&container)) {
+            return text(Status::BAD_REQUEST, m);
+        }
+        let ctx = Ctx { cfg: &self.cfg, head: &head, device, partition, account, container, obj };
+        let r = match (&method, ctx.obj.is_some()) {
+            (Method::Put, false) => put_container(&ctx),
+            (Method::Put, true) => put_row(&ctx, false),
+            (Method::Delete, true) => put_row(&ctx, true),
+            (Method::Delete, false) => delete_container(&ctx),
+            (Method::Post, false) => post_container(&ctx),
+            (Method::Head, false) => head_or_get(&ctx, true),
+            (Method::Get, false) => head_or_get(&ctx, false),
+            _ => Err(page(Status::METHOD_NOT_ALLOWED)),
+        };
+        match r {
+            Ok(r) | Err(r) => r,
+        }
+    }
+}
+
+fn put_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
+    let ts = ctx.timestamp()?;
+    meta::check_request(ctx.head)?;
+    let path = ctx.db_path()?;
+    ctx.check_space()?;
+    let explicit = ctx.policy_header()?;
+    let requested = match explicit {
+        Some(p) => p,
+        None => ctx
+            .header("x-backend-storage-policy-default")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|i| ctx.cfg.swift.policy(*i).is_some())
+            .map_or_else(|| i64::from(ctx.cfg.swift.default_policy().index), i64::from),
+    };
+    let (mut db, created) = match open(&path)? {
+        Some(db) => (db, false),
+        None => (
+            ContainerDb::create(&path, &ctx.account, &ctx.container, ts, requested, &ctx.device)
+                .map_err(|e| db_error(e, &path))?,
+            true,
+        ),
+    };
+    let mut recreated = false;
+    if !created {
+        let info = db.info().map_err(|e| db_error(e, &path))?;
+        if info.is_deleted() {
+            recreated = true;
+            let t = ts.internal();
+            db.write(|tx| {
+                tx.execute("UPDATE container_info SET storage_policy_index = ?", [requested])?;
+                tx.execute("INSERT OR IGNORE INTO policy_stat (storage_policy_index) VALUES (?)", [requested])?;
+                Ok(())
+            })
+            .map_err(|e| db_error(e, &path))?;
+            let _ = t;
+        } else if explicit.is_some_and(|p| p != info.storage_policy_index) {
+            return Err(page(Status::CONFLICT)
+                .with_header("X-Backend-Storage-Policy-Index", info.storage_policy_index.to_string().into_bytes()));
+        }
+        let t = ts.internal();
+        db.write(|tx| tx.execute("UPDATE container_info SET put_timestamp = ? WHERE put_timestamp < ?", [&t, &t]))
+            .map_err(|e| db_error(e, &path))?;
+        let info = db.info().map_err(|e| db_error(e, &path))?;
+        if info.is_deleted() {
+            return Err(page(Status::CONFLICT));
+        }
+        if recreated {
+            db.write(|tx| tx.execute("UPDATE container_info SET status_changed_at = ?", [&t]))
+                .map_err(|e| db_error(e, &path))?;
+        }
+    }
+    meta::merge_request(&mut db, ctx.head, ts).map_err(|r| r.unwrap_or_else(|e| db_error(e, &path)))?;
+    let info = db.info().map_err(|e| db_error(e, &path))?;
+    if let Some(r) = account_update(ctx, &info)? {
+        return Ok(r);
+    }
+    let status = if created || recreated { Status::CREATED } else { Status::ACCEPTED };
+    let resp = if status == Status::ACCEPTED { page_accepted() } else { Response::new(status) };
+    Ok(resp.with_header("X-Backend-Storage-Policy-Index", info.storage_policy_index.to_string().into_bytes()))
+}
+
+fn page_accepted() -> Response {
+    Response::new(Status::ACCEPTED).with_header("Content-Type", &b"text/html; charset=UTF-8"[..]).with_body(
+        Body::Bytes((&b"<html><h1>Accepted</h1><p>The request is accepted for processing.</p></html>"[..]).into()),
+    )
+}
+
+/// §6.8: tell every account replica; `Some(404)` when all said 404.
+fn account_update(ctx: &Ctx<'_>, info: &Info) -> Result<Option<Response>, Response> {
+    let hosts: Vec<String> =
+        ctx.header("x-account-host").unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
+    let devices: Vec<String> =
+        ctx.header("x-account-device").unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
+    let partition = ctx.header("x-account-partition").unwrap_or("").trim().to_string();
+    if hosts.len() != devices.len() {
+        return Err(text(
+            Status::BAD_REQUEST,
+            format!(
+                "The number of account hosts and devices should match: {} vs {}",
+                ctx.header("x-account-host").unwrap_or(""),
+                ctx.header("x-account-device").unwrap_or("")
+            ),
+        ));
+    }
+    if partition.is_empty() {
+        return Ok(None);
+    }
+    let targets: Vec<(String, String)> =
+        hosts.into_iter().zip(devices).filter(|(h, d)| !h.is_empty() && !d.is_empty()).collect();
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    let host_hdr = ctx.header("host").map(str::to_string).unwrap_or_else(|| ctx.head.local().to_string());
+    let mut headers = vec![
+        ("X-Put-Timestamp".to_string(), info.put_timestamp.clone()),
+        ("X-Delete-Timestamp".to_string(), info.delete_timestamp.clone()),
+        ("X-Object-Count".to_string(), info.object_count.to_string()),
+        ("X-Bytes-Used".to_string(), info.bytes_used.to_string()),
+        ("X-Backend-Storage-Policy-Index".to_string(), info.storage_policy_index.to_string()),
+        ("X-Trans-Id".to_string(), ctx.header("x-trans-id").unwrap_or("-").to_string()),
+        (
+            "Referer".to_string(),
+            format!("{} http://{host_hdr}{}", ctx.head.method(), String::from_utf8_lossy(ctx.head.raw_path())),
+        ),
+        ("User-Agent".to_string(), format!("container-server {}", std::process::id())),
+    ];
+    if ctx.header("x-account-override-deleted").is_some_and(|v| v.trim() == "yes") {
+        headers.push(("X-Account-Override-Deleted".into(), "yes".into()));
+    }
+    let path = quote(&format!("/{}/{}/{}", partition, ctx.account, ctx.container));
+    let mut all_404 = true;
+    for (host, dev) in &targets {
+        let p = format!("/{}{path}", quote(dev));
+        match aerie_storage::client::request(host, "PUT", &p, &headers, ctx.cfg.conn_timeout, ctx.cfg.node_timeout) {
+            Ok(404) => log::error!("account update to {host}/{dev} for /{}/{}: 404", ctx.account, ctx.container),
+            Ok(s) if (200..300).contains(&s) => all_404 = false,
+            Ok(s) => {
+                all_404 = false;
+                log::error!("account update to {host}/{dev} for /{}/{}: {s}", ctx.account, ctx.container);
+            }
+            Err(e) => {
+                all_404 = false;
+                log::error!("account update to {host}/{dev} for /{}/{} failed: {e}", ctx.account, ctx.container);
+            }
+        }
+    }
+    Ok(all_404.then(|| page(Status::NOT_FOUND)))
+}
+
+fn put_row(ctx: &Ctx<'_>, delete: bool) -> Result<Response, Response> {
+    let ts = ctx.timestamp()?;
+    let path = ctx.db_path()?;
+    ctx.check_space()?;
+    let policy = ctx.policy_header()?.unwrap_or(0);
+    let obj = ctx.obj.clone().unwrap_or_default();
+    let mut db = match open(&path)? {
+        Some(db) => db,
+        None => {
+            let auto = (ctx.account.starts_with(&ctx.cfg.swift.constraints.auto_create_account_prefix)
+                && !ctx.account.starts_with(".shards_"))
+                || is_true(ctx.header("x-backend-auto-create"));
+            if !auto {
+                return Err(page(Status::NOT_FOUND));
+            }
+            ContainerDb::create(&path, &ctx.account, &ctx.container, ts.without_offset(), policy, &ctx.device)
+                .map_err(|e| db_error(e, &path))?
+        }
+    };
+    let row = if delete {
+        Row {
+            name: obj,
+            data: ts,
+            ctype_ts: ts,
+            meta: ts,
+            size: 0,
+            content_type: "application/deleted".into(),
+            etag: "noetag".into(),
+            deleted: true,
+            policy,
+        }
+    } else {
+        let (Some(size), Some(ctype), Some(etag)) =
+            (ctx.header("x-size"), ctx.head.header("x-content-type"), ctx.header("x-etag"))
+        else {
+            return Err(text(Status::BAD_REQUEST, "X-Size, X-Content-Type and X-Etag are required"));
+        };
+        let size: i64 = size.trim().parse().map_err(|_| text(Status::BAD_REQUEST, "Invalid X-Size"))?;
+        let parse = |h: &str, default: Timestamp| -> Result<Timestamp, Response> {
+            match ctx.header(h) {
+                None => Ok(default),
+                Some(v) => Timestamp::parse(v).map_err(|_| text(Status::BAD_REQUEST, format!("Invalid {h}"))),
+            }
+        };
+        let ctype_ts = parse("x-content-type-timestamp", ts)?;
+        let meta_ts = parse("x-meta-timestamp", ctype_ts)?;
+        Row {
+            name: obj,
+            data: ts,
+            ctype_ts,
+            meta: meta_ts,
+            size,
+            content_type: String::from_utf8_lossy(ctype).into_owned(),
+            etag: etag.to_string(),
+            deleted: false,
+            policy,
+        }
+    };
+    db.merge_rows(&[row]).map_err(|e| db_error(e, &path))?;
+    Ok(Response::new(if delete { Status::NO_CONTENT } else { Status::CREATED }))
+}
+
+fn delete_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
+    let ts = ctx.timestamp()?;
+    let path = ctx.db_path()?;
+    let Some(mut db) = open(&path)? else { return Err(page(Status::NOT_FOUND)) };
+    if db.has_live_rows().map_err(|e| db_error(e, &path))? {
+        return Err(page(Status::CONFLICT));
+    }
+    let info = db.info().map_err(|e| db_error(e, &path))?;
+    let existed = Timestamp::parse(&info.put_timestamp).is_ok_and(|t| t.is_set()) && !info.is_deleted();
+    let t = ts.internal();
+    let cleared = meta::clear_all(&info.metadata, &t);
+    db.write(|tx| {
+        tx.execute("UPDATE container_info SET metadata = ?", [&cleared])?;
+        tx.execute(
+            "UPDATE container_info SET delete_timestamp = ?, status = 'DELETED', status_changed_at = ? WHERE delete_timestamp < ?",
+            [&t, &t, &t],
+        )?;
+        Ok(())
+    })
+    .map_err(|e| db_error(e, &path))?;
+    let info = db.info().map_err(|e| db_error(e, &path))?;
+    if !info.is_deleted() {
+        return Err(page(Status::CONFLICT));
+    }
+    if let Some(r) = account_update(ctx, &info)? {
+        return Ok(r);
+    }
+    Ok(if existed { Response::new(Status::NO_CONTENT) } else { page(Status::NOT_FOUND) })
+}
+
+fn post_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
+    let ts = ctx.timestamp()?;
+    meta::check_request(ctx.head)?;
+    let path = ctx.db_path()?;
+    ctx.check_space()?;
+    let Some(mut db) = open(&path)? else { return Err(page(Status::NOT_FOUND)) };
+    let info = db.info().map_err(|e| db_error(e, &path))?;
+    if info.is_deleted() {
+        return Err(page(Status::NOT_FOUND));
+    }
+    if !is_true(ctx.header("x-backend-no-timestamp-update")) {
+        let t = ts.internal();
+        db.write(|tx| tx.execute("UPDATE container_info SET put_timestamp = ? WHERE put_timestamp < ?", [&t, &t]))
+            .map_err(|e| db_error(e, &path))?;
+    }
+    meta::merge_request(&mut db, ctx.head, ts).map_err(|r| r.unwrap_or_else(|e| db_error(e, &path)))?;
+    Ok(Response::new(Status::NO_CONTENT))
+}
+
+/// The listing format: `format=` wins, else `Accept` (§6.6.4).
+fn negotiate(ctx: &Ctx<'_>, query: &[(String, String)]) -> Result<&'static str, Response> {
+    if let Some((_, f)) = query.iter().find(|(k, _)| k == "format") {
+        return Ok(match f.to_ascii_lowercase().as_str() {
+            "json" => "application/json",
+            "xml" => "application/xml",
+            _ => "text/plain",
+        });
+    }
+    let Some(accept) = ctx.header("accept") else { return Ok("text/plain") };
+    let offers = ["text/plain", "application/json", "application/xml", "text/xml"];
+    let mut best: Option<(f64, usize, &'static str)> = None;
+    for part in accept.split(',') {
+        let mut it = part.split(';');
+        let media = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        if media.is_empty() {
+            continue;
+        }
+        let Some((ty, sub)) = media.split_once('/') else {
+            return Err(text(Status::BAD_REQUEST, "Invalid Accept header"));
+        };
+        let mut q = 1.0f64;
+        for p in it {
+            if let Some(v) = p.trim().strip_prefix("q=") {
+                q = v.trim().parse().map_err(|_| text(Status::BAD_REQUEST, "Invalid Accept header"))?;
+            }
+        }
+        let specificity = usize::from(ty != "*") + usize::from(sub != "*");
+        for o in offers {
+            let (oty, osub) = o.split_once('/').unwrap_or((o, ""));
+            if (ty == "*" || ty == oty) && (sub == "*" || sub == osub) && q > 0.0 {
+                let better = best.is_none_or(|(bq, bs, _)| q > bq || (q == bq && specificity > bs));
+                if better {
+                    best = Some((q, specificity, o));
+                }
+            }
+        }
+    }
+    best.map(|(_, _, o)| o).ok_or_else(|| page(Status::NOT_ACCEPTABLE))
+}
+
+fn query_pairs(head: &RequestHead) -> Result<Vec<(String, String)>, Response> {
+    let Some(q) = head.query() else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for kv in q.split(|&b| b == b'&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = match kv.iter().position(|&b| b == b'=') {
+            Some(i) => (&kv[..i], &kv[i + 1..]),
+            None => (kv, &b""[..]),
+        };
+        let k = String::from_utf8_lossy(&form_decode(k)).into_owned();
+        let v = String::from_utf8(form_decode(v))
+            .map_err(|_| text(Status::BAD_REQUEST, format!("\"{k}\" parameter not valid UTF-8")))?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn head_or_get(ctx: &Ctx<'_>, head: bool) -> Result<Response, Response> {
+    let query = query_pairs(ctx.head)?;
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let mut limit = ctx.cfg.swift.constraints.container_listing_limit;
+    if let Some(l) = get("limit") {
+        if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) {
+            let n: usize = l.parse().unwrap_or(usize::MAX);
+            if n > limit {
+                return Err(text(Status::PRECONDITION_FAILED, format!("Maximum limit is {limit}")));
+            }
+            limit = n;
+        }
+    }
+    let ctype = negotiate(ctx, &query)?;
+    let path = ctx.db_path()?;
+    let db = open(&path)?;
+    let info = match &db {
+        Some(db) => Some(db.info().map_err(|e| db_error(e, &path))?),
+        None => None,
+    };
+    let Some(info) = info.filter(|i| !i.is_deleted()) else {
+        return Err(info_headers(db.as_ref().and_then(|d| d.info().ok()).as_ref(), page(Status::NOT_FOUND)));
+    };
+    let last_modified =
+        aerie_storage::timestamp::Timestamp::parse(&info.put_timestamp).map(|t| t.ceil_secs()).unwrap_or(0);
+    let lm = http_date(last_modified);
+    let content_type = format!("{ctype}; charset=utf-8");
+    if head {
+        let r = info_headers(Some(&info), Response::new(Status::NO_CONTENT))
+            .with_header("Content-Type", content_type.into_bytes())
+            .with_header("Content-Length", &b"0"[..])
+            .with_header("Last-Modified", lm.into_bytes());
+        return Ok(r);
+    }
+    let record_policy = ctx.header("x-backend-storage-policy-index").and_then(|v| v.trim().parse::<i64>().ok());
+    let policy = record_policy.unwrap_or(info.storage_policy_index);
+    if ctx.header("x-backend-record-type").is_some_and(|v| v.eq_ignore_ascii_case("shard")) {
+        let fmt = ctx.header("x-backend-record-shard-format").unwrap_or("full").to_string();
+        return Ok(info_headers(Some(&info), Response::new(Status::OK))
+            .with_header("Content-Type", &b"application/json; charset=utf-8"[..])
+            .with_header("X-Backend-Record-Type", &b"shard"[..])
+            .with_header("X-Backend-Record-Shard-Format", fmt.into_bytes())
+            .with_body(Body::Bytes((&b"[]"[..]).into())));
+    }
+    let params = listing::ListParams {
+        limit,
+        marker: get("marker").unwrap_or_default(),
+        end_marker: get("end_marker").unwrap_or_default(),
+        prefix: get("prefix"),
+        delimiter: get("delimiter"),
+        path: get("path"),
+        reverse: is_true(get("reverse").as_deref()),
+        allow_reserved: is_true(ctx.header("x-backend-allow-reserved-names")),
+        policy,
+    };
+    let db = db.ok_or_else(|| page(Status::NOT_FOUND))?;
+    let entries = listing::list(db.conn(), &params).map_err(|e| db_error(e.into(), &path))?;
+    let body = match ctype {
+        "application/json" => listing::json(&entries),
+        "application/xml" | "text/xml" => listing::xml(&ctx.container, &entries),
+        _ => listing::plain(&entries),
+    };
+    let status = if body.is_empty() { Status::NO_CONTENT } else { Status::OK };
+    Ok(info_headers(Some(&info), Response::new(status))
+        .with_header("X-Backend-Record-Type", &b"object"[..])
+        .with_header("X-Backend-Record-Storage-Policy-Index", policy.to_string().into_bytes())
+        .with_header("Content-Type", content_type.into_bytes())
+        .with_header("Last-Modified", lm.into_bytes())
+        .with_body(Body::Bytes(body.into_bytes().into())))
+}
+
+fn http_date(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = secs / 86_400;
+    let (y, m, d) = aerie_storage::timestamp::civil_from_days(days as i64);
+    let t = secs % 86_400;
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MON[(m as usize).saturating_sub(1) % 12],
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}

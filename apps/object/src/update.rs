@@ -18,8 +18,7 @@ use aerie_storage::fs::{create_dirs, TempFile};
 use aerie_storage::path::quote;
 use aerie_storage::pickle::{dumps, loads, Value};
 use aerie_storage::Timestamp;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -57,45 +56,10 @@ pub struct Target {
 
 /// Send one update; `Ok` on a 2xx.
 pub fn send(target: &Target, u: &Update, conn_timeout: Duration, node_timeout: Duration) -> Result<(), String> {
-    let addr: SocketAddr = target
-        .host
-        .to_socket_addrs()
-        .map_err(|e| format!("bad host {}: {e}", target.host))?
-        .next()
-        .ok_or_else(|| format!("bad host {}", target.host))?;
-    let mut s = TcpStream::connect_timeout(&addr, conn_timeout).map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_write_timeout(Some(node_timeout)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(node_timeout)).map_err(|e| e.to_string())?;
     let path = quote(&format!("/{}/{}/{}/{}/{}", target.device, target.partition, u.account, u.container, u.obj));
-    let mut req = format!("{} {path} HTTP/1.1\r\nHost: {}\r\n", u.op, target.host);
-    for (k, v) in &u.headers {
-        let v: String = v.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).map_err(|e| format!("send to {addr}: {e}"))?;
-    let mut resp = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                resp.extend_from_slice(&buf[..n]);
-                if resp.len() > 1 << 20 {
-                    break;
-                }
-            }
-            Err(e) if resp.is_empty() => return Err(format!("no answer from {addr}: {e}")),
-            Err(_) => break,
-        }
-    }
-    let line = resp.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let status =
-        std::str::from_utf8(line).ok().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse::<u16>().ok());
-    match status {
-        Some(s) if (200..300).contains(&s) => Ok(()),
-        Some(s) => Err(format!("{s} from {addr}/{}", target.device)),
-        None => Err(format!("no valid answer from {addr}")),
+    match aerie_storage::client::request(&target.host, &u.op, &path, &u.headers, conn_timeout, node_timeout)? {
+        s if (200..300).contains(&s) => Ok(()),
+        s => Err(format!("{s} from {}/{}", target.host, target.device)),
     }
 }
 

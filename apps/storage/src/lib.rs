@@ -3,6 +3,7 @@
 //! durable writes. Nothing here knows about sockets or the server.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod fs;
 pub mod hash;
 pub mod path;

@@ -1,0 +1,147 @@
+//! Container (and account) metadata: the JSON map `{"Name": [value, ts]}`
+//! in the info row, merged by timestamp and validated as a whole (§3.3).
+
+use crate::db::{ContainerDb, DbError};
+use aerie_api::{RequestHead, Response, Status};
+use aerie_storage::Timestamp;
+use serde_json::{Map, Value};
+
+const PREFIX: &str = "x-container-meta-";
+const STORED: &[&str] = &["x-container-read", "x-container-write", "x-container-sync-key", "x-container-sync-to"];
+
+fn title(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut prev = false;
+    for c in name.chars() {
+        if c.is_alphabetic() {
+            if prev {
+                out.extend(c.to_lowercase());
+            } else {
+                out.extend(c.to_uppercase());
+            }
+            prev = true;
+        } else {
+            out.push(c);
+            prev = false;
+        }
+    }
+    out
+}
+
+fn is_stored(name: &str) -> bool {
+    let l = name.to_ascii_lowercase();
+    (l.starts_with(PREFIX) && l.len() > PREFIX.len())
+        || (l.starts_with("x-container-sysmeta-") && l.len() > "x-container-sysmeta-".len())
+        || STORED.contains(&l.as_str())
+}
+
+fn bad(msg: impl Into<String>) -> Response {
+    Response::text(Status::BAD_REQUEST, msg.into())
+}
+
+/// Per-request limits (Swift's `check_metadata` for containers).
+pub fn check_request(head: &RequestHead) -> Result<(), Response> {
+    let (mut count, mut size) = (0usize, 0usize);
+    for (name, value) in head.headers() {
+        let key = title(name);
+        if value.len() > 8192 {
+            return Err(bad(format!("Header value too long: {}", key.chars().take(128).collect::<String>())));
+        }
+        if !name.to_ascii_lowercase().starts_with(PREFIX) {
+            continue;
+        }
+        let rest = &key[PREFIX.len()..];
+        if rest.is_empty() {
+            return Err(bad("Metadata name cannot be empty"));
+        }
+        if std::str::from_utf8(value).is_err() {
+            return Err(bad("Metadata must be valid UTF-8"));
+        }
+        count += 1;
+        size += rest.len() + value.len();
+        if rest.len() > 128 {
+            return Err(bad(format!("Metadata name too long: {PREFIX}{rest}")));
+        }
+        if value.len() > 256 {
+            return Err(bad(format!("Metadata value longer than 256: {PREFIX}{rest}")));
+        }
+        if count > 90 {
+            return Err(bad("Too many metadata items; max 90"));
+        }
+        if size > 4096 {
+            return Err(bad("Total metadata too large; max 4096"));
+        }
+    }
+    Ok(())
+}
+
+fn parse(json: &str) -> Map<String, Value> {
+    serde_json::from_str::<Map<String, Value>>(json).unwrap_or_default()
+}
+
+/// The stored items with a non-empty value, as response headers.
+pub fn visible(json: &str) -> Vec<(String, String)> {
+    parse(json)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let val = v.get(0)?.as_str()?.to_string();
+            (!val.is_empty()).then_some((k, val))
+        })
+        .collect()
+}
+
+/// Every item set to `("", ts)` (a container DELETE clears metadata).
+pub fn clear_all(json: &str, ts: &str) -> String {
+    let m: Map<String, Value> =
+        parse(json).into_iter().map(|(k, _)| (k, Value::from(vec!["".to_string(), ts.to_string()]))).collect();
+    Value::Object(m).to_string()
+}
+
+/// Cumulative limits over the merged map (§3.3).
+fn validate(m: &Map<String, Value>) -> Result<(), Response> {
+    let (mut count, mut size) = (0usize, 0usize);
+    for (k, v) in m {
+        let val = v.get(0).and_then(Value::as_str).unwrap_or("");
+        let lk = k.to_ascii_lowercase();
+        let Some(rest) = lk.strip_prefix(PREFIX).or_else(|| lk.strip_prefix("x-account-meta-")) else { continue };
+        if val.is_empty() {
+            continue;
+        }
+        count += 1;
+        size += rest.len() + val.len();
+    }
+    if count > 90 {
+        return Err(bad("Too many metadata items; max 90"));
+    }
+    if size > 4096 {
+        return Err(bad("Total metadata too large; max 4096"));
+    }
+    Ok(())
+}
+
+/// Merge the request's metadata headers at `ts` into the database's map;
+/// nothing is written when the merged map breaks a limit. The error is a
+/// response (400) or a database error.
+pub fn merge_request(db: &mut ContainerDb, head: &RequestHead, ts: Timestamp) -> Result<(), Result<Response, DbError>> {
+    let updates: Vec<(String, String)> = head
+        .headers()
+        .filter(|(n, _)| is_stored(n))
+        .map(|(n, v)| (title(n), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let info = db.info().map_err(Err)?;
+    let mut m = parse(&info.metadata);
+    let t = ts.internal();
+    for (k, v) in updates {
+        let newer = m.get(&k).and_then(|old| old.get(1)).and_then(Value::as_str).is_none_or(|old| t.as_str() > old);
+        if newer {
+            m.insert(k, Value::from(vec![v, t.clone()]));
+        }
+    }
+    validate(&m).map_err(Ok)?;
+    let json = Value::Object(m).to_string();
+    db.write(|tx| tx.execute("UPDATE container_info SET metadata = ?", [&json])).map_err(Err)?;
+    Ok(())
+}
