@@ -2,6 +2,7 @@
 
 mod util;
 
+mod container_api;
 mod http_conformance;
 mod lifecycle;
 mod object_api;

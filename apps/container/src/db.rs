@@ -355,6 +355,64 @@ pub struct ContainerDb {
     conn: Connection,
 }
 
+/// Standard base64 (the pending file's encoding), `None` on bad input.
+pub fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        })
+    };
+    let s: Vec<u8> = s.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+    if s.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    for chunk in s.chunks(4) {
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            let v = if i >= 4 - pad { 0 } else { val(c)? };
+            n = (n << 6) | v;
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - pad]);
+    }
+    Some(out)
+}
+
+/// A row from a Swift pending record:
+/// `(name, timestamp, size, content_type, etag, deleted[, policy[, ctype_ts, meta_ts]])`.
+fn pending_row(v: &aerie_storage::pickle::Value) -> Option<Row> {
+    use aerie_storage::pickle::Value;
+    let (Value::Tuple(items) | Value::List(items)) = v else { return None };
+    let text = |i: usize| items.get(i).and_then(|x| x.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned());
+    let int = |i: usize| match items.get(i) {
+        Some(Value::Int(n)) => Some(*n),
+        Some(Value::Bool(b)) => Some(i64::from(*b)),
+        Some(x) => x.as_bytes().and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()),
+        None => None,
+    };
+    let data = Timestamp::parse(&text(1)?).ok()?;
+    let ctype_ts = text(7).and_then(|t| Timestamp::parse(&t).ok()).unwrap_or(data);
+    let meta = text(8).and_then(|t| Timestamp::parse(&t).ok()).unwrap_or(ctype_ts);
+    Some(Row {
+        name: text(0)?,
+        data,
+        ctype_ts,
+        meta,
+        size: int(2)?,
+        content_type: text(3)?,
+        etag: text(4)?,
+        deleted: int(5)? != 0,
+        policy: int(6).unwrap_or(0),
+    })
+}
+
 fn new_db_id(device: &str) -> String {
     let seed = format!("{:?}{}{device}", std::time::SystemTime::now(), std::process::id());
     let h = aerie_storage::hash::md5_hex(seed.as_bytes());
@@ -362,13 +420,53 @@ fn new_db_id(device: &str) -> String {
 }
 
 impl ContainerDb {
-    /// Open an existing database.
+    /// Open an existing database, merging rows Swift's servers left in its
+    /// `.pending` file.
     pub fn open(path: &Path) -> Result<ContainerDb, DbError> {
         let conn = connect(path)?;
-        let db = ContainerDb { conn };
+        let mut db = ContainerDb { conn };
         // A cheap read that fails on a file that is not one of ours.
         db.info()?;
+        db.commit_pending(path)?;
         Ok(db)
+    }
+
+    /// Merge `<db>.pending` (written by Swift's container server: records
+    /// `:` + base64 of a pickled row tuple) into the database and empty it,
+    /// under the directory's `.lock` as Swift does.
+    pub fn commit_pending(&mut self, path: &Path) -> Result<(), DbError> {
+        let pending = path.with_extension("db.pending");
+        match std::fs::metadata(&pending) {
+            Ok(m) if m.len() > 0 => {}
+            _ => return Ok(()),
+        }
+        let Some(dir) = path.parent() else { return Ok(()) };
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(".lock"))
+            .map_err(|e| DbError::Other(e.to_string()))?;
+        let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| DbError::Other(e.to_string()))?;
+        let data = std::fs::read(&pending).map_err(|e| DbError::Other(e.to_string()))?;
+        let mut rows = Vec::new();
+        for entry in data.split(|&b| b == b':').filter(|e| !e.iter().all(u8::is_ascii_whitespace)) {
+            let row =
+                base64_decode(entry).and_then(|b| aerie_storage::pickle::loads(&b).ok()).and_then(|v| pending_row(&v));
+            match row {
+                Some(r) => rows.push(r),
+                None => log::error!("{}: skipping an unreadable pending record", pending.display()),
+            }
+        }
+        if !rows.is_empty() {
+            self.merge_rows(&rows)?;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&pending)
+            .map_err(|e| DbError::Other(e.to_string()))?;
+        Ok(())
     }
 
     /// Create a database (under a temporary name, fsynced, then renamed
@@ -529,6 +627,15 @@ mod tests {
             deleted: false,
             policy: 0,
         }
+    }
+
+    #[test]
+    fn base64_decodes() {
+        assert_eq!(base64_decode(b"aGVsbG8="), Some(b"hello".to_vec()));
+        assert_eq!(base64_decode(b"aGVsbG8h"), Some(b"hello!".to_vec()));
+        assert_eq!(base64_decode(b"aGk="), Some(b"hi".to_vec()));
+        assert_eq!(base64_decode(b"a"), None);
+        assert_eq!(base64_decode(b"a*=="), None);
     }
 
     #[test]

@@ -1,0 +1,385 @@
+//! The container service over HTTP against the real binary (§6), and its
+//! databases shared with Swift's own container server.
+
+use crate::object_api::{request, ts};
+use crate::util::{wait_until, Response, Server, TempDir};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const SWIFT_CONF: &str = "[swift-hash]\nswift_hash_path_prefix = changeme\nswift_hash_path_suffix = changeme\n\n[storage-policy:0]\nname = gold\ndefault = yes\n\n[storage-policy:1]\nname = silver\n";
+
+struct Node {
+    server: Server,
+    root: PathBuf,
+    _dir: TempDir,
+}
+
+impl Node {
+    fn start() -> Node {
+        let dir = TempDir::new("cont");
+        let root = dir.path().join("node");
+        std::fs::create_dir_all(root.join("sda1")).expect("dev");
+        let conf = dir.path().join("swift.conf");
+        std::fs::write(&conf, SWIFT_CONF).expect("conf");
+        Node::on(dir, root, conf)
+    }
+
+    fn on(dir: TempDir, root: PathBuf, conf: PathBuf) -> Node {
+        let cfg = format!(
+            "[server]\nworkers = 2\n[admin]\naddress = \"127.0.0.1:0\"\n[storage]\ndevices = {:?}\nmount_check = false\nswift_conf = {:?}\n\
+             [[listen]]\naddress = \"127.0.0.1:0\"\nlength_required = []\npipeline = [\"container\"]\n",
+            root.display().to_string(),
+            conf.display().to_string()
+        );
+        Node { server: Server::start(&cfg), root, _dir: dir }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    fn req(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.addr(), method, path, headers, b"")
+    }
+
+    fn put_row(&self, path: &str, size: &str, ctype: &str, etag: &str) -> Response {
+        self.req("PUT", path, &[("X-Timestamp", &ts()), ("X-Size", size), ("X-Content-Type", ctype), ("X-Etag", etag)])
+    }
+}
+
+const C: &str = "/sda1/0/AUTH_t/c";
+
+fn names(r: &Response) -> Vec<String> {
+    r.json()
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["name"].as_str().or(e["subdir"].as_str()).unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn create_head_rows_and_stats() {
+    let n = Node::start();
+    let h = n.req("HEAD", C, &[]);
+    assert_eq!(h.status, 404);
+    assert_eq!(h.header("x-backend-put-timestamp"), Some("0000000000.00000"));
+    assert_eq!(h.header("x-backend-storage-policy-index"), Some("0"));
+    let t = ts();
+    let r = n.req("PUT", C, &[("X-Timestamp", &t), ("X-Container-Meta-Color", "blue"), ("X-Container-Read", ".r:*")]);
+    assert_eq!((r.status, r.header("x-backend-storage-policy-index")), (201, Some("0")));
+    assert_eq!(n.req("PUT", C, &[("X-Timestamp", &ts())]).status, 202);
+    assert_eq!(n.put_row(&format!("{C}/o1"), "3", "text/plain", "abc").status, 201);
+    assert_eq!(n.put_row(&format!("{C}/o2"), "5", "application/x; swift_bytes=1234; charset=utf8", "def").status, 201);
+    let h = n.req("HEAD", C, &[]);
+    assert_eq!(h.status, 204);
+    assert_eq!(h.header("x-container-object-count"), Some("2"));
+    assert_eq!(h.header("x-container-bytes-used"), Some("8"), "bytes-used sums stored sizes, not swift_bytes");
+    assert_eq!(h.header("x-container-meta-color"), Some("blue"));
+    assert_eq!(h.header("x-container-read"), Some(".r:*"));
+    assert_eq!(h.header("x-backend-sharding-state"), Some("unsharded"));
+    assert_eq!(h.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert!(h.header("last-modified").is_some());
+    let g = n.req("GET", &format!("{C}?format=json"), &[]);
+    assert_eq!(g.status, 200);
+    let v = g.json();
+    assert_eq!(v[1]["bytes"], 1234);
+    assert_eq!(v[1]["content_type"], "application/x;charset=utf8");
+    assert_eq!(v[0]["hash"], "abc");
+    assert!(v[0]["last_modified"].as_str().is_some_and(|s| s.len() == 26 && s.contains('T')));
+    assert_eq!(g.header("x-backend-record-type"), Some("object"));
+    // A DELETE row removes it from the stats.
+    assert_eq!(n.req("DELETE", &format!("{C}/o1"), &[("X-Timestamp", &ts())]).status, 204);
+    assert_eq!(n.req("HEAD", C, &[]).header("x-container-object-count"), Some("1"));
+    // Rows for a missing container: 404, unless the account is auto-created.
+    assert_eq!(n.put_row("/sda1/0/AUTH_t/nope/o", "1", "a", "b").status, 404);
+    assert_eq!(
+        n.put_row("/sda1/0/.expiring_objects/1795305600/task", "0", "text/plain", "d41d8cd98f00b204e9800998ecf8427e")
+            .status,
+        201
+    );
+    assert_eq!(
+        n.req("HEAD", "/sda1/0/.expiring_objects/1795305600", &[]).header("x-container-object-count"),
+        Some("1")
+    );
+}
+
+#[test]
+fn listings_parameters_and_formats() {
+    let n = Node::start();
+    n.req("PUT", C, &[("X-Timestamp", &ts())]);
+    for name in ["a", "a/", "a/b", "a/c/d", "b", "c-1", "c-2", "d", "\u{e9}", "\u{10000}"] {
+        let quoted = aerie_storage::path::quote(name);
+        assert_eq!(n.put_row(&format!("{C}/{quoted}"), "1", "t", "e").status, 201);
+    }
+    let l = |q: &str| n.req("GET", &format!("{C}?format=json&{q}"), &[]);
+    assert_eq!(names(&l("delimiter=/")), ["a", "a/", "b", "c-1", "c-2", "d", "\u{e9}", "\u{10000}"]);
+    assert_eq!(names(&l("prefix=a/&delimiter=/")), ["a/", "a/b", "a/c/"]);
+    assert_eq!(names(&l("path=a")), ["a/b"]);
+    assert_eq!(names(&l("marker=b&end_marker=d")), ["c-1", "c-2"]);
+    assert_eq!(names(&l("limit=2&reverse=on")), ["\u{10000}", "\u{e9}"], "UTF-8 byte order, reversed");
+    assert_eq!(names(&l("delimiter=-&prefix=c")), ["c-"]);
+    assert_eq!(names(&l("delimiter=c-&prefix=c")), ["c-1", "c-2"], "the delimiter is looked for after the prefix");
+    assert_eq!(
+        names(&l("delimiter=/c")),
+        ["a", "a/", "a/b", "a/c", "b", "c-1", "c-2", "d", "\u{e9}", "\u{10000}"],
+        "multi-character delimiter"
+    );
+    assert_eq!(l("limit=10001").status, 412);
+    assert_eq!(l("limit=-1").json().as_array().map(Vec::len), Some(10), "a non-digit limit is ignored");
+    assert_eq!(l("prefix=zz").text(), "[]");
+    let plain = n.req("GET", &format!("{C}?prefix=a/b"), &[]);
+    assert_eq!((plain.status, plain.text()), (200, "a/b\n".to_string()));
+    assert_eq!(n.req("GET", &format!("{C}?prefix=zz"), &[]).status, 204, "an empty plain listing is 204");
+    let x = n.req("GET", &format!("{C}?format=xml&prefix=a/&delimiter=/"), &[]);
+    assert!(
+        x.text()
+            .starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<container name=\"c\"><object><name>a/</name>"),
+        "{}",
+        x.text()
+    );
+    assert!(x.text().contains("<subdir name=\"a/c/\"><name>a/c/</name></subdir></container>"));
+    let a = n.req("GET", C, &[("Accept", "application/json;q=0.9, text/xml")]);
+    assert_eq!(a.header("content-type"), Some("text/xml; charset=utf-8"));
+    assert_eq!(n.req("GET", C, &[("Accept", "image/png")]).status, 406);
+    assert_eq!(n.req("GET", C, &[("Accept", "garbage")]).status, 400);
+    assert_eq!(n.req("GET", &format!("{C}?prefix=%FF"), &[]).status, 400);
+    let shard = n.req("GET", C, &[("X-Backend-Record-Type", "shard")]);
+    assert_eq!((shard.text(), shard.header("x-backend-record-type")), ("[]".to_string(), Some("shard")));
+}
+
+#[test]
+fn delete_post_metadata_limits_and_policies() {
+    let n = Node::start();
+    let t0 = ts();
+    n.req("PUT", C, &[("X-Timestamp", &t0), ("X-Backend-Storage-Policy-Index", "1")]);
+    assert_eq!(n.req("HEAD", C, &[]).header("x-backend-storage-policy-index"), Some("1"));
+    let r = n.req("PUT", C, &[("X-Timestamp", &ts()), ("X-Backend-Storage-Policy-Index", "0")]);
+    assert_eq!((r.status, r.header("x-backend-storage-policy-index")), (409, Some("1")));
+    assert_eq!(n.req("PUT", C, &[("X-Timestamp", &ts()), ("X-Backend-Storage-Policy-Default", "0")]).status, 202);
+    // Three POSTs of 40 items: the third breaks the cumulative limit.
+    for (i, want) in [(0, 204), (1, 204), (2, 400)] {
+        let items: Vec<(String, String)> =
+            (0..40).map(|k| (format!("X-Container-Meta-K{i}-{k}"), "v".to_string())).collect();
+        let mut h: Vec<(&str, &str)> = items.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let t = ts();
+        h.push(("X-Timestamp", &t));
+        let r = n.req("POST", C, &h);
+        assert_eq!(r.status, want, "POST {i}: {}", r.text());
+        if want == 400 {
+            assert_eq!(r.text(), "Too many metadata items; max 90");
+        }
+    }
+    // An empty value deletes.
+    assert_eq!(n.req("POST", C, &[("X-Timestamp", &ts()), ("X-Container-Meta-K0-0", "")]).status, 204);
+    assert_eq!(n.req("HEAD", C, &[]).header("x-container-meta-k0-0"), None);
+    n.put_row(&format!("{C}/o"), "1", "t", "e");
+    assert_eq!(
+        n.req(
+            "PUT",
+            &format!("{C}/o"),
+            &[
+                ("X-Timestamp", &ts()),
+                ("X-Backend-Storage-Policy-Index", "1"),
+                ("X-Size", "1"),
+                ("X-Content-Type", "t"),
+                ("X-Etag", "e")
+            ]
+        )
+        .status,
+        201
+    );
+    assert_eq!(n.req("DELETE", C, &[("X-Timestamp", &ts())]).status, 409, "not empty");
+    n.req("DELETE", &format!("{C}/o"), &[("X-Timestamp", &ts())]);
+    n.req("DELETE", &format!("{C}/o"), &[("X-Timestamp", &ts()), ("X-Backend-Storage-Policy-Index", "1")]);
+    assert_eq!(n.req("DELETE", C, &[("X-Timestamp", &ts())]).status, 204);
+    let h = n.req("HEAD", C, &[]);
+    assert_eq!(h.status, 404);
+    assert_ne!(h.header("x-backend-delete-timestamp"), Some("0000000000.00000"));
+    assert_eq!(n.req("DELETE", C, &[("X-Timestamp", &ts())]).status, 404, "deleting a deleted container");
+    assert_eq!(n.req("POST", C, &[("X-Timestamp", &ts())]).status, 404);
+    // Recreated, with a new policy, without the old metadata.
+    let r = n.req("PUT", C, &[("X-Timestamp", &ts()), ("X-Backend-Storage-Policy-Index", "0")]);
+    assert_eq!(r.status, 201);
+    let h = n.req("HEAD", C, &[]);
+    assert_eq!(h.header("x-backend-storage-policy-index"), Some("0"));
+    assert_eq!(h.header("x-container-meta-k1-0"), None);
+    assert_eq!(n.req("PUT", C, &[]).status, 400);
+    assert_eq!(
+        n.req("PUT", C, &[("X-Timestamp", &ts()), ("X-Backend-Storage-Policy-Index", "9")]).text(),
+        "Invalid X-Backend-Storage-Policy-Index '9'"
+    );
+}
+
+#[test]
+fn account_updates_on_put_and_delete() {
+    use std::io::{BufRead, BufReader, Write};
+    let n = Node::start();
+    let stub = std::net::TcpListener::bind("127.0.0.1:0").expect("stub");
+    let host = stub.local_addr().expect("addr").to_string();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
+    std::thread::spawn(move || {
+        for (i, conn) in stub.incoming().flatten().enumerate() {
+            let mut r = BufReader::new(conn.try_clone().expect("clone"));
+            let mut lines = Vec::new();
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                    break;
+                }
+                lines.push(l.trim_end().to_string());
+            }
+            let answer: &[u8] = if i < 2 {
+                b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+            } else {
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+            };
+            let _ = (&conn).write_all(answer);
+            let _ = tx.send(lines);
+        }
+    });
+    let acct = [("X-Account-Host", host.as_str()), ("X-Account-Device", "sdz"), ("X-Account-Partition", "3")];
+    let t = ts();
+    let mut h = acct.to_vec();
+    h.push(("X-Timestamp", &t));
+    assert_eq!(n.req("PUT", C, &h).status, 201);
+    let lines = rx.recv_timeout(Duration::from_secs(5)).expect("account update");
+    assert_eq!(lines[0], "PUT /sdz/3/AUTH_t/c HTTP/1.1");
+    let has = |k: &str, v: &str| lines.iter().any(|l| l.eq_ignore_ascii_case(&format!("{k}: {v}")));
+    assert!(
+        has("X-Put-Timestamp", &t)
+            && has("X-Delete-Timestamp", "0")
+            && has("X-Object-Count", "0")
+            && has("X-Bytes-Used", "0"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("User-Agent: container-server ")));
+    let mut h = acct.to_vec();
+    let t2 = ts();
+    h.push(("X-Timestamp", &t2));
+    assert_eq!(n.req("DELETE", C, &h).status, 204);
+    assert!(rx.recv_timeout(Duration::from_secs(5)).expect("update")[0].starts_with("PUT /sdz/3/AUTH_t/c"));
+    // Every account replica says 404: the container PUT answers 404.
+    let mut h = acct.to_vec();
+    let t3 = ts();
+    h.push(("X-Timestamp", &t3));
+    assert_eq!(n.req("PUT", "/sda1/0/AUTH_t/c2", &h).status, 404);
+    let mut bad =
+        vec![("X-Account-Host", "1.2.3.4:1,5.6.7.8:2"), ("X-Account-Device", "a"), ("X-Account-Partition", "3")];
+    let t4 = ts();
+    bad.push(("X-Timestamp", &t4));
+    assert_eq!(n.req("PUT", "/sda1/0/AUTH_t/c3", &bad).status, 400);
+}
+
+#[test]
+fn a_corrupt_database_is_quarantined_and_others_keep_serving() {
+    let n = Node::start();
+    n.req("PUT", C, &[("X-Timestamp", &ts())]);
+    n.req("PUT", "/sda1/0/AUTH_t/other", &[("X-Timestamp", &ts())]);
+    let db = walk_find(&n.root, |p| {
+        p.extension().is_some_and(|e| e == "db") && p.to_string_lossy().contains("51f22aa92a8834b71582822235e921f6")
+    });
+    std::fs::write(&db, b"this is not a database at all, just some bytes to make it fail").expect("corrupt");
+    assert_eq!(n.req("HEAD", C, &[]).status, 404);
+    assert!(!db.exists(), "moved to quarantine");
+    assert!(walk_find_opt(&n.root.join("sda1/quarantined/containers"), |_| true).is_some());
+    assert_eq!(n.req("HEAD", "/sda1/0/AUTH_t/other", &[]).status, 204);
+}
+
+fn walk_find_opt(dir: &std::path::Path, f: impl Fn(&std::path::Path) -> bool + Copy) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(x) = walk_find_opt(&p, f) {
+                return Some(x);
+            }
+        } else if f(&p) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn walk_find(dir: &std::path::Path, f: impl Fn(&std::path::Path) -> bool + Copy) -> PathBuf {
+    walk_find_opt(dir, f).expect("file")
+}
+
+#[test]
+fn interop_databases_are_shared_with_swifts_container_server() {
+    let conf = PathBuf::from("/etc/swift/swift.conf");
+    if !conf.exists() {
+        std::fs::create_dir_all("/etc/swift").expect("create /etc/swift (tests run as root)");
+        std::fs::write(&conf, format!("# written by aerie's tests\n{SWIFT_CONF}")).expect("swift.conf");
+    }
+    let dir = TempDir::new("cinterop");
+    let root = dir.path().join("node");
+    std::fs::create_dir_all(root.join("sda1")).expect("dev");
+    let n = Node::on(dir, root.clone(), conf);
+    let python = crate::util::swift_python();
+    let bin = python.parent().expect("bin").join("swift-container-server");
+    let sdir = TempDir::new("swiftcont");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let cfg = sdir.path().join("container-server.conf");
+    std::fs::write(
+        &cfg,
+        format!("[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nlog_address = /dev/null\n\n[pipeline:main]\npipeline = container-server\n\n[app:container-server]\nuse = egg:swift#container\n", root.display()),
+    )
+    .expect("cfg");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _swift = Kill(
+        std::process::Command::new(bin)
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("swift-container-server"),
+    );
+    let swift: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    wait_until("Swift's container server", Duration::from_secs(30), || std::net::TcpStream::connect(swift).is_ok());
+    // aerie creates, Swift lists.
+    n.req("PUT", C, &[("X-Timestamp", &ts()), ("X-Container-Meta-X", "1")]);
+    for name in ["b", "a/x", "\u{e9}t\u{e9}"] {
+        n.put_row(&format!("{C}/{}", aerie_storage::path::quote(name)), "4", "text/plain; swift_bytes=9", "h");
+    }
+    for q in ["", "&delimiter=/", "&reverse=true&limit=2", "&prefix=a"] {
+        let a = request(n.addr(), "GET", &format!("{C}?format=json{q}"), &[], b"");
+        let s = request(swift, "GET", &format!("{C}?format=json{q}"), &[], b"");
+        assert_eq!((a.status, a.json()), (s.status, s.json()), "listing {q}");
+    }
+    let a = request(n.addr(), "HEAD", C, &[], b"");
+    let s = request(swift, "HEAD", C, &[], b"");
+    for h in [
+        "x-container-object-count",
+        "x-container-bytes-used",
+        "x-put-timestamp",
+        "x-timestamp",
+        "x-container-meta-x",
+        "x-backend-storage-policy-index",
+    ] {
+        assert_eq!(a.header(h), s.header(h), "{h}");
+    }
+    // Swift creates and adds rows; aerie reads them.
+    let t = ts();
+    assert_eq!(request(swift, "PUT", "/sda1/0/AUTH_t/sw", &[("X-Timestamp", &t)], b"").status, 201);
+    for name in ["one", "two"] {
+        let r = request(
+            swift,
+            "PUT",
+            &format!("/sda1/0/AUTH_t/sw/{name}"),
+            &[("X-Timestamp", &ts()), ("X-Size", "2"), ("X-Content-Type", "a/b"), ("X-Etag", "e")],
+            b"",
+        );
+        assert_eq!(r.status, 201);
+    }
+    let a = request(n.addr(), "GET", "/sda1/0/AUTH_t/sw?format=json", &[], b"");
+    let s = request(swift, "GET", "/sda1/0/AUTH_t/sw?format=json", &[], b"");
+    assert_eq!(a.json(), s.json());
+    assert_eq!(a.json().as_array().map(Vec::len), Some(2));
+}
