@@ -272,7 +272,7 @@ impl Processor for ContainerServer {
 
 fn put_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
     let ts = ctx.timestamp()?;
-    meta::check_request(ctx.head)?;
+    meta::check_request(ctx.head, meta::Kind::Container)?;
     let path = ctx.db_path()?;
     ctx.check_space()?;
     let explicit = ctx.policy_header()?;
@@ -321,7 +321,10 @@ fn put_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
                 .map_err(|e| db_error(e, &path))?;
         }
     }
-    meta::merge_request(&mut db, ctx.head, ts).map_err(|r| r.unwrap_or_else(|e| db_error(e, &path)))?;
+    let current = db.info().map_err(|e| db_error(e, &path))?.metadata;
+    if let Some(json) = meta::merge_request(&current, ctx.head, ts, meta::Kind::Container)? {
+        db.write(|tx| tx.execute("UPDATE container_info SET metadata = ?", [&json])).map_err(|e| db_error(e, &path))?;
+    }
     let info = db.info().map_err(|e| db_error(e, &path))?;
     if let Some(r) = account_update(ctx, &info)? {
         return Ok(r);
@@ -493,7 +496,7 @@ fn delete_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
 
 fn post_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
     let ts = ctx.timestamp()?;
-    meta::check_request(ctx.head)?;
+    meta::check_request(ctx.head, meta::Kind::Container)?;
     let path = ctx.db_path()?;
     ctx.check_space()?;
     let Some(mut db) = open(&path)? else { return Err(page(Status::NOT_FOUND)) };
@@ -506,7 +509,10 @@ fn post_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
         db.write(|tx| tx.execute("UPDATE container_info SET put_timestamp = ? WHERE put_timestamp < ?", [&t, &t]))
             .map_err(|e| db_error(e, &path))?;
     }
-    meta::merge_request(&mut db, ctx.head, ts).map_err(|r| r.unwrap_or_else(|e| db_error(e, &path)))?;
+    let current = db.info().map_err(|e| db_error(e, &path))?.metadata;
+    if let Some(json) = meta::merge_request(&current, ctx.head, ts, meta::Kind::Container)? {
+        db.write(|tx| tx.execute("UPDATE container_info SET metadata = ?", [&json])).map_err(|e| db_error(e, &path))?;
+    }
     Ok(Response::new(Status::NO_CONTENT))
 }
 
@@ -620,7 +626,7 @@ fn head_or_get(ctx: &Ctx<'_>, head: bool) -> Result<Response, Response> {
         path: get("path"),
         reverse: is_true(get("reverse").as_deref()),
         allow_reserved: is_true(ctx.header("x-backend-allow-reserved-names")),
-        policy,
+        table: listing::Table::Objects { policy },
     };
     let db = db.ok_or_else(|| page(Status::NOT_FOUND))?;
     let entries = listing::list(db.conn(), &params).map_err(|e| db_error(e.into(), &path))?;

@@ -24,8 +24,27 @@ pub struct ListParams {
     pub reverse: bool,
     /// Include names starting with the reserved byte.
     pub allow_reserved: bool,
-    /// Only rows of this policy.
-    pub policy: i64,
+    /// Which rows: a container's objects (of one policy) or an account's
+    /// containers.
+    pub table: Table,
+}
+
+/// The rows a listing walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Object rows of this policy (a container listing).
+    Objects {
+        /// The policy index.
+        policy: i64,
+    },
+    /// Container rows (an account listing).
+    Containers,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table::Objects { policy: 0 }
+    }
 }
 
 /// One listing entry.
@@ -44,8 +63,30 @@ pub enum Entry {
         /// Stored etag.
         etag: String,
     },
+    /// A container row.
+    Container {
+        /// Name.
+        name: String,
+        /// Its put timestamp.
+        put_timestamp: String,
+        /// Objects in it.
+        object_count: i64,
+        /// Bytes in it.
+        bytes_used: i64,
+        /// Its policy index.
+        policy: i64,
+    },
     /// A rolled-up prefix.
     Subdir(String),
+}
+
+impl Entry {
+    /// The entry's name (or subdir prefix).
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Object { name, .. } | Entry::Container { name, .. } | Entry::Subdir(name) => name,
+        }
+    }
 }
 
 /// The character after `c` (skipping the surrogate gap).
@@ -111,25 +152,42 @@ pub fn list(conn: &Connection, p: &ListParams) -> rusqlite::Result<Vec<Entry>> {
             args.push("\u{1}".into());
         }
         conds.push("deleted = 0");
-        conds.push("storage_policy_index = ?");
+        let mut bind: Vec<Box<dyn ToSql>> = args.iter().map(|a| Box::new(a.clone()) as Box<dyn ToSql>).collect();
+        let (columns, table) = match p.table {
+            Table::Objects { policy } => {
+                conds.push("storage_policy_index = ?");
+                bind.push(Box::new(policy));
+                ("name, created_at, size, content_type, etag", "object")
+            }
+            Table::Containers => ("name, put_timestamp, object_count, bytes_used, storage_policy_index", "container"),
+        };
         let sql = format!(
-            "SELECT name, created_at, size, content_type, etag FROM object WHERE {} ORDER BY name {} LIMIT ?",
+            "SELECT {columns} FROM {table} WHERE {} ORDER BY name {} LIMIT ?",
             conds.join(" AND "),
             if p.reverse { "DESC" } else { "ASC" }
         );
         let mut stmt = conn.prepare_cached(&sql)?;
-        let mut bind: Vec<Box<dyn ToSql>> = args.iter().map(|a| Box::new(a.clone()) as Box<dyn ToSql>).collect();
-        bind.push(Box::new(p.policy));
         bind.push(Box::new((limit - results.len()) as i64));
+        let objects = matches!(p.table, Table::Objects { .. });
         let rows: Vec<Entry> = stmt
             .query_map(params_from_iter(bind.iter().map(|b| b.as_ref())), |r| {
-                Ok(Entry::Object {
-                    name: r.get(0)?,
-                    created_at: r.get(1)?,
-                    size: r.get(2)?,
-                    content_type: r.get(3)?,
-                    etag: r.get(4)?,
-                })
+                if objects {
+                    Ok(Entry::Object {
+                        name: r.get(0)?,
+                        created_at: r.get(1)?,
+                        size: r.get(2)?,
+                        content_type: r.get(3)?,
+                        etag: r.get(4)?,
+                    })
+                } else {
+                    Ok(Entry::Container {
+                        name: r.get(0)?,
+                        put_timestamp: r.get(1)?,
+                        object_count: r.get(2)?,
+                        bytes_used: r.get(3)?,
+                        policy: r.get(4)?,
+                    })
+                }
             })?
             .collect::<rusqlite::Result<_>>()?;
         let Some(delim) = delimiter.clone() else {
@@ -142,8 +200,7 @@ pub fn list(conn: &Connection, p: &ListParams) -> rusqlite::Result<Vec<Entry>> {
         let pre_len = pre.len();
         let mut broke = false;
         for row in rows {
-            let Entry::Object { name, .. } = &row else { continue };
-            let name = name.clone();
+            let name = row.name().to_string();
             if p.reverse {
                 end_marker = name.clone();
             } else {
@@ -242,12 +299,24 @@ fn object_fields(created_at: &str, size: i64, content_type: &str) -> (i64, Strin
     (bytes, ctype, meta_ts.isoformat())
 }
 
-/// JSON body (Swift's key order, `ensure_ascii`).
-pub fn json(entries: &[Entry]) -> String {
+/// JSON body (Swift's key order, `ensure_ascii`). Container entries name
+/// their policy through `policy_name`.
+pub fn json_with(entries: &[Entry], policy_name: &dyn Fn(i64) -> Option<String>) -> String {
     let items: Vec<String> = entries
         .iter()
         .map(|e| match e {
             Entry::Subdir(s) => format!("{{\"subdir\": {}}}", json_escape_ascii(s)),
+            Entry::Container { name, put_timestamp, object_count, bytes_used, policy } => {
+                let lm = aerie_storage::Timestamp::parse(put_timestamp).unwrap_or_default().isoformat();
+                let sp = policy_name(*policy)
+                    .map(|n| format!(", \"storage_policy\": {}", json_escape_ascii(&n)))
+                    .unwrap_or_default();
+                format!(
+                    "{{\"name\": {}, \"count\": {object_count}, \"bytes\": {bytes_used}, \"last_modified\": {}{sp}}}",
+                    json_escape_ascii(name),
+                    json_escape_ascii(&lm)
+                )
+            }
             Entry::Object { name, created_at, size, content_type, etag } => {
                 let (bytes, ctype, lm) = object_fields(created_at, *size, content_type);
                 format!(
@@ -263,15 +332,37 @@ pub fn json(entries: &[Entry]) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// JSON body of object entries.
+pub fn json(entries: &[Entry]) -> String {
+    json_with(entries, &|_| None)
+}
+
 /// Plain body: one name per line.
 pub fn plain(entries: &[Entry]) -> String {
-    entries
-        .iter()
-        .map(|e| match e {
-            Entry::Subdir(s) => format!("{s}\n"),
-            Entry::Object { name, .. } => format!("{name}\n"),
-        })
-        .collect()
+    entries.iter().map(|e| format!("{}\n", e.name())).collect()
+}
+
+/// XML body of an account listing (one entry per line, §7.5).
+pub fn account_xml(account: &str, entries: &[Entry], policy_name: &dyn Fn(i64) -> Option<String>) -> String {
+    let mut out = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<account name=\"{}\">\n", xml_escape(account));
+    for e in entries {
+        match e {
+            Entry::Subdir(s) => out.push_str(&format!("<subdir name=\"{}\" />\n", xml_escape(s))),
+            Entry::Container { name, put_timestamp, object_count, bytes_used, policy } => {
+                let lm = aerie_storage::Timestamp::parse(put_timestamp).unwrap_or_default().isoformat();
+                let sp = policy_name(*policy)
+                    .map(|n| format!("<storage_policy>{}</storage_policy>", xml_escape(&n)))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "<container><name>{}</name><count>{object_count}</count><bytes>{bytes_used}</bytes><last_modified>{lm}</last_modified>{sp}</container>\n",
+                    xml_escape(name)
+                ));
+            }
+            Entry::Object { .. } => {}
+        }
+    }
+    out.push_str("</account>");
+    out
 }
 
 /// XML body.
@@ -283,6 +374,7 @@ pub fn xml(container: &str, entries: &[Entry]) -> String {
                 let s = xml_escape(s);
                 out.push_str(&format!("<subdir name=\"{s}\"><name>{s}</name></subdir>"));
             }
+            Entry::Container { .. } => {}
             Entry::Object { name, created_at, size, content_type, etag } => {
                 let (bytes, ctype, lm) = object_fields(created_at, *size, content_type);
                 out.push_str(&format!(
@@ -334,7 +426,7 @@ mod tests {
             .iter()
             .map(|e| match e {
                 Entry::Subdir(s) => format!("{s}(dir)"),
-                Entry::Object { name, .. } => name.clone(),
+                other => other.name().to_string(),
             })
             .collect()
     }

@@ -1,13 +1,43 @@
-//! Container (and account) metadata: the JSON map `{"Name": [value, ts]}`
+//! Container and account metadata: the JSON map `{"Name": [value, ts]}`
 //! in the info row, merged by timestamp and validated as a whole (§3.3).
 
-use crate::db::{ContainerDb, DbError};
 use aerie_api::{RequestHead, Response, Status};
 use aerie_storage::Timestamp;
 use serde_json::{Map, Value};
 
-const PREFIX: &str = "x-container-meta-";
-const STORED: &[&str] = &["x-container-read", "x-container-write", "x-container-sync-key", "x-container-sync-to"];
+/// Whose metadata: the header prefixes and the extra stored headers differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `X-Container-Meta-*`, `X-Container-Sysmeta-*`, ACLs and sync keys.
+    Container,
+    /// `X-Account-Meta-*`, `X-Account-Sysmeta-*`.
+    Account,
+}
+
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Container => "x-container-meta-",
+            Kind::Account => "x-account-meta-",
+        }
+    }
+
+    fn sysmeta(self) -> &'static str {
+        match self {
+            Kind::Container => "x-container-sysmeta-",
+            Kind::Account => "x-account-sysmeta-",
+        }
+    }
+
+    fn stored(self) -> &'static [&'static str] {
+        match self {
+            Kind::Container => {
+                &["x-container-read", "x-container-write", "x-container-sync-key", "x-container-sync-to"]
+            }
+            Kind::Account => &[],
+        }
+    }
+}
 
 fn title(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -28,29 +58,30 @@ fn title(name: &str) -> String {
     out
 }
 
-fn is_stored(name: &str) -> bool {
+fn is_stored(kind: Kind, name: &str) -> bool {
     let l = name.to_ascii_lowercase();
-    (l.starts_with(PREFIX) && l.len() > PREFIX.len())
-        || (l.starts_with("x-container-sysmeta-") && l.len() > "x-container-sysmeta-".len())
-        || STORED.contains(&l.as_str())
+    (l.starts_with(kind.prefix()) && l.len() > kind.prefix().len())
+        || (l.starts_with(kind.sysmeta()) && l.len() > kind.sysmeta().len())
+        || kind.stored().contains(&l.as_str())
 }
 
 fn bad(msg: impl Into<String>) -> Response {
     Response::text(Status::BAD_REQUEST, msg.into())
 }
 
-/// Per-request limits (Swift's `check_metadata` for containers).
-pub fn check_request(head: &RequestHead) -> Result<(), Response> {
+/// Per-request limits (Swift's `check_metadata` for containers and accounts).
+pub fn check_request(head: &RequestHead, kind: Kind) -> Result<(), Response> {
+    let prefix = kind.prefix();
     let (mut count, mut size) = (0usize, 0usize);
     for (name, value) in head.headers() {
         let key = title(name);
         if value.len() > 8192 {
             return Err(bad(format!("Header value too long: {}", key.chars().take(128).collect::<String>())));
         }
-        if !name.to_ascii_lowercase().starts_with(PREFIX) {
+        if !name.to_ascii_lowercase().starts_with(prefix) {
             continue;
         }
-        let rest = &key[PREFIX.len()..];
+        let rest = &key[prefix.len()..];
         if rest.is_empty() {
             return Err(bad("Metadata name cannot be empty"));
         }
@@ -60,10 +91,10 @@ pub fn check_request(head: &RequestHead) -> Result<(), Response> {
         count += 1;
         size += rest.len() + value.len();
         if rest.len() > 128 {
-            return Err(bad(format!("Metadata name too long: {PREFIX}{rest}")));
+            return Err(bad(format!("Metadata name too long: {prefix}{rest}")));
         }
         if value.len() > 256 {
-            return Err(bad(format!("Metadata value longer than 256: {PREFIX}{rest}")));
+            return Err(bad(format!("Metadata value longer than 256: {prefix}{rest}")));
         }
         if count > 90 {
             return Err(bad("Too many metadata items; max 90"));
@@ -103,7 +134,9 @@ fn validate(m: &Map<String, Value>) -> Result<(), Response> {
     for (k, v) in m {
         let val = v.get(0).and_then(Value::as_str).unwrap_or("");
         let lk = k.to_ascii_lowercase();
-        let Some(rest) = lk.strip_prefix(PREFIX).or_else(|| lk.strip_prefix("x-account-meta-")) else { continue };
+        let Some(rest) = lk.strip_prefix("x-container-meta-").or_else(|| lk.strip_prefix("x-account-meta-")) else {
+            continue;
+        };
         if val.is_empty() {
             continue;
         }
@@ -119,20 +152,20 @@ fn validate(m: &Map<String, Value>) -> Result<(), Response> {
     Ok(())
 }
 
-/// Merge the request's metadata headers at `ts` into the database's map;
-/// nothing is written when the merged map breaks a limit. The error is a
-/// response (400) or a database error.
-pub fn merge_request(db: &mut ContainerDb, head: &RequestHead, ts: Timestamp) -> Result<(), Result<Response, DbError>> {
+/// Merge the request's metadata headers at `ts` into the stored map
+/// (`current` JSON). `Ok(None)`: nothing to change; `Ok(Some(json))`: the
+/// map to store; `Err(400)` when the merged map breaks a limit (then
+/// nothing is written).
+pub fn merge_request(current: &str, head: &RequestHead, ts: Timestamp, kind: Kind) -> Result<Option<String>, Response> {
     let updates: Vec<(String, String)> = head
         .headers()
-        .filter(|(n, _)| is_stored(n))
+        .filter(|(n, _)| is_stored(kind, n))
         .map(|(n, v)| (title(n), String::from_utf8_lossy(v).into_owned()))
         .collect();
     if updates.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let info = db.info().map_err(Err)?;
-    let mut m = parse(&info.metadata);
+    let mut m = parse(current);
     let t = ts.internal();
     for (k, v) in updates {
         let newer = m.get(&k).and_then(|old| old.get(1)).and_then(Value::as_str).is_none_or(|old| t.as_str() > old);
@@ -140,8 +173,6 @@ pub fn merge_request(db: &mut ContainerDb, head: &RequestHead, ts: Timestamp) ->
             m.insert(k, Value::from(vec![v, t.clone()]));
         }
     }
-    validate(&m).map_err(Ok)?;
-    let json = Value::Object(m).to_string();
-    db.write(|tx| tx.execute("UPDATE container_info SET metadata = ?", [&json])).map_err(Err)?;
-    Ok(())
+    validate(&m)?;
+    Ok(Some(Value::Object(m).to_string()))
 }
