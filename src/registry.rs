@@ -61,7 +61,23 @@ fn build_container(config: &Config) -> Result<SharedProcessor, BuildError> {
     })))
 }
 
+fn build_account(config: &Config) -> Result<SharedProcessor, BuildError> {
+    let swift = config.storage.swift.clone().ok_or_else(|| BuildError("swift.conf was not loaded".into()))?;
+    Ok(Arc::new(aerie_account::AccountServer::new(aerie_account::AccountConfig {
+        devices: config.storage.devices.clone(),
+        swift,
+        reserve: config.storage.reserve,
+    })))
+}
+
 static ENTRIES: &[Entry] = &[
+    Entry {
+        name: "account",
+        kind: Kind::Pooled,
+        summary: "the Swift account service (SQLite databases, one queue and pool per device)",
+        storage: true,
+        build: Build::Processor(build_account),
+    },
     Entry {
         name: "container",
         kind: Kind::Pooled,

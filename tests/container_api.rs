@@ -2,44 +2,49 @@
 //! databases shared with Swift's own container server.
 
 use crate::object_api::{request, ts};
-use crate::util::{wait_until, Response, Server, TempDir};
+use crate::util::{start_swift_server, system_swift_conf, Response, Server, TempDir, SWIFT_CONF};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const SWIFT_CONF: &str = "[swift-hash]\nswift_hash_path_prefix = changeme\nswift_hash_path_suffix = changeme\n\n[storage-policy:0]\nname = gold\ndefault = yes\n\n[storage-policy:1]\nname = silver\n";
-
-struct Node {
-    server: Server,
-    root: PathBuf,
+/// An aerie node serving one database service on device `sda1`.
+pub struct Node {
+    pub server: Server,
+    pub root: PathBuf,
     _dir: TempDir,
 }
 
 impl Node {
     fn start() -> Node {
-        let dir = TempDir::new("cont");
+        Node::service("container")
+    }
+
+    /// A node whose listener's pipeline is just `service`.
+    pub fn service(service: &str) -> Node {
+        let dir = TempDir::new("dbsvc");
         let root = dir.path().join("node");
         std::fs::create_dir_all(root.join("sda1")).expect("dev");
         let conf = dir.path().join("swift.conf");
         std::fs::write(&conf, SWIFT_CONF).expect("conf");
-        Node::on(dir, root, conf)
+        Node::on(dir, root, conf, service)
     }
 
-    fn on(dir: TempDir, root: PathBuf, conf: PathBuf) -> Node {
+    /// A node on `root`'s devices with the given swift.conf.
+    pub fn on(dir: TempDir, root: PathBuf, conf: PathBuf, service: &str) -> Node {
         let cfg = format!(
             "[server]\nworkers = 2\n[admin]\naddress = \"127.0.0.1:0\"\n[storage]\ndevices = {:?}\nmount_check = false\nswift_conf = {:?}\n\
-             [[listen]]\naddress = \"127.0.0.1:0\"\nlength_required = []\npipeline = [\"container\"]\n",
+             [[listen]]\naddress = \"127.0.0.1:0\"\nlength_required = []\npipeline = [{service:?}]\n",
             root.display().to_string(),
             conf.display().to_string()
         );
         Node { server: Server::start(&cfg), root, _dir: dir }
     }
 
-    fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.server.addr()
     }
 
-    fn req(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    pub fn req(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
         request(self.addr(), method, path, headers, b"")
     }
 
@@ -307,42 +312,13 @@ fn walk_find(dir: &std::path::Path, f: impl Fn(&std::path::Path) -> bool + Copy)
 
 #[test]
 fn interop_databases_are_shared_with_swifts_container_server() {
-    let conf = PathBuf::from("/etc/swift/swift.conf");
-    if !conf.exists() {
-        std::fs::create_dir_all("/etc/swift").expect("create /etc/swift (tests run as root)");
-        std::fs::write(&conf, format!("# written by aerie's tests\n{SWIFT_CONF}")).expect("swift.conf");
-    }
+    let conf = system_swift_conf();
     let dir = TempDir::new("cinterop");
     let root = dir.path().join("node");
     std::fs::create_dir_all(root.join("sda1")).expect("dev");
-    let n = Node::on(dir, root.clone(), conf);
-    let python = crate::util::swift_python();
-    let bin = python.parent().expect("bin").join("swift-container-server");
-    let sdir = TempDir::new("swiftcont");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-    let cfg = sdir.path().join("container-server.conf");
-    std::fs::write(
-        &cfg,
-        format!("[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nlog_address = /dev/null\n\n[pipeline:main]\npipeline = container-server\n\n[app:container-server]\nuse = egg:swift#container\n", root.display()),
-    )
-    .expect("cfg");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _swift = Kill(
-        std::process::Command::new(bin)
-            .arg(&cfg)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("swift-container-server"),
-    );
-    let swift: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    wait_until("Swift's container server", Duration::from_secs(30), || std::net::TcpStream::connect(swift).is_ok());
+    let n = Node::on(dir, root.clone(), conf, "container");
+    let swift_server = start_swift_server("container", &root);
+    let swift = swift_server.addr;
     // aerie creates, Swift lists.
     n.req("PUT", C, &[("X-Timestamp", &ts()), ("X-Container-Meta-X", "1")]);
     for name in ["b", "a/x", "\u{e9}t\u{e9}"] {

@@ -2,13 +2,13 @@
 //! of SWIFT-BACKEND.md §11 for the object server, the bytes on disk, and
 //! interoperability with Swift's own object server from PyPI.
 
-use crate::util::{md5_hex, wait_until, Client, Response, Server, TempDir};
+use crate::util::{
+    md5_hex, start_swift_server, system_swift_conf, wait_until, Client, Response, Server, TempDir, SWIFT_CONF,
+};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const SWIFT_CONF: &str = "[swift-hash]\nswift_hash_path_prefix = changeme\nswift_hash_path_suffix = changeme\n\n[storage-policy:0]\nname = gold\ndefault = yes\n\n[storage-policy:1]\nname = silver\n";
 
 /// A node serving the object service on devices sda1 and sdb1.
 pub struct Node {
@@ -351,8 +351,10 @@ fn post_replaces_user_metadata_keeps_sysmeta_and_tracks_content_type() {
     let g = n.req("GET", OBJ, &[], b"");
     assert_eq!(g.header("content-type"), Some("image/png"));
     assert_eq!(g.header("x-object-meta-c"), Some("3"));
-    let metas: Vec<String> = n.files("sda1").into_iter().filter(|f| f.ends_with(".meta")).collect();
-    assert_eq!(metas.len(), 1, "{metas:?}");
+    // The older .meta is removed by the janitor after the answer.
+    let metas = || -> Vec<String> { n.files("sda1").into_iter().filter(|f| f.ends_with(".meta")).collect() };
+    wait_until("the replaced .meta to be cleaned up", Duration::from_secs(10), || metas().len() == 1);
+    let metas = metas();
     assert!(metas[0].contains('-') || metas[0].contains('+'), "{metas:?}");
     // Older than the current metadata: 409; missing object: 404.
     let r = n.req("POST", OBJ, &[("X-Timestamp", &t_put)], b"");
@@ -588,53 +590,6 @@ fn container_updates_reach_the_container_and_failures_become_async_pendings() {
     assert!(st["workers"].as_array().is_some_and(|w| w.iter().any(|w| w["role"] == "object-updater")), "{st}");
 }
 
-/// Swift's object server from PyPI on the same devices and swift.conf.
-struct SwiftObjectServer {
-    child: std::process::Child,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-impl Drop for SwiftObjectServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn system_swift_conf() -> PathBuf {
-    // Swift's servers read /etc/swift/swift.conf and nothing else; write the
-    // test cluster's one if the machine has none (CI machines do not).
-    let p = PathBuf::from("/etc/swift/swift.conf");
-    if !p.exists() {
-        std::fs::create_dir_all("/etc/swift").expect("create /etc/swift (tests run as root)");
-        std::fs::write(&p, format!("# written by aerie's tests\n{SWIFT_CONF}")).expect("write swift.conf");
-    }
-    p
-}
-
-fn start_swift_object_server(devices: &Path) -> SwiftObjectServer {
-    let python = crate::util::swift_python();
-    let bin = python.parent().expect("venv bin").join("swift-object-server");
-    let dir = TempDir::new("swiftobj");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-    let conf = dir.path().join("object-server.conf");
-    std::fs::write(
-        &conf,
-        format!("[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nlog_address = /dev/null\n\n[pipeline:main]\npipeline = object-server\n\n[app:object-server]\nuse = egg:swift#object\n", devices.display()),
-    )
-    .expect("conf");
-    let child = std::process::Command::new(bin)
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
-        .spawn()
-        .expect("start swift-object-server");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    wait_until("Swift's object server", Duration::from_secs(30), || std::net::TcpStream::connect(addr).is_ok());
-    SwiftObjectServer { child, addr, _dir: dir }
-}
-
 fn start_node_on_system_conf() -> Node {
     let conf = system_swift_conf();
     let dir = TempDir::new("interop");
@@ -664,7 +619,7 @@ fn comparable(r: &Response) -> Vec<(String, String)> {
 #[test]
 fn interop_objects_move_between_swift_and_aerie_both_ways() {
     let node = start_node_on_system_conf();
-    let swift = start_swift_object_server(&node.root);
+    let swift = start_swift_server("object", &node.root);
     let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let meta =
         [("X-Object-Meta-Caf\u{e9}", "\u{e9}t\u{e9}"), ("X-Object-Sysmeta-Slo", "yes"), ("Content-Encoding", "gzip")];

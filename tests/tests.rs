@@ -2,6 +2,7 @@
 
 mod util;
 
+mod account_api;
 mod container_api;
 mod http_conformance;
 mod lifecycle;

@@ -627,3 +627,56 @@ pub fn swift_python() -> PathBuf {
     assert!(out.status.success(), "could not install Swift into the venv: {}", String::from_utf8_lossy(&out.stderr));
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
+/// The test cluster's swift.conf: two policies, `gold` (default) and `silver`.
+pub const SWIFT_CONF: &str = "[swift-hash]\nswift_hash_path_prefix = changeme\nswift_hash_path_suffix = changeme\n\n[storage-policy:0]\nname = gold\ndefault = yes\n\n[storage-policy:1]\nname = silver\n";
+
+/// Swift's servers read /etc/swift/swift.conf and nothing else; write the
+/// test cluster's one if the machine has none (CI machines do not).
+pub fn system_swift_conf() -> PathBuf {
+    let p = PathBuf::from("/etc/swift/swift.conf");
+    if !p.exists() {
+        std::fs::create_dir_all("/etc/swift").expect("create /etc/swift (tests run as root)");
+        std::fs::write(&p, format!("# written by aerie's tests\n{SWIFT_CONF}")).expect("write swift.conf");
+    }
+    p
+}
+
+/// One of Swift's own servers from PyPI (`object`, `container` or
+/// `account`) on the given devices, killed when dropped.
+pub struct SwiftServer {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl Drop for SwiftServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start Swift's `kind` server on `devices`, in the foreground (workers = 0).
+pub fn start_swift_server(kind: &str, devices: &Path) -> SwiftServer {
+    let python = swift_python();
+    let bin = python.parent().expect("venv bin").join(format!("swift-{kind}-server"));
+    let dir = TempDir::new("swiftsrv");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let conf = dir.path().join(format!("{kind}-server.conf"));
+    std::fs::write(
+        &conf,
+        format!("[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nlog_address = /dev/null\n\n[pipeline:main]\npipeline = {kind}-server\n\n[app:{kind}-server]\nuse = egg:swift#{kind}\n", devices.display()),
+    )
+    .expect("conf");
+    let child = Command::new(&bin)
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    wait_until(&format!("Swift's {kind} server"), Duration::from_secs(30), || TcpStream::connect(addr).is_ok());
+    SwiftServer { child, addr, _dir: dir }
+}

@@ -191,7 +191,8 @@ pub fn chexor(old: &str, name: &str, ts: &str) -> String {
     aerie_storage::hash::hex(&out)
 }
 
-fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+/// Register the SQL functions Swift's triggers call (`chexor`).
+pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     conn.create_scalar_function("chexor", 3, FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
         let old: String = ctx.get(0)?;
@@ -390,13 +391,8 @@ pub fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
 fn pending_row(v: &aerie_storage::pickle::Value) -> Option<Row> {
     use aerie_storage::pickle::Value;
     let (Value::Tuple(items) | Value::List(items)) = v else { return None };
-    let text = |i: usize| items.get(i).and_then(|x| x.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned());
-    let int = |i: usize| match items.get(i) {
-        Some(Value::Int(n)) => Some(*n),
-        Some(Value::Bool(b)) => Some(i64::from(*b)),
-        Some(x) => x.as_bytes().and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()),
-        None => None,
-    };
+    let text = |i: usize| pickled_text(items.get(i));
+    let int = |i: usize| pickled_int(items.get(i));
     let data = Timestamp::parse(&text(1)?).ok()?;
     let ctype_ts = text(7).and_then(|t| Timestamp::parse(&t).ok()).unwrap_or(data);
     let meta = text(8).and_then(|t| Timestamp::parse(&t).ok()).unwrap_or(ctype_ts);
@@ -413,7 +409,61 @@ fn pending_row(v: &aerie_storage::pickle::Value) -> Option<Row> {
     })
 }
 
-fn new_db_id(device: &str) -> String {
+/// Take the records Swift's servers appended to `<db>.pending` (each a `:`
+/// and then base64 of a pickled tuple), hand the ones `parse` understands
+/// to `apply`, and empty the file — under the directory's `.lock`, as Swift
+/// does, so a Swift server appending at the same time waits.
+pub fn drain_pending<T>(
+    path: &Path,
+    parse: impl Fn(&aerie_storage::pickle::Value) -> Option<T>,
+    apply: impl FnOnce(Vec<T>) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    let pending = path.with_extension("db.pending");
+    match std::fs::metadata(&pending) {
+        Ok(m) if m.len() > 0 => {}
+        _ => return Ok(()),
+    }
+    let Some(dir) = path.parent() else { return Ok(()) };
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(".lock"))
+        .map_err(|e| DbError::Other(e.to_string()))?;
+    let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| DbError::Other(e.to_string()))?;
+    let data = std::fs::read(&pending).map_err(|e| DbError::Other(e.to_string()))?;
+    let mut items = Vec::new();
+    for entry in data.split(|&b| b == b':').filter(|e| !e.iter().all(u8::is_ascii_whitespace)) {
+        match base64_decode(entry).and_then(|b| aerie_storage::pickle::loads(&b).ok()).and_then(|v| parse(&v)) {
+            Some(r) => items.push(r),
+            None => log::error!("{}: skipping an unreadable pending record", pending.display()),
+        }
+    }
+    if !items.is_empty() {
+        apply(items)?;
+    }
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&pending).map_err(|e| DbError::Other(e.to_string()))?;
+    Ok(())
+}
+
+/// An integer field of a pickled record (ints, bools and digit strings).
+pub fn pickled_int(v: Option<&aerie_storage::pickle::Value>) -> Option<i64> {
+    use aerie_storage::pickle::Value;
+    match v {
+        Some(Value::Int(n)) => Some(*n),
+        Some(Value::Bool(b)) => Some(i64::from(*b)),
+        Some(x) => x.as_bytes().and_then(|b| std::str::from_utf8(b).ok()?.trim().parse().ok()),
+        None => None,
+    }
+}
+
+/// A text field of a pickled record.
+pub fn pickled_text(v: Option<&aerie_storage::pickle::Value>) -> Option<String> {
+    v.and_then(|x| x.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// A database id: a uuid-like string plus the device, as Swift makes.
+pub fn new_db_id(device: &str) -> String {
     let seed = format!("{:?}{}{device}", std::time::SystemTime::now(), std::process::id());
     let h = aerie_storage::hash::md5_hex(seed.as_bytes());
     format!("{}-{}-{}-{}-{}-{device}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
@@ -431,42 +481,10 @@ impl ContainerDb {
         Ok(db)
     }
 
-    /// Merge `<db>.pending` (written by Swift's container server: records
-    /// `:` + base64 of a pickled row tuple) into the database and empty it,
-    /// under the directory's `.lock` as Swift does.
+    /// Merge `<db>.pending` (written by Swift's container server) into the
+    /// database and empty it.
     pub fn commit_pending(&mut self, path: &Path) -> Result<(), DbError> {
-        let pending = path.with_extension("db.pending");
-        match std::fs::metadata(&pending) {
-            Ok(m) if m.len() > 0 => {}
-            _ => return Ok(()),
-        }
-        let Some(dir) = path.parent() else { return Ok(()) };
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(".lock"))
-            .map_err(|e| DbError::Other(e.to_string()))?;
-        let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| DbError::Other(e.to_string()))?;
-        let data = std::fs::read(&pending).map_err(|e| DbError::Other(e.to_string()))?;
-        let mut rows = Vec::new();
-        for entry in data.split(|&b| b == b':').filter(|e| !e.iter().all(u8::is_ascii_whitespace)) {
-            let row =
-                base64_decode(entry).and_then(|b| aerie_storage::pickle::loads(&b).ok()).and_then(|v| pending_row(&v));
-            match row {
-                Some(r) => rows.push(r),
-                None => log::error!("{}: skipping an unreadable pending record", pending.display()),
-            }
-        }
-        if !rows.is_empty() {
-            self.merge_rows(&rows)?;
-        }
-        std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&pending)
-            .map_err(|e| DbError::Other(e.to_string()))?;
-        Ok(())
+        drain_pending(path, pending_row, |rows| self.merge_rows(&rows))
     }
 
     /// Create a database (under a temporary name, fsynced, then renamed

@@ -1,0 +1,316 @@
+//! An account database in Swift's schema (SWIFT-BACKEND.md §9.2): the
+//! `account_stat` row, container rows merged as §7.6 says, and per-policy
+//! totals kept by triggers.
+
+use aerie_container::db::{connect, drain_pending, new_db_id, pickled_int, pickled_text, register_functions, DbError};
+use aerie_storage::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE container (
+    ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT,
+    put_timestamp TEXT,
+    delete_timestamp TEXT,
+    object_count INTEGER,
+    bytes_used INTEGER,
+    deleted INTEGER DEFAULT 0,
+    storage_policy_index INTEGER DEFAULT 0
+);
+CREATE INDEX ix_container_deleted_name ON
+    container (deleted, name);
+CREATE TRIGGER container_insert AFTER INSERT ON container
+BEGIN
+    UPDATE account_stat
+    SET container_count = container_count + (1 - new.deleted),
+        object_count = object_count + new.object_count,
+        bytes_used = bytes_used + new.bytes_used,
+        hash = chexor(hash, new.name,
+                      new.put_timestamp || '-' ||
+                        new.delete_timestamp || '-' ||
+                        new.object_count || '-' || new.bytes_used);
+END;
+CREATE TRIGGER container_update BEFORE UPDATE ON container
+BEGIN
+    SELECT RAISE(FAIL, 'UPDATE not allowed; DELETE and INSERT');
+END;
+CREATE TRIGGER container_delete AFTER DELETE ON container
+BEGIN
+    UPDATE account_stat
+    SET container_count = container_count - (1 - old.deleted),
+        object_count = object_count - old.object_count,
+        bytes_used = bytes_used - old.bytes_used,
+        hash = chexor(hash, old.name,
+                      old.put_timestamp || '-' ||
+                        old.delete_timestamp || '-' ||
+                        old.object_count || '-' || old.bytes_used);
+END;
+CREATE TABLE account_stat (
+    account TEXT,
+    created_at TEXT,
+    put_timestamp TEXT DEFAULT '0',
+    delete_timestamp TEXT DEFAULT '0',
+    container_count INTEGER,
+    object_count INTEGER DEFAULT 0,
+    bytes_used INTEGER DEFAULT 0,
+    hash TEXT default '00000000000000000000000000000000',
+    id TEXT,
+    status TEXT DEFAULT '',
+    status_changed_at TEXT DEFAULT '0',
+    metadata TEXT DEFAULT ''
+);
+INSERT INTO account_stat (container_count) VALUES (0);
+CREATE TABLE policy_stat (
+    storage_policy_index INTEGER PRIMARY KEY,
+    container_count INTEGER DEFAULT 0,
+    object_count INTEGER DEFAULT 0,
+    bytes_used INTEGER DEFAULT 0
+);
+CREATE TRIGGER container_insert_ps AFTER INSERT ON container
+BEGIN
+    INSERT OR IGNORE INTO policy_stat
+        (storage_policy_index, container_count, object_count, bytes_used)
+        VALUES (new.storage_policy_index, 0, 0, 0);
+    UPDATE policy_stat
+    SET container_count = container_count + (1 - new.deleted),
+        object_count = object_count + new.object_count,
+        bytes_used = bytes_used + new.bytes_used
+    WHERE storage_policy_index = new.storage_policy_index;
+END;
+CREATE TRIGGER container_delete_ps AFTER DELETE ON container
+BEGIN
+    UPDATE policy_stat
+    SET container_count = container_count - (1 - old.deleted),
+        object_count = object_count - old.object_count,
+        bytes_used = bytes_used - old.bytes_used
+    WHERE storage_policy_index = old.storage_policy_index;
+END;
+CREATE TABLE outgoing_sync (
+    remote_id TEXT UNIQUE,
+    sync_point INTEGER,
+    updated_at TEXT DEFAULT 0
+);
+CREATE TABLE incoming_sync (
+    remote_id TEXT UNIQUE,
+    sync_point INTEGER,
+    updated_at TEXT DEFAULT 0
+);
+CREATE TRIGGER outgoing_sync_insert AFTER INSERT ON outgoing_sync
+BEGIN
+    UPDATE outgoing_sync
+    SET updated_at = STRFTIME('%s', 'NOW')
+    WHERE ROWID = new.ROWID;
+END;
+CREATE TRIGGER outgoing_sync_update AFTER UPDATE ON outgoing_sync
+BEGIN
+    UPDATE outgoing_sync
+    SET updated_at = STRFTIME('%s', 'NOW')
+    WHERE ROWID = new.ROWID;
+END;
+CREATE TRIGGER incoming_sync_insert AFTER INSERT ON incoming_sync
+BEGIN
+    UPDATE incoming_sync
+    SET updated_at = STRFTIME('%s', 'NOW')
+    WHERE ROWID = new.ROWID;
+END;
+CREATE TRIGGER incoming_sync_update AFTER UPDATE ON incoming_sync
+BEGIN
+    UPDATE incoming_sync
+    SET updated_at = STRFTIME('%s', 'NOW')
+    WHERE ROWID = new.ROWID;
+END;
+";
+
+/// The account's stat row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct Info {
+    pub account: String,
+    pub created_at: String,
+    pub put_timestamp: String,
+    pub delete_timestamp: String,
+    pub container_count: i64,
+    pub object_count: i64,
+    pub bytes_used: i64,
+    pub status: String,
+    pub status_changed_at: String,
+    pub metadata: String,
+}
+
+fn ts(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap_or(Timestamp::ZERO)
+}
+
+impl Info {
+    /// §7.1: `is_status_deleted`.
+    pub fn is_status_deleted(&self) -> bool {
+        self.status == "DELETED" || ts(&self.delete_timestamp) > ts(&self.put_timestamp)
+    }
+
+    /// §7.1: deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.status == "DELETED" || (self.container_count == 0 && ts(&self.delete_timestamp) > ts(&self.put_timestamp))
+    }
+}
+
+/// A container row as sent by a container server (§7.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct ContainerRow {
+    pub name: String,
+    pub put_timestamp: String,
+    pub delete_timestamp: String,
+    pub object_count: i64,
+    pub bytes_used: i64,
+    pub policy: i64,
+}
+
+/// An open account database.
+pub struct AccountDb {
+    conn: Connection,
+}
+
+impl AccountDb {
+    /// Open an existing database.
+    /// Open an existing database, merging the rows Swift's account server
+    /// left in its `.pending` file.
+    pub fn open(path: &Path) -> Result<AccountDb, DbError> {
+        let mut db = AccountDb { conn: connect(path)? };
+        db.info()?;
+        drain_pending(path, pending_row, |rows| db.merge_containers(&rows))?;
+        Ok(db)
+    }
+
+    /// Create (temp name, fsync, rename) and open.
+    pub fn create(path: &Path, account: &str, put_timestamp: Timestamp, device: &str) -> Result<AccountDb, DbError> {
+        let dir = path.parent().ok_or_else(|| DbError::Other("database path has no directory".into()))?;
+        aerie_storage::fs::create_dirs(dir).map_err(|e| DbError::Other(e.to_string()))?;
+        let tmp = dir.join(format!(".account.tmp{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let conn = Connection::open(&tmp)?;
+            register_functions(&conn)?;
+            conn.pragma_update(None, "journal_mode", "DELETE")?;
+            conn.execute_batch(SCHEMA)?;
+            let t = put_timestamp.internal();
+            conn.execute(
+                "UPDATE account_stat SET account = ?, created_at = ?, id = ?, put_timestamp = ?, status_changed_at = ?",
+                params![account, Timestamp::now().internal(), new_db_id(device), t, t],
+            )?;
+        }
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| DbError::Other(e.to_string()))?;
+        if path.exists() {
+            let _ = std::fs::remove_file(&tmp);
+        } else {
+            std::fs::rename(&tmp, path).map_err(|e| DbError::Other(e.to_string()))?;
+            let _ = aerie_storage::fs::fsync_dir(dir);
+        }
+        AccountDb::open(path)
+    }
+
+    /// The stat row.
+    pub fn info(&self) -> Result<Info, DbError> {
+        Ok(self.conn.query_row(
+            "SELECT account, created_at, put_timestamp, delete_timestamp, container_count, object_count, bytes_used,
+                    status, status_changed_at, metadata FROM account_stat",
+            [],
+            |r| {
+                Ok(Info {
+                    account: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    created_at: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    put_timestamp: r.get(2)?,
+                    delete_timestamp: r.get(3)?,
+                    container_count: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+                    object_count: r.get(5)?,
+                    bytes_used: r.get(6)?,
+                    status: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                    status_changed_at: r.get(8)?,
+                    metadata: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                })
+            },
+        )?)
+    }
+
+    /// Per-policy (index, containers, objects, bytes).
+    pub fn policy_stats(&self) -> Result<Vec<(i64, i64, i64, i64)>, DbError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT storage_policy_index, container_count, object_count, bytes_used FROM policy_stat ORDER BY storage_policy_index",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Merge a container row (§7.6): max timestamps, the counts as sent.
+    pub fn merge_container(&mut self, row: &ContainerRow) -> Result<(), DbError> {
+        self.merge_containers(std::slice::from_ref(row))
+    }
+
+    /// Merge container rows in one transaction.
+    pub fn merge_containers(&mut self, rows: &[ContainerRow]) -> Result<(), DbError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for row in rows {
+            merge_one(&tx, row)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+    /// The connection (listings).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Statements in one immediate transaction.
+    pub fn write<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, DbError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let v = f(&tx)?;
+        tx.commit()?;
+        Ok(v)
+    }
+}
+
+/// One container row merged inside `tx`.
+fn merge_one(tx: &rusqlite::Transaction<'_>, row: &ContainerRow) -> Result<(), DbError> {
+    let existing: Option<(String, String)> = tx
+        .query_row(
+            "SELECT put_timestamp, delete_timestamp FROM container WHERE name = ? AND deleted IN (0, 1)",
+            [&row.name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (mut put, mut del) = (row.put_timestamp.clone(), row.delete_timestamp.clone());
+    if let Some((op, od)) = existing {
+        if ts(&op) > ts(&put) {
+            put = op;
+        }
+        if ts(&od) > ts(&del) {
+            del = od;
+        }
+        tx.execute("DELETE FROM container WHERE name = ?", [&row.name])?;
+    }
+    let deleted = i64::from(ts(&del) > ts(&put) && row.object_count == 0);
+    tx.execute(
+        "INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted, storage_policy_index)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        params![row.name, put, del, row.object_count, row.bytes_used, deleted, row.policy],
+    )?;
+    Ok(())
+}
+
+/// A row from a Swift account pending record: `(name, put_timestamp,
+/// delete_timestamp, object_count, bytes_used, deleted[, policy])`.
+fn pending_row(v: &aerie_storage::pickle::Value) -> Option<ContainerRow> {
+    use aerie_storage::pickle::Value;
+    let (Value::Tuple(items) | Value::List(items)) = v else { return None };
+    Some(ContainerRow {
+        name: pickled_text(items.first())?,
+        put_timestamp: pickled_text(items.get(1))?,
+        delete_timestamp: pickled_text(items.get(2))?,
+        object_count: pickled_int(items.get(3))?,
+        bytes_used: pickled_int(items.get(4))?,
+        policy: pickled_int(items.get(6)).unwrap_or(0),
+    })
+}

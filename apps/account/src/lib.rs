@@ -1,0 +1,359 @@
+//! The Swift-compatible account service (SWIFT-BACKEND.md §7), on SQLite
+//! databases in Swift's schema (§9.2): account PUT/POST/HEAD/GET/DELETE on
+//! `/<dev>/<part>/<account>`, and container rows from container servers on
+//! `/<dev>/<part>/<account>/<container>`. The queue key is the device.
+#![forbid(unsafe_code)]
+
+pub mod db;
+
+use aerie_api::{Body, Executor, Method, Processor, QueueKey, Request, RequestHead, Response, Status};
+use aerie_container::common::{db_error, insufficient, is_true, negotiate, page, query_pairs, text};
+use aerie_container::listing::{self, ListParams, Table};
+use aerie_container::meta::{self, Kind};
+use aerie_storage::fs::{Devices, Reserve};
+use aerie_storage::path::{decode_path, device_of, split_path, validate_device_partition};
+use aerie_storage::swift_conf::SwiftConf;
+use aerie_storage::Timestamp;
+use db::{AccountDb, ContainerRow, Info};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What the account service needs.
+#[derive(Debug, Clone)]
+pub struct AccountConfig {
+    /// Devices root and mount check.
+    pub devices: Devices,
+    /// swift.conf (policies name the per-policy headers).
+    pub swift: SwiftConf,
+    /// Free space kept.
+    pub reserve: Reserve,
+}
+
+/// The account processor.
+pub struct AccountServer {
+    cfg: Arc<AccountConfig>,
+}
+
+impl AccountServer {
+    /// Build it.
+    pub fn new(cfg: AccountConfig) -> AccountServer {
+        AccountServer { cfg: Arc::new(cfg) }
+    }
+}
+
+const METHODS: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "REPLICATE"];
+
+struct Ctx<'a> {
+    cfg: &'a AccountConfig,
+    head: &'a RequestHead,
+    device: String,
+    partition: String,
+    account: String,
+    container: Option<String>,
+}
+
+fn title(name: &str) -> String {
+    let mut out = String::new();
+    let mut prev = false;
+    for c in name.chars() {
+        if c.is_alphabetic() {
+            if prev {
+                out.extend(c.to_lowercase());
+            } else {
+                out.extend(c.to_uppercase());
+            }
+            prev = true;
+        } else {
+            out.push(c);
+            prev = false;
+        }
+    }
+    out
+}
+
+impl Ctx<'_> {
+    fn header(&self, n: &str) -> Option<&str> {
+        self.head.header_str(n)
+    }
+
+    fn timestamp(&self) -> Result<Timestamp, Response> {
+        match self.head.header("x-timestamp") {
+            None => Err(text(Status::BAD_REQUEST, "Missing X-Timestamp header")),
+            Some(v) => Timestamp::parse_bytes(v).map_err(|_| text(Status::BAD_REQUEST, "Invalid X-Timestamp header")),
+        }
+    }
+
+    fn db_path(&self) -> Result<PathBuf, Response> {
+        let dev = self.cfg.devices.device_dir(&self.device).map_err(|_| insufficient(&self.device))?;
+        let hash = self.cfg.swift.salt.hash_path(&self.account, None, None);
+        let sfx = &hash[hash.len() - 3..];
+        Ok(dev.join("accounts").join(&self.partition).join(sfx).join(&hash).join(format!("{hash}.db")))
+    }
+
+    fn check_space(&self) -> Result<(), Response> {
+        match self.cfg.reserve.would_cross(&self.cfg.devices.root.join(&self.device), 0) {
+            Ok(true) => Err(insufficient(&self.device)),
+            _ => Ok(()),
+        }
+    }
+
+    fn policy_name(&self, index: i64) -> Option<String> {
+        u32::try_from(index).ok().and_then(|i| self.cfg.swift.policy(i)).map(|p| p.name.clone())
+    }
+}
+
+fn open(path: &std::path::Path) -> Result<Option<AccountDb>, Response> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    AccountDb::open(path).map(Some).map_err(|e| db_error(e, path))
+}
+
+fn deleted_404(info: Option<&Info>) -> Response {
+    let r = page(Status::NOT_FOUND);
+    if info.is_some_and(Info::is_status_deleted) {
+        r.with_header("X-Account-Status", &b"Deleted"[..])
+    } else {
+        r
+    }
+}
+
+impl Processor for AccountServer {
+    fn executor(&self, head: &RequestHead) -> Executor {
+        match device_of(head.raw_path()) {
+            Some(dev) if dev != "." && dev != ".." => Executor::Pooled(QueueKey::new(dev)),
+            _ => Executor::Inline,
+        }
+    }
+
+    fn call(&self, req: Request) -> Response {
+        let Request { head, .. } = req;
+        let Ok(path) = decode_path(head.raw_path()) else { return text(Status::PRECONDITION_FAILED, "Invalid UTF8") };
+        let method = head.method().clone();
+        if !METHODS.contains(&method.as_str()) {
+            return page(Status::METHOD_NOT_ALLOWED).with_header("Allow", METHODS.join(", ").into_bytes());
+        }
+        if method == Method::Options {
+            return Response::new(Status::OK)
+                .with_header("Allow", METHODS.join(", ").into_bytes())
+                .with_header("Server", concat!("account-server/aerie-", env!("CARGO_PKG_VERSION")).as_bytes());
+        }
+        if matches!(&method, Method::Other(m) if &**m == "REPLICATE") {
+            return page(Status::NOT_IMPLEMENTED);
+        }
+        let segs = match split_path(&path, 3, 4, false) {
+            Ok(s) => s,
+            Err(e) => return text(Status::BAD_REQUEST, e.to_string()),
+        };
+        let mut it = segs.into_iter();
+        let (device, partition, account) = (
+            it.next().flatten().unwrap_or_default(),
+            it.next().flatten().unwrap_or_default(),
+            it.next().flatten().unwrap_or_default(),
+        );
+        let container = it.next().flatten().filter(|c| !c.is_empty());
+        if let Err(e) = validate_device_partition(&device, &partition) {
+            return text(Status::BAD_REQUEST, e.to_string());
+        }
+        let ctx = Ctx { cfg: &self.cfg, head: &head, device, partition, account, container };
+        let r = match (&method, ctx.container.is_some()) {
+            (Method::Put, true) => put_container_row(&ctx),
+            (Method::Put, false) => put_account(&ctx),
+            (Method::Post, false) => post_account(&ctx),
+            (Method::Delete, false) => delete_account(&ctx),
+            (Method::Head, false) => head_or_get(&ctx, true),
+            (Method::Get, false) => head_or_get(&ctx, false),
+            _ => Err(text(Status::BAD_REQUEST, format!("Invalid path: {}", aerie_storage::path::quote(&path)))),
+        };
+        match r {
+            Ok(r) | Err(r) => r,
+        }
+    }
+}
+
+fn store_metadata(db: &mut AccountDb, ctx: &Ctx<'_>, ts: Timestamp, path: &std::path::Path) -> Result<(), Response> {
+    let current = db.info().map_err(|e| db_error(e, path))?.metadata;
+    if let Some(json) = meta::merge_request(&current, ctx.head, ts, Kind::Account)? {
+        db.write(|tx| tx.execute("UPDATE account_stat SET metadata = ?", [&json])).map_err(|e| db_error(e, path))?;
+    }
+    Ok(())
+}
+
+fn put_account(ctx: &Ctx<'_>) -> Result<Response, Response> {
+    let path = ctx.db_path()?;
+    ctx.check_space()?;
+    let ts = ctx.timestamp()?;
+    meta::check_request(ctx.head, Kind::Account)?;
+    let (mut db, created) = match open(&path)? {
+        Some(db) => {
+            let info = db.info().map_err(|e| db_error(e, &path))?;
+            if info.is_status_deleted() {
+                return Err(
+                    text(Status::FORBIDDEN, "Recently deleted").with_header("X-Account-Status", &b"Deleted"[..])
+                );
+            }
+            (db, info.is_deleted())
+        }
+        None => (AccountDb::create(&path, &ctx.account, ts, &ctx.device).map_err(|e| db_error(e, &path))?, true),
+    };
+    let t = ts.internal();
+    db.write(|tx| tx.execute("UPDATE account_stat SET put_timestamp = ? WHERE put_timestamp < ?", [&t, &t]))
+        .map_err(|e| db_error(e, &path))?;
+    if db.info().map_err(|e| db_error(e, &path))?.is_deleted() {
+        return Err(page(Status::CONFLICT));
+    }
+    store_metadata(&mut db, ctx, ts, &path)?;
+    Ok(if created {
+        Response::new(Status::CREATED)
+    } else {
+        Response::new(Status::ACCEPTED).with_header("Content-Type", &b"text/html; charset=UTF-8"[..]).with_body(
+            Body::Bytes((&b"<html><h1>Accepted</h1><p>The request is accepted for processing.</p></html>"[..]).into()),
+        )
+    })
+}
+
+fn post_account(ctx: &Ctx<'_>) -> Result<Response, Response> {
+    let ts = ctx.timestamp()?;
+    meta::check_request(ctx.head, Kind::Account)?;
+    let path = ctx.db_path()?;
+    ctx.check_space()?;
+    let Some(mut db) = open(&path)? else { return Err(page(Status::NOT_FOUND)) };
+    let info = db.info().map_err(|e| db_error(e, &path))?;
+    if info.is_deleted() {
+        return Err(deleted_404(Some(&info)));
+    }
+    store_metadata(&mut db, ctx, ts, &path)?;
+    Ok(Response::new(Status::NO_CONTENT))
+}
+
+fn delete_account(ctx: &Ctx<'_>) -> Result<Response, Response> {
+    let path = ctx.db_path()?;
+    let ts = ctx.timestamp()?;
+    let Some(mut db) = open(&path)? else { return Err(page(Status::NOT_FOUND)) };
+    let info = db.info().map_err(|e| db_error(e, &path))?;
+    if info.is_deleted() {
+        return Err(deleted_404(Some(&info)));
+    }
+    let t = ts.internal();
+    let cleared = meta::clear_all(&info.metadata, &t);
+    db.write(|tx| {
+        tx.execute(
+            "UPDATE account_stat SET metadata = ?, delete_timestamp = ?, status = 'DELETED', status_changed_at = ?",
+            [&cleared, &t, &t],
+        )
+    })
+    .map_err(|e| db_error(e, &path))?;
+    Ok(Response::new(Status::NO_CONTENT).with_header("X-Account-Status", &b"Deleted"[..]))
+}
+
+fn put_container_row(ctx: &Ctx<'_>) -> Result<Response, Response> {
+    let path = ctx.db_path()?;
+    ctx.check_space()?;
+    let _ts = match ctx.header("x-timestamp") {
+        None => Timestamp::now(),
+        Some(v) => Timestamp::parse(v).map_err(|_| text(Status::BAD_REQUEST, "Invalid X-Timestamp header"))?,
+    };
+    let mut db = match open(&path)? {
+        Some(db) => db,
+        None if ctx.account.starts_with(&ctx.cfg.swift.constraints.auto_create_account_prefix) => {
+            AccountDb::create(&path, &ctx.account, Timestamp::now(), &ctx.device).map_err(|e| db_error(e, &path))?
+        }
+        None => return Err(page(Status::NOT_FOUND)),
+    };
+    let info = db.info().map_err(|e| db_error(e, &path))?;
+    if info.is_deleted() && ctx.header("x-account-override-deleted").is_none_or(|v| v.trim() != "yes") {
+        return Err(deleted_404(Some(&info)));
+    }
+    let (Some(put), Some(del), Some(count), Some(bytes)) = (
+        ctx.header("x-put-timestamp"),
+        ctx.header("x-delete-timestamp"),
+        ctx.header("x-object-count"),
+        ctx.header("x-bytes-used"),
+    ) else {
+        return Err(text(
+            Status::BAD_REQUEST,
+            "X-Put-Timestamp, X-Delete-Timestamp, X-Object-Count and X-Bytes-Used are required",
+        ));
+    };
+    let num = |v: &str| v.trim().parse::<i64>().map_err(|_| text(Status::BAD_REQUEST, format!("invalid number {v:?}")));
+    let row = ContainerRow {
+        name: ctx.container.clone().unwrap_or_default(),
+        put_timestamp: put.trim().to_string(),
+        delete_timestamp: del.trim().to_string(),
+        object_count: num(count)?,
+        bytes_used: num(bytes)?,
+        policy: ctx.header("x-backend-storage-policy-index").map(num).transpose()?.unwrap_or(0),
+    };
+    db.merge_container(&row).map_err(|e| db_error(e, &path))?;
+    Ok(Response::new(if del.trim() > put.trim() { Status::NO_CONTENT } else { Status::CREATED }))
+}
+
+fn head_or_get(ctx: &Ctx<'_>, head: bool) -> Result<Response, Response> {
+    let query = query_pairs(ctx.head)?;
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let mut limit = ctx.cfg.swift.constraints.account_listing_limit;
+    if let Some(l) = get("limit") {
+        if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) {
+            let n: usize = l.parse().unwrap_or(usize::MAX);
+            if n > limit {
+                return Err(text(Status::PRECONDITION_FAILED, format!("Maximum limit is {limit}")));
+            }
+            limit = n;
+        }
+    }
+    let ctype = negotiate(ctx.head, &query)?;
+    let path = ctx.db_path()?;
+    let db = open(&path)?;
+    let info = match &db {
+        Some(db) => Some(db.info().map_err(|e| db_error(e, &path))?),
+        None => None,
+    };
+    let Some(info) = info.clone().filter(|i| !i.is_deleted()) else { return Err(deleted_404(info.as_ref())) };
+    let Some(db) = db else { return Err(page(Status::NOT_FOUND)) };
+    let ts = |s: &str| Timestamp::parse(s).unwrap_or(Timestamp::ZERO);
+    let mut headers: Vec<(String, String)> = vec![
+        ("X-Account-Container-Count".into(), info.container_count.to_string()),
+        ("X-Account-Object-Count".into(), info.object_count.to_string()),
+        ("X-Account-Bytes-Used".into(), info.bytes_used.to_string()),
+        ("X-Timestamp".into(), ts(&info.created_at).normal()),
+        ("X-PUT-Timestamp".into(), ts(&info.put_timestamp).normal()),
+    ];
+    for (index, containers, objects, bytes) in db.policy_stats().map_err(|e| db_error(e, &path))? {
+        let Some(name) = ctx.policy_name(index) else { continue };
+        let n = title(&name);
+        headers.push((format!("X-Account-Storage-Policy-{n}-Container-Count"), containers.to_string()));
+        headers.push((format!("X-Account-Storage-Policy-{n}-Object-Count"), objects.to_string()));
+        headers.push((format!("X-Account-Storage-Policy-{n}-Bytes-Used"), bytes.to_string()));
+    }
+    headers.extend(meta::visible(&info.metadata));
+    let content_type = format!("{ctype}; charset=utf-8");
+    let with = |mut r: Response| {
+        for (k, v) in &headers {
+            r = r.with_header(k.clone(), v.clone().into_bytes());
+        }
+        r.with_header("Content-Type", content_type.clone().into_bytes())
+    };
+    if head {
+        return Ok(with(Response::new(Status::NO_CONTENT)).with_header("Content-Length", &b"0"[..]));
+    }
+    let params = ListParams {
+        limit,
+        marker: get("marker").unwrap_or_default(),
+        end_marker: get("end_marker").unwrap_or_default(),
+        prefix: get("prefix"),
+        delimiter: get("delimiter"),
+        path: None,
+        reverse: is_true(get("reverse").as_deref()),
+        allow_reserved: is_true(ctx.header("x-backend-allow-reserved-names")),
+        table: Table::Containers,
+    };
+    let entries = listing::list(db.conn(), &params).map_err(|e| db_error(e.into(), &path))?;
+    let names = |i: i64| ctx.policy_name(i);
+    let body = match ctype {
+        "application/json" => listing::json_with(&entries, &names),
+        "application/xml" | "text/xml" => listing::account_xml(&ctx.account, &entries, &names),
+        _ => listing::plain(&entries),
+    };
+    let status = if body.is_empty() { Status::NO_CONTENT } else { Status::OK };
+    Ok(with(Response::new(status)).with_body(Body::Bytes(body.into_bytes().into())))
+}

@@ -1,0 +1,160 @@
+//! Pieces the container and account services share: Swift's error pages,
+//! database-error statuses, quarantine, query parsing, format negotiation.
+
+use crate::db::DbError;
+use aerie_api::{Body, RequestHead, Response, Status};
+use aerie_storage::path::form_decode;
+use aerie_storage::Timestamp;
+use std::borrow::Cow;
+
+/// Swift's HTML page for a status.
+pub fn page(status: Status) -> Response {
+    let exp = match status.0 {
+        400 => "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+        404 => "The resource could not be found.",
+        405 => "The method is not allowed for this resource.",
+        406 => "The resource is not available in a format acceptable to your browser.",
+        409 => "There was a conflict when trying to complete your request.",
+        412 => "A precondition for this request was not met.",
+        500 => "The server has either erred or is incapable of performing the requested operation.",
+        501 => "The requested method is not implemented by this server.",
+        503 => "The server is currently unavailable. Please try again at a later time.",
+        _ => return Response::new(status),
+    };
+    Response::new(status)
+        .with_header("Content-Type", &b"text/html; charset=UTF-8"[..])
+        .with_body(Body::Bytes(format!("<html><h1>{}</h1><p>{exp}</p></html>", status.reason()).into_bytes().into()))
+}
+
+pub fn text(status: Status, msg: impl Into<Cow<'static, str>>) -> Response {
+    Response::text(status, msg)
+}
+
+pub fn insufficient(device: &str) -> Response {
+    Response::new(Status::INSUFFICIENT_STORAGE).with_header("Content-Type", &b"text/html; charset=UTF-8"[..]).with_body(
+        Body::Bytes(
+            format!("<html><h1>Insufficient Storage</h1><p>There was not enough space to save the resource. Drive: {device}</p></html>")
+                .into_bytes()
+                .into(),
+        ),
+    )
+}
+
+pub fn db_error(e: DbError, path: &std::path::Path) -> Response {
+    match e {
+        DbError::Busy => {
+            log::warn!("database {} is locked: 503", path.display());
+            page(Status::SERVICE_UNAVAILABLE).with_header("Retry-After", &b"1"[..])
+        }
+        DbError::Corrupt(why) => {
+            log::error!("database {} is corrupt ({why}): quarantining it", path.display());
+            quarantine(path);
+            page(Status::NOT_FOUND)
+        }
+        DbError::Other(why) => {
+            log::error!("database {}: {why}", path.display());
+            page(Status::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+/// Move a corrupt database's directory to `<dev>/quarantined/<kind>s/`.
+pub fn quarantine(db_path: &std::path::Path) {
+    let Some(hash_dir) = db_path.parent() else { return };
+    let Some(dev) = hash_dir.parent().and_then(|p| p.parent()).and_then(|p| p.parent()).and_then(|p| p.parent()) else {
+        return;
+    };
+    let kind = hash_dir
+        .parent()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.parent())
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "containers".into());
+    let target_dir = dev.join("quarantined").join(kind);
+    let name = hash_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut target = target_dir.join(&name);
+    if target.exists() {
+        target = target_dir.join(format!("{name}-{}", Timestamp::now().normal()));
+    }
+    if let Err(e) = aerie_storage::fs::create_dirs(&target_dir).and_then(|_| std::fs::rename(hash_dir, &target)) {
+        log::error!("could not quarantine {}: {e}", hash_dir.display());
+    }
+}
+
+pub fn is_true(v: Option<&str>) -> bool {
+    v.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "t" | "y"))
+}
+
+/// The listing format: `format=` wins, else `Accept` (§6.6.4).
+pub fn negotiate(head: &RequestHead, query: &[(String, String)]) -> Result<&'static str, Response> {
+    if let Some((_, f)) = query.iter().find(|(k, _)| k == "format") {
+        return Ok(match f.to_ascii_lowercase().as_str() {
+            "json" => "application/json",
+            "xml" => "application/xml",
+            _ => "text/plain",
+        });
+    }
+    let Some(accept) = head.header_str("accept") else { return Ok("text/plain") };
+    let offers = ["text/plain", "application/json", "application/xml", "text/xml"];
+    let mut best: Option<(f64, usize, &'static str)> = None;
+    for part in accept.split(',') {
+        let mut it = part.split(';');
+        let media = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        if media.is_empty() {
+            continue;
+        }
+        let Some((ty, sub)) = media.split_once('/') else {
+            return Err(text(Status::BAD_REQUEST, "Invalid Accept header"));
+        };
+        let mut q = 1.0f64;
+        for p in it {
+            if let Some(v) = p.trim().strip_prefix("q=") {
+                q = v.trim().parse().map_err(|_| text(Status::BAD_REQUEST, "Invalid Accept header"))?;
+            }
+        }
+        let specificity = usize::from(ty != "*") + usize::from(sub != "*");
+        for o in offers {
+            let (oty, osub) = o.split_once('/').unwrap_or((o, ""));
+            if (ty == "*" || ty == oty) && (sub == "*" || sub == osub) && q > 0.0 {
+                let better = best.is_none_or(|(bq, bs, _)| q > bq || (q == bq && specificity > bs));
+                if better {
+                    best = Some((q, specificity, o));
+                }
+            }
+        }
+    }
+    best.map(|(_, _, o)| o).ok_or_else(|| page(Status::NOT_ACCEPTABLE))
+}
+
+pub fn query_pairs(head: &RequestHead) -> Result<Vec<(String, String)>, Response> {
+    let Some(q) = head.query() else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for kv in q.split(|&b| b == b'&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = match kv.iter().position(|&b| b == b'=') {
+            Some(i) => (&kv[..i], &kv[i + 1..]),
+            None => (kv, &b""[..]),
+        };
+        let k = String::from_utf8_lossy(&form_decode(k)).into_owned();
+        let v = String::from_utf8(form_decode(v))
+            .map_err(|_| text(Status::BAD_REQUEST, format!("\"{k}\" parameter not valid UTF-8")))?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+pub fn http_date(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = secs / 86_400;
+    let (y, m, d) = aerie_storage::timestamp::civil_from_days(days as i64);
+    let t = secs % 86_400;
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MON[(m as usize).saturating_sub(1) % 12],
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}

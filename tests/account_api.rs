@@ -1,0 +1,236 @@
+//! The account service over HTTP against the real binary (§7), and its
+//! databases shared with Swift's own account server.
+
+use crate::container_api::Node;
+use crate::object_api::{request, ts};
+use crate::util::{start_swift_server, system_swift_conf, Response, TempDir};
+
+const A: &str = "/sda1/0/AUTH_a";
+
+fn node() -> Node {
+    Node::service("account")
+}
+
+/// A container row as a container server sends it.
+fn row(n: &Node, name: &str, put: &str, del: &str, count: u64, bytes: u64, policy: &str) -> Response {
+    let (c, b) = (count.to_string(), bytes.to_string());
+    n.req(
+        "PUT",
+        &format!("{A}/{name}"),
+        &[
+            ("X-Timestamp", put),
+            ("X-Put-Timestamp", put),
+            ("X-Delete-Timestamp", del),
+            ("X-Object-Count", &c),
+            ("X-Bytes-Used", &b),
+            ("X-Backend-Storage-Policy-Index", policy),
+        ],
+    )
+}
+
+#[test]
+fn create_rows_stats_and_per_policy_headers() {
+    let n = node();
+    let h = n.req("HEAD", A, &[]);
+    assert_eq!((h.status, h.header("x-account-status")), (404, None));
+    let t = ts();
+    assert_eq!(n.req("PUT", A, &[("X-Timestamp", &t), ("X-Account-Meta-Owner", "ops")]).status, 201);
+    let t2 = ts();
+    assert_eq!(n.req("PUT", A, &[("X-Timestamp", &t2)]).status, 202);
+    let (p1, p2, p3) = (ts(), ts(), ts());
+    assert_eq!(row(&n, "c1", &p1, "0", 2, 10, "0").status, 201);
+    assert_eq!(row(&n, "c2", &p2, "0", 3, 100, "1").status, 201);
+    assert_eq!(row(&n, "c3", &p3, "0", 0, 0, "1").status, 201);
+    // A report carries the container's current counts: they replace the
+    // row's, while its timestamps only move forward.
+    assert_eq!(row(&n, "c1", &p1, "0", 4, 20, "0").status, 201);
+    let h = n.req("HEAD", A, &[]);
+    assert_eq!(h.status, 204);
+    assert_eq!(h.header("x-account-container-count"), Some("3"));
+    assert_eq!(h.header("x-account-object-count"), Some("7"));
+    assert_eq!(h.header("x-account-bytes-used"), Some("120"));
+    assert_eq!(h.header("x-account-meta-owner"), Some("ops"));
+    assert_eq!(h.header("x-put-timestamp"), Some(t2.as_str()), "a PUT to an existing account moves it on");
+    assert!(h.header("x-timestamp").is_some_and(|c| c >= t.as_str()), "X-Timestamp is when the database was made");
+    assert_eq!(h.header("x-account-storage-policy-gold-container-count"), Some("1"));
+    assert_eq!(h.header("x-account-storage-policy-gold-bytes-used"), Some("20"));
+    assert_eq!(h.header("x-account-storage-policy-silver-container-count"), Some("2"));
+    assert_eq!(h.header("x-account-storage-policy-silver-object-count"), Some("3"));
+    assert_eq!(h.header("content-type"), Some("text/plain; charset=utf-8"));
+    let old = "0000000001.00000";
+    assert_eq!(row(&n, "c1", old, "0", 5, 30, "0").status, 201);
+    let g = n.req("GET", &format!("{A}?format=json&prefix=c1"), &[]).json();
+    assert_eq!((g[0]["bytes"].as_u64(), g[0]["last_modified"].as_str().map(|s| &s[..4])), (Some(30), Some("2026")));
+    // The container is deleted: a 204, and it leaves the counts.
+    let d = ts();
+    assert_eq!(row(&n, "c3", &p3, &d, 0, 0, "1").status, 204);
+    let h = n.req("HEAD", A, &[]);
+    assert_eq!(h.header("x-account-container-count"), Some("2"));
+    assert_eq!(h.header("x-account-storage-policy-silver-container-count"), Some("1"));
+    // Rows for a missing account: 404, unless the account is auto-created.
+    assert_eq!(row_for(&n, "/sda1/0/AUTH_none/c").status, 404);
+    assert_eq!(row_for(&n, "/sda1/0/.expiring_objects/1795305600").status, 201);
+    assert_eq!(n.req("HEAD", "/sda1/0/.expiring_objects", &[]).header("x-account-container-count"), Some("1"));
+    // A row without its numbers is refused.
+    assert_eq!(n.req("PUT", &format!("{A}/x"), &[("X-Timestamp", &ts())]).status, 400);
+}
+
+fn row_for(n: &Node, path: &str) -> Response {
+    let t = ts();
+    n.req(
+        "PUT",
+        path,
+        &[("X-Put-Timestamp", &t), ("X-Delete-Timestamp", "0"), ("X-Object-Count", "0"), ("X-Bytes-Used", "0")],
+    )
+}
+
+#[test]
+fn listings_formats_and_parameters() {
+    let n = node();
+    n.req("PUT", A, &[("X-Timestamp", &ts())]);
+    assert_eq!(n.req("GET", A, &[]).status, 204, "an empty plain listing");
+    let empty = n.req("GET", &format!("{A}?format=json"), &[]);
+    assert_eq!((empty.status, empty.text()), (200, "[]".to_string()));
+    for name in ["a", "a-1", "a-2", "b", "\u{e9}"] {
+        let t = ts();
+        let q = aerie_storage::path::quote(name);
+        assert_eq!(row(&n, &q, &t, "0", 1, 7, if name == "b" { "1" } else { "0" }).status, 201);
+    }
+    let g = n.req("GET", &format!("{A}?format=json"), &[]);
+    assert_eq!(g.status, 200);
+    let v = g.json();
+    assert_eq!(v.as_array().map(Vec::len), Some(5));
+    assert_eq!((v[0]["name"].as_str(), v[0]["count"].as_u64(), v[0]["bytes"].as_u64()), (Some("a"), Some(1), Some(7)));
+    assert!(v[0]["last_modified"].as_str().is_some_and(|s| s.len() == 26 && s.contains('T')), "{v}");
+    assert_eq!(v[3]["storage_policy"], "silver");
+    assert_eq!(v[4]["name"], "\u{e9}");
+    let names = |q: &str| -> Vec<String> {
+        n.req("GET", &format!("{A}?format=json&{q}"), &[])
+            .json()
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|e| e["name"].as_str().or(e["subdir"].as_str()).unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(names("delimiter=-"), ["a", "a-", "b", "\u{e9}"]);
+    assert_eq!(names("prefix=a-"), ["a-1", "a-2"]);
+    assert_eq!(names("marker=a-1&end_marker=b"), ["a-2"]);
+    assert_eq!(names("limit=2&reverse=yes"), ["\u{e9}", "b"]);
+    assert_eq!(n.req("GET", &format!("{A}?limit=10001"), &[]).status, 412);
+    let plain = n.req("GET", &format!("{A}?prefix=a"), &[]);
+    assert_eq!((plain.status, plain.text()), (200, "a\na-1\na-2\n".to_string()));
+    assert_eq!(plain.header("x-account-container-count"), Some("5"), "listings carry the account headers");
+    let x = n.req("GET", &format!("{A}?format=xml&prefix=b"), &[]);
+    assert_eq!(x.header("content-type"), Some("application/xml; charset=utf-8"));
+    let body = x.text();
+    assert!(
+        body.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<account name=\"AUTH_a\">\n<container><name>b</name><count>1</count><bytes>7</bytes>"),
+        "{body}"
+    );
+    assert!(body.ends_with("<storage_policy>silver</storage_policy></container>\n</account>"), "{body}");
+    assert_eq!(n.req("GET", A, &[("Accept", "image/png")]).status, 406);
+    assert_eq!(n.req("GET", "/sda1/0/AUTH_missing?format=json", &[]).status, 404);
+}
+
+#[test]
+fn delete_recreate_post_and_bad_requests() {
+    let n = node();
+    assert_eq!(n.req("POST", A, &[("X-Timestamp", &ts())]).status, 404);
+    assert_eq!(n.req("DELETE", A, &[("X-Timestamp", &ts())]).status, 404);
+    n.req("PUT", A, &[("X-Timestamp", &ts())]);
+    // Metadata: set, replace, delete with an empty value, and the limits.
+    assert_eq!(n.req("POST", A, &[("X-Timestamp", &ts()), ("X-Account-Meta-A", "1")]).status, 204);
+    assert_eq!(n.req("POST", A, &[("X-Timestamp", &ts()), ("X-Account-Meta-B", "2")]).status, 204);
+    assert_eq!(n.req("POST", A, &[("X-Timestamp", &ts()), ("X-Account-Meta-A", "")]).status, 204);
+    let h = n.req("HEAD", A, &[]);
+    assert_eq!((h.header("x-account-meta-a"), h.header("x-account-meta-b")), (None, Some("2")));
+    let long = "k".repeat(129);
+    let r = n.req("POST", A, &[("X-Timestamp", &ts()), (&format!("X-Account-Meta-{long}"), "v")]);
+    assert_eq!((r.status, r.text()), (400, format!("Metadata name too long: x-account-meta-K{}", &long[1..])));
+    let big = "v".repeat(257);
+    assert_eq!(n.req("POST", A, &[("X-Timestamp", &ts()), ("X-Account-Meta-Big", &big)]).status, 400);
+    assert_eq!(n.req("POST", A, &[]).status, 400, "no X-Timestamp");
+    assert_eq!(n.req("PUT", A, &[("X-Timestamp", "yesterday")]).status, 400);
+    assert_eq!(n.req("GET", "/sda1/0", &[]).status, 400);
+    assert_eq!(n.req("COPY", A, &[]).status, 405);
+    // Deleted: 404 with X-Account-Status, then 403 "Recently deleted" to a PUT.
+    let d = n.req("DELETE", A, &[("X-Timestamp", &ts())]);
+    assert_eq!((d.status, d.header("x-account-status")), (204, Some("Deleted")));
+    let h = n.req("HEAD", A, &[]);
+    assert_eq!((h.status, h.header("x-account-status")), (404, Some("Deleted")));
+    let r = n.req("PUT", A, &[("X-Timestamp", &ts())]);
+    assert_eq!((r.status, r.text()), (403, "Recently deleted".to_string()));
+    assert_eq!(row_for(&n, &format!("{A}/c")).status, 404, "no rows into a deleted account");
+    assert_eq!(n.req("GET", "/nodev/0/AUTH_a", &[]).status, 507, "a missing device");
+}
+
+#[test]
+fn interop_databases_are_shared_with_swifts_account_server() {
+    let conf = system_swift_conf();
+    let dir = TempDir::new("ainterop");
+    let root = dir.path().join("node");
+    std::fs::create_dir_all(root.join("sda1")).expect("dev");
+    let n = Node::on(dir, root.clone(), conf, "account");
+    let sw = start_swift_server("account", &root);
+    // aerie creates and records containers; Swift reports them.
+    n.req("PUT", A, &[("X-Timestamp", &ts()), ("X-Account-Meta-X", "1")]);
+    for (name, policy) in [("b", "0"), ("a-1", "1"), ("\u{e9}t\u{e9}", "0")] {
+        let t = ts();
+        assert_eq!(row(&n, &aerie_storage::path::quote(name), &t, "0", 3, 11, policy).status, 201);
+    }
+    for q in ["", "&delimiter=-", "&reverse=true&limit=2", "&prefix=a"] {
+        let a = request(n.addr(), "GET", &format!("{A}?format=json{q}"), &[], b"");
+        let s = request(sw.addr, "GET", &format!("{A}?format=json{q}"), &[], b"");
+        assert_eq!((a.status, a.json()), (s.status, s.json()), "listing {q}");
+    }
+    for q in ["?format=xml", "?prefix=a", "?format=txt&prefix=zz"] {
+        let a = request(n.addr(), "GET", &format!("{A}{q}"), &[], b"");
+        let s = request(sw.addr, "GET", &format!("{A}{q}"), &[], b"");
+        assert_eq!(
+            (a.status, a.text(), a.header("content-type")),
+            (s.status, s.text(), s.header("content-type")),
+            "{q}"
+        );
+    }
+    let a = request(n.addr(), "HEAD", A, &[], b"");
+    let s = request(sw.addr, "HEAD", A, &[], b"");
+    let mut wanted: Vec<(String, String)> = s
+        .headers
+        .iter()
+        .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-account-") || k.eq_ignore_ascii_case("x-timestamp"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    wanted.sort();
+    assert!(wanted.len() >= 10, "{wanted:?}");
+    for (k, v) in &wanted {
+        assert_eq!(a.header(k), Some(v.as_str()), "{k}");
+    }
+    // Swift creates and records; aerie reads it.
+    let t = ts();
+    assert_eq!(request(sw.addr, "PUT", "/sda1/0/AUTH_sw", &[("X-Timestamp", &t)], b"").status, 201);
+    let p = ts();
+    let r = request(
+        sw.addr,
+        "PUT",
+        "/sda1/0/AUTH_sw/one",
+        &[
+            ("X-Put-Timestamp", &p),
+            ("X-Delete-Timestamp", "0"),
+            ("X-Object-Count", "2"),
+            ("X-Bytes-Used", "5"),
+            ("X-Backend-Storage-Policy-Index", "1"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 201);
+    let a = request(n.addr(), "GET", "/sda1/0/AUTH_sw?format=json", &[], b"");
+    let s = request(sw.addr, "GET", "/sda1/0/AUTH_sw?format=json", &[], b"");
+    assert_eq!(a.json(), s.json());
+    let h = request(n.addr(), "HEAD", "/sda1/0/AUTH_sw", &[], b"");
+    assert_eq!(h.header("x-account-storage-policy-silver-bytes-used"), Some("5"));
+    // Deleted by aerie; Swift sees it deleted.
+    assert_eq!(request(n.addr(), "DELETE", "/sda1/0/AUTH_sw", &[("X-Timestamp", &ts())], b"").status, 204);
+    let s = request(sw.addr, "HEAD", "/sda1/0/AUTH_sw", &[], b"");
+    assert_eq!((s.status, s.header("x-account-status")), (404, Some("Deleted")));
+}
