@@ -51,7 +51,7 @@ impl Admin {
                     .collect();
                 json!({
                     "slot": i,
-                    "role": if s.kind() == 1 { "object-updater" } else { "worker" },
+                    "role": match s.kind() { 1 => "object-updater", 2 => "container-updater", _ => "worker" },
                     "pid": s.pid(),
                     "index": s.index(),
                     "generation": s.generation(),

@@ -24,6 +24,7 @@ pub const ACCESS: &str = "aerie::access";
 
 const MASTER: usize = usize::MAX;
 const OBJECT_UPDATER: usize = usize::MAX - 1;
+const CONTAINER_UPDATER: usize = usize::MAX - 2;
 static ROLE: AtomicUsize = AtomicUsize::new(MASTER);
 
 /// Mark this process as worker `index` (right after fork).
@@ -31,9 +32,13 @@ pub fn set_worker(index: usize) {
     ROLE.store(index, Ordering::Relaxed);
 }
 
-/// Mark this process as the object updater (right after fork).
-pub fn set_object_updater() {
-    ROLE.store(OBJECT_UPDATER, Ordering::Relaxed);
+/// Mark this process as an updater (right after fork).
+pub fn set_updater(kind: crate::updater::Kind) {
+    let role = match kind {
+        crate::updater::Kind::Object => OBJECT_UPDATER,
+        crate::updater::Kind::Container => CONTAINER_UPDATER,
+    };
+    ROLE.store(role, Ordering::Relaxed);
 }
 
 /// Where lines go and which pass.
@@ -135,6 +140,7 @@ fn format_line(record: &log::Record<'_>) -> String {
     let who = match role {
         MASTER => format!("master[{pid}]"),
         OBJECT_UPDATER => format!("object-updater[{pid}]"),
+        CONTAINER_UPDATER => format!("container-updater[{pid}]"),
         n => format!("worker.{n}[{pid}]"),
     };
     if record.target() == ACCESS {

@@ -1,5 +1,7 @@
-//! The object updater: a background process, forked and supervised by the
-//! master beside the workers, that replays async pendings (§4.11, §8.1).
+//! The updaters: background processes, forked and supervised by the master
+//! beside the workers. The object updater replays async pendings (§4.11,
+//! §8.1); the container updater sends changed container statistics to the
+//! accounts (§8.2, see `aerie_container::updater`).
 //!
 //! Every `object_updater_interval` it walks
 //! `<devices>/<dev>/async_pending*/<sfx>/<hash>-<ts>`, and for each record
@@ -128,32 +130,79 @@ pub fn sweep(root: &Path, conn_timeout: Duration, node_timeout: Duration, slot: 
     s
 }
 
-/// Run the updater until told to stop; returns the exit code.
-pub fn run(config: &Config, slot: Slot, master: nix::unistd::Pid, stop: Arc<AtomicBool>, quit: Arc<AtomicBool>) -> i32 {
-    let interval = config.storage.object_updater_interval;
+/// Which updater a process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Replays async pendings.
+    Object,
+    /// Reports container statistics to the accounts.
+    Container,
+}
+
+impl Kind {
+    /// Its name in logs, the process title and `/status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Object => "object-updater",
+            Kind::Container => "container-updater",
+        }
+    }
+}
+
+/// Run an updater until told to stop; returns the exit code.
+pub fn run(
+    kind: Kind,
+    config: &Config,
+    slot: Slot,
+    master: nix::unistd::Pid,
+    stop: Arc<AtomicBool>,
+    quit: Arc<AtomicBool>,
+) -> i32 {
+    let (interval, what) = match kind {
+        Kind::Object => (config.storage.object_updater_interval, "async pendings"),
+        Kind::Container => (config.storage.container_updater_interval, "container databases"),
+    };
     let root = config.storage.devices.root.clone();
+    let (conn, node) = (config.object.conn_timeout, config.object.node_timeout);
+    let mut containers = aerie_container::updater::State::default();
     slot.set_state(State::Ready);
-    log::info!("object updater started: sweeping {} every {:?}", root.display(), interval);
+    log::info!("{} started: sweeping the {what} under {} every {:?}", kind.name(), root.display(), interval);
     let mut next = Instant::now();
     loop {
         slot.beat();
         if stop.load(Ordering::Relaxed) || quit.load(Ordering::Relaxed) {
-            log::info!("object updater stopping");
+            log::info!("{} stopping", kind.name());
             return crate::error::EXIT_OK;
         }
         if nix::unistd::getppid() != master {
-            log::warn!("the master is gone: object updater exiting");
+            log::warn!("the master is gone: {} exiting", kind.name());
             return crate::error::EXIT_OK;
         }
         if Instant::now() >= next {
-            let s = sweep(&root, config.object.conn_timeout, config.object.node_timeout, Some(&slot));
-            if s.delivered > 0 || s.pending > 0 {
-                log::info!(
-                    "object updater sweep: {} delivered, {} still pending, {} left for a ring",
-                    s.delivered,
-                    s.pending,
-                    s.skipped
-                );
+            match kind {
+                Kind::Object => {
+                    let s = sweep(&root, conn, node, Some(&slot));
+                    if s.delivered > 0 || s.pending > 0 {
+                        log::info!(
+                            "object updater sweep: {} delivered, {} still pending, {} left for a ring",
+                            s.delivered,
+                            s.pending,
+                            s.skipped
+                        );
+                    }
+                }
+                Kind::Container => {
+                    let s = aerie_container::updater::sweep(&root, &mut containers, conn, node, &|| slot.beat());
+                    if s.reported > 0 || s.failed > 0 {
+                        log::info!(
+                            "container updater sweep: {} checked, {} reported, {} to retry, {} without account replicas",
+                            s.checked,
+                            s.reported,
+                            s.failed,
+                            s.no_targets
+                        );
+                    }
+                }
             }
             next = Instant::now() + interval;
         }
@@ -163,6 +212,8 @@ pub fn run(config: &Config, slot: Slot, master: nix::unistd::Pid, stop: Arc<Atom
 
 /// What the master hands the updater at fork.
 pub struct UpdaterArgs<'a> {
+    /// Which updater.
+    pub kind: Kind,
     /// The configuration.
     pub config: &'a Config,
     /// Its scoreboard slot.
@@ -177,12 +228,12 @@ pub struct UpdaterArgs<'a> {
 
 /// The updater process, after fork: hygiene, then [`run`]; never returns.
 pub fn main(args: UpdaterArgs<'_>) -> ! {
-    crate::log::set_object_updater();
+    crate::log::set_updater(args.kind);
     for id in args.master_signals {
         signal_hook::low_level::unregister(id);
     }
     drop(args.close);
-    crate::sys::process::set_name("aerie: updater");
+    crate::sys::process::set_name(&format!("aerie: {}", args.kind.name()));
     args.slot.set_pid(u64::from(std::process::id()));
     let boot = || -> Result<(Arc<AtomicBool>, Arc<AtomicBool>), String> {
         crate::sys::process::drop_privileges(args.config.server.user.as_ref(), args.config.server.group.as_ref())?;
@@ -196,9 +247,9 @@ pub fn main(args: UpdaterArgs<'_>) -> ! {
         Ok((stop, quit))
     };
     let code = match boot() {
-        Ok((stop, quit)) => run(args.config, args.slot, args.master, stop, quit),
+        Ok((stop, quit)) => run(args.kind, args.config, args.slot, args.master, stop, quit),
         Err(why) => {
-            log::error!("object updater could not start: {why}");
+            log::error!("{} could not start: {why}", args.kind.name());
             crate::error::EXIT_FAILURE
         }
     };

@@ -171,7 +171,7 @@ fn interop_databases_are_shared_with_swifts_account_server() {
     let dir = TempDir::new("ainterop");
     let root = dir.path().join("node");
     std::fs::create_dir_all(root.join("sda1")).expect("dev");
-    let n = Node::on(dir, root.clone(), conf, "account");
+    let n = Node::on(dir, root.clone(), conf, "account", 2);
     let sw = start_swift_server("account", &root);
     // aerie creates and records containers; Swift reports them.
     n.req("PUT", A, &[("X-Timestamp", &ts()), ("X-Account-Meta-X", "1")]);
@@ -233,4 +233,79 @@ fn interop_databases_are_shared_with_swifts_account_server() {
     assert_eq!(request(n.addr(), "DELETE", "/sda1/0/AUTH_sw", &[("X-Timestamp", &ts())], b"").status, 204);
     let s = request(sw.addr, "HEAD", "/sda1/0/AUTH_sw", &[], b"");
     assert_eq!((s.status, s.header("x-account-status")), (404, Some("Deleted")));
+}
+
+/// One node serving all three services on three listeners, with the
+/// updaters sweeping every half second.
+fn full_node() -> (crate::util::Server, TempDir) {
+    let dir = TempDir::new("fullnode");
+    let root = dir.path().join("node");
+    std::fs::create_dir_all(root.join("sda1")).expect("dev");
+    let conf = dir.path().join("swift.conf");
+    std::fs::write(&conf, crate::util::SWIFT_CONF).expect("conf");
+    let mut cfg = format!(
+        "[server]\nworkers = 2\n[admin]\naddress = \"127.0.0.1:0\"\n[storage]\ndevices = {:?}\nmount_check = false\nswift_conf = {:?}\nobject_updater_interval = 0.5\ncontainer_updater_interval = 0.5\n",
+        root.display().to_string(),
+        conf.display().to_string()
+    );
+    for service in ["object", "container", "account"] {
+        cfg.push_str(&format!(
+            "[[listen]]\naddress = \"127.0.0.1:0\"\nlength_required = []\npipeline = [\"{service}\"]\n"
+        ));
+    }
+    (crate::util::Server::start(&cfg), dir)
+}
+
+#[test]
+fn account_statistics_follow_object_uploads_through_the_container_updater() {
+    let (s, _dir) = full_node();
+    let (obj, cont, acct) = (s.addrs[0], s.addrs[1], s.addrs[2]);
+    let (cont_host, acct_host) = (cont.to_string(), acct.to_string());
+    let to_account =
+        [("X-Account-Host", acct_host.as_str()), ("X-Account-Device", "sda1"), ("X-Account-Partition", "0")];
+    // The container is made before its account exists: the account update
+    // fails (404), and the container updater must deliver it later.
+    let t = ts();
+    let mut h = to_account.to_vec();
+    h.push(("X-Timestamp", &t));
+    assert_eq!(request(cont, "PUT", "/sda1/0/AUTH_u/c", &h, b"").status, 404);
+    assert_eq!(request(acct, "PUT", "/sda1/0/AUTH_u", &[("X-Timestamp", &ts())], b"").status, 201);
+    let to_container =
+        [("X-Container-Host", cont_host.as_str()), ("X-Container-Device", "sda1"), ("X-Container-Partition", "0")];
+    let mut total = 0;
+    for i in 0..20 {
+        let body = vec![b'x'; 100 * i + 1];
+        total += body.len();
+        let t = ts();
+        let mut h = to_container.to_vec();
+        h.extend([("X-Timestamp", t.as_str()), ("Content-Type", "application/octet-stream")]);
+        assert_eq!(request(obj, "PUT", &format!("/sda1/0/AUTH_u/c/o{i}"), &h, &body).status, 201);
+    }
+    let head = || request(acct, "HEAD", "/sda1/0/AUTH_u", &[], b"");
+    let figures = |r: &Response| {
+        (
+            r.header("x-account-container-count").map(str::to_string),
+            r.header("x-account-object-count").map(str::to_string),
+            r.header("x-account-bytes-used").map(str::to_string),
+        )
+    };
+    let want = (Some("1".to_string()), Some("20".to_string()), Some(total.to_string()));
+    crate::util::wait_until("the account to count 20 objects", std::time::Duration::from_secs(30), || {
+        figures(&head()) == want
+    });
+    assert_eq!(head().header("x-account-storage-policy-gold-object-count"), Some("20"));
+    // Deletes converge too.
+    for i in 0..5 {
+        let t = ts();
+        let mut h = to_container.to_vec();
+        h.push(("X-Timestamp", &t));
+        assert_eq!(request(obj, "DELETE", &format!("/sda1/0/AUTH_u/c/o{i}"), &h, b"").status, 204);
+    }
+    let gone: usize = (0..5).map(|i| 100 * i + 1).sum();
+    let want = (Some("1".to_string()), Some("15".to_string()), Some((total - gone).to_string()));
+    crate::util::wait_until("the account to count 15 objects", std::time::Duration::from_secs(30), || {
+        figures(&head()) == want
+    });
+    let st = s.status();
+    assert!(st["workers"].as_array().is_some_and(|w| w.iter().any(|w| w["role"] == "container-updater")), "{st}");
 }

@@ -4,6 +4,7 @@ mod util;
 
 mod account_api;
 mod container_api;
+mod db_concurrency;
 mod http_conformance;
 mod lifecycle;
 mod object_api;

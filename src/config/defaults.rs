@@ -86,6 +86,10 @@ pub const STORAGE_FALLOCATE_RESERVE: &str = "1%";
 /// updater replays saved container updates (it runs whenever the object
 /// service is in a pipeline).
 pub const STORAGE_OBJECT_UPDATER_INTERVAL: f64 = 5.0;
+/// `storage.container_updater_interval` (seconds): how often the container
+/// updater sends changed container statistics to the accounts (it runs
+/// whenever the container service is in a pipeline).
+pub const STORAGE_CONTAINER_UPDATER_INTERVAL: f64 = 5.0;
 
 /// `processors.object.container_update_timeout` (seconds): how long an
 /// object write waits for its container updates before answering.

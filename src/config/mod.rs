@@ -82,6 +82,7 @@ pub struct RawStorage {
     pub swift_conf: String,
     pub fallocate_reserve: String,
     pub object_updater_interval: f64,
+    pub container_updater_interval: f64,
 }
 
 impl Default for RawStorage {
@@ -92,6 +93,7 @@ impl Default for RawStorage {
             swift_conf: defaults::STORAGE_SWIFT_CONF.to_string(),
             fallocate_reserve: defaults::STORAGE_FALLOCATE_RESERVE.to_string(),
             object_updater_interval: defaults::STORAGE_OBJECT_UPDATER_INTERVAL,
+            container_updater_interval: defaults::STORAGE_CONTAINER_UPDATER_INTERVAL,
         }
     }
 }
@@ -282,6 +284,8 @@ pub struct StorageConfig {
     pub reserve: aerie_storage::fs::Reserve,
     /// How often the object updater sweeps.
     pub object_updater_interval: Duration,
+    /// How often the container updater sweeps.
+    pub container_updater_interval: Duration,
 }
 
 /// The object service's settings.
@@ -574,6 +578,7 @@ impl RawConfig {
             reserve_text: st.fallocate_reserve.clone(),
             reserve,
             object_updater_interval: seconds("storage.object_updater_interval", st.object_updater_interval)?,
+            container_updater_interval: seconds("storage.container_updater_interval", st.container_updater_interval)?,
         };
         let config_uses = |n: &str| {
             listen.iter().any(|l| {
@@ -791,6 +796,7 @@ impl Config {
                 swift_conf: self.storage.swift_conf_path.display().to_string(),
                 fallocate_reserve: self.storage.reserve_text.clone(),
                 object_updater_interval: self.storage.object_updater_interval.as_secs_f64(),
+                container_updater_interval: self.storage.container_updater_interval.as_secs_f64(),
             },
         }
     }

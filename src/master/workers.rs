@@ -33,8 +33,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub enum Role {
     /// Serves requests.
     Worker,
-    /// Replays async pendings (see `crate::updater`).
-    ObjectUpdater,
+    /// One of the updaters (see `crate::updater`).
+    Updater(crate::updater::Kind),
 }
 
 /// A child process of the master.
@@ -142,7 +142,11 @@ impl Master {
             return Ok(());
         };
         if let Some(s) = self.scoreboard.slot(slot) {
-            s.set_kind(u64::from(role == Role::ObjectUpdater));
+            s.set_kind(match role {
+                Role::Worker => 0,
+                Role::Updater(crate::updater::Kind::Object) => 1,
+                Role::Updater(crate::updater::Kind::Container) => 2,
+            });
         }
         match fork().map_err(MasterError::Fork)? {
             Forked::Child => {
@@ -152,10 +156,11 @@ impl Master {
                     close.extend(pending.into_fds());
                 }
                 match (role, self.scoreboard.slot(slot)) {
-                    (Role::ObjectUpdater, Some(s)) => {
+                    (Role::Updater(kind), Some(s)) => {
                         // The updater serves no socket: close the listeners.
                         close.extend(self.listeners.drain(..).map(|l| std::os::fd::OwnedFd::from(l.socket)));
                         crate::updater::main(crate::updater::UpdaterArgs {
+                            kind,
                             config: &self.config,
                             slot: s,
                             close,
@@ -192,8 +197,8 @@ impl Master {
                 });
                 match role {
                     Role::Worker => log::info!("started worker {index} (pid {pid}, generation {})", self.generation),
-                    Role::ObjectUpdater => {
-                        log::info!("started the object updater (pid {pid}, generation {})", self.generation)
+                    Role::Updater(kind) => {
+                        log::info!("started the {} (pid {pid}, generation {})", kind.name(), self.generation)
                     }
                 }
                 Ok(())
@@ -201,9 +206,15 @@ impl Master {
         }
     }
 
-    /// Whether this generation runs an object updater.
-    fn wants_object_updater(&self) -> bool {
-        self.config.uses("object")
+    /// The updaters this generation runs: one per storage service in a
+    /// pipeline that has one.
+    fn wanted_updaters(&self) -> Vec<crate::updater::Kind> {
+        use crate::updater::Kind;
+        [("object", Kind::Object), ("container", Kind::Container)]
+            .into_iter()
+            .filter(|(service, _)| self.config.uses(service))
+            .map(|(_, kind)| kind)
+            .collect()
     }
 
     pub(super) fn reap_workers(&mut self) -> Result<(), MasterError> {
@@ -288,17 +299,19 @@ impl Master {
     /// Converge on the wanted workers (see the module docs).
     pub(super) fn manage_workers(&mut self) -> Result<(), MasterError> {
         let generation = self.generation;
-        let have_updater = self
-            .workers
-            .iter()
-            .any(|w| w.role == Role::ObjectUpdater && w.generation == generation && w.retiring.is_none());
-        if self.wants_object_updater() && !have_updater {
+        for (n, kind) in self.wanted_updaters().into_iter().enumerate() {
+            let role = Role::Updater(kind);
+            let running =
+                self.workers.iter().any(|w| w.role == role && w.generation == generation && w.retiring.is_none());
+            if running {
+                continue;
+            }
             let (ok, line) = self.crashes.may_spawn(Instant::now());
             if let Some(line) = line {
                 log::info!("{line}");
             }
             if ok {
-                self.spawn(Role::ObjectUpdater, usize::MAX)?;
+                self.spawn(role, usize::MAX - n)?;
             }
         }
         // Pick one worker to recycle at a time.

@@ -61,8 +61,8 @@ struct ListenerSlot {
 }
 
 /// Whether a slot is a worker of this generation that accepts connections
-/// (the fair share is computed over these). The object updater has a slot
-/// too, but no connections: counting it made a lone worker defer accepts.
+/// (the fair share is computed over these). The updaters have slots
+/// too, but no connections: counting them made a lone worker defer accepts.
 pub fn is_accepting_peer(s: &Slot, generation: u64) -> bool {
     s.state() == State::Ready && s.generation() == generation && s.kind() == 0
 }

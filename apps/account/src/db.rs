@@ -182,6 +182,12 @@ impl AccountDb {
         Ok(db)
     }
 
+    /// The stat row of an existing database, without merging its pending
+    /// records (a row update only needs to know it is not deleted).
+    pub fn peek(path: &Path) -> Result<Info, DbError> {
+        AccountDb { conn: connect(path)? }.info()
+    }
+
     /// Create (temp name, fsync, rename) and open.
     pub fn create(path: &Path, account: &str, put_timestamp: Timestamp, device: &str) -> Result<AccountDb, DbError> {
         let dir = path.parent().ok_or_else(|| DbError::Other("database path has no directory".into()))?;
@@ -241,12 +247,8 @@ impl AccountDb {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Merge a container row (§7.6): max timestamps, the counts as sent.
-    pub fn merge_container(&mut self, row: &ContainerRow) -> Result<(), DbError> {
-        self.merge_containers(std::slice::from_ref(row))
-    }
-
-    /// Merge container rows in one transaction.
+    /// Merge container rows (§7.6: max timestamps, the counts as sent) in
+    /// one transaction.
     pub fn merge_containers(&mut self, rows: &[ContainerRow]) -> Result<(), DbError> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for row in rows {
@@ -313,4 +315,21 @@ fn pending_row(v: &aerie_storage::pickle::Value) -> Option<ContainerRow> {
         bytes_used: pickled_int(items.get(4))?,
         policy: pickled_int(items.get(6)).unwrap_or(0),
     })
+}
+
+/// The pending record of a container row, as Swift's account server writes
+/// it: `(name, put_timestamp, delete_timestamp, object_count, bytes_used,
+/// deleted, policy)`.
+pub fn pending_record(r: &ContainerRow) -> aerie_storage::pickle::Value {
+    use aerie_storage::pickle::Value;
+    let deleted = ts(&r.delete_timestamp) > ts(&r.put_timestamp) && r.object_count == 0;
+    Value::Tuple(vec![
+        Value::Str(r.name.clone()),
+        Value::Str(r.put_timestamp.clone()),
+        Value::Str(r.delete_timestamp.clone()),
+        Value::Int(r.object_count),
+        Value::Int(r.bytes_used),
+        Value::Int(i64::from(deleted)),
+        Value::Int(r.policy),
+    ])
 }

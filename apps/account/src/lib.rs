@@ -253,14 +253,13 @@ fn put_container_row(ctx: &Ctx<'_>) -> Result<Response, Response> {
         None => Timestamp::now(),
         Some(v) => Timestamp::parse(v).map_err(|_| text(Status::BAD_REQUEST, "Invalid X-Timestamp header"))?,
     };
-    let mut db = match open(&path)? {
-        Some(db) => db,
-        None if ctx.account.starts_with(&ctx.cfg.swift.constraints.auto_create_account_prefix) => {
-            AccountDb::create(&path, &ctx.account, Timestamp::now(), &ctx.device).map_err(|e| db_error(e, &path))?
+    if !path.exists() {
+        if !ctx.account.starts_with(&ctx.cfg.swift.constraints.auto_create_account_prefix) {
+            return Err(page(Status::NOT_FOUND));
         }
-        None => return Err(page(Status::NOT_FOUND)),
-    };
-    let info = db.info().map_err(|e| db_error(e, &path))?;
+        AccountDb::create(&path, &ctx.account, Timestamp::now(), &ctx.device).map_err(|e| db_error(e, &path))?;
+    }
+    let info = AccountDb::peek(&path).map_err(|e| db_error(e, &path))?;
     if info.is_deleted() && ctx.header("x-account-override-deleted").is_none_or(|v| v.trim() != "yes") {
         return Err(deleted_404(Some(&info)));
     }
@@ -284,7 +283,11 @@ fn put_container_row(ctx: &Ctx<'_>) -> Result<Response, Response> {
         bytes_used: num(bytes)?,
         policy: ctx.header("x-backend-storage-policy-index").map(num).transpose()?.unwrap_or(0),
     };
-    db.merge_container(&row).map_err(|e| db_error(e, &path))?;
+    // Into the pending file, as Swift does; merged by the next reader, or
+    // now when the file has grown large.
+    if aerie_container::db::append_pending(&path, &db::pending_record(&row)).map_err(|e| db_error(e, &path))? {
+        open(&path)?;
+    }
     Ok(Response::new(if del.trim() > put.trim() { Status::NO_CONTENT } else { Status::CREATED }))
 }
 

@@ -11,10 +11,11 @@ pub mod common;
 pub mod db;
 pub mod listing;
 pub mod meta;
+pub mod updater;
 
 use aerie_api::{Body, Executor, Method, Processor, QueueKey, Request, RequestHead, Response, Status};
 use aerie_storage::fs::{Devices, Reserve};
-use aerie_storage::path::{decode_path, device_of, quote, split_path, validate_device_partition, PathError};
+use aerie_storage::path::{decode_path, device_of, split_path, validate_device_partition, PathError};
 use aerie_storage::swift_conf::SwiftConf;
 use aerie_storage::Timestamp;
 use common::{db_error, http_date, insufficient, is_true, negotiate, page, query_pairs, text};
@@ -287,18 +288,21 @@ fn account_update(ctx: &Ctx<'_>, info: &Info) -> Result<Option<Response>, Respon
     if partition.is_empty() {
         return Ok(None);
     }
-    let targets: Vec<(String, String)> =
+    let nodes: Vec<(String, String)> =
         hosts.into_iter().zip(devices).filter(|(h, d)| !h.is_empty() && !d.is_empty()).collect();
-    if targets.is_empty() {
+    if nodes.is_empty() {
         return Ok(None);
     }
+    let targets = updater::Targets { partition, nodes };
+    // Remembered for the container updater, which keeps the account's
+    // figures current as rows change and retries what fails here.
+    if let Ok(path) = ctx.db_path() {
+        if let Err(e) = updater::save_targets(&path, &targets) {
+            log::error!("could not remember the account replicas of {}: {e}", path.display());
+        }
+    }
     let host_hdr = ctx.header("host").map(str::to_string).unwrap_or_else(|| ctx.head.local().to_string());
-    let mut headers = vec![
-        ("X-Put-Timestamp".to_string(), info.put_timestamp.clone()),
-        ("X-Delete-Timestamp".to_string(), info.delete_timestamp.clone()),
-        ("X-Object-Count".to_string(), info.object_count.to_string()),
-        ("X-Bytes-Used".to_string(), info.bytes_used.to_string()),
-        ("X-Backend-Storage-Policy-Index".to_string(), info.storage_policy_index.to_string()),
+    let mut extra = vec![
         ("X-Trans-Id".to_string(), ctx.header("x-trans-id").unwrap_or("-").to_string()),
         (
             "Referer".to_string(),
@@ -307,26 +311,10 @@ fn account_update(ctx: &Ctx<'_>, info: &Info) -> Result<Option<Response>, Respon
         ("User-Agent".to_string(), format!("container-server {}", std::process::id())),
     ];
     if ctx.header("x-account-override-deleted").is_some_and(|v| v.trim() == "yes") {
-        headers.push(("X-Account-Override-Deleted".into(), "yes".into()));
+        extra.push(("X-Account-Override-Deleted".into(), "yes".into()));
     }
-    let path = quote(&format!("/{}/{}/{}", partition, ctx.account, ctx.container));
-    let mut all_404 = true;
-    for (host, dev) in &targets {
-        let p = format!("/{}{path}", quote(dev));
-        match aerie_storage::client::request(host, "PUT", &p, &headers, ctx.cfg.conn_timeout, ctx.cfg.node_timeout) {
-            Ok(404) => log::error!("account update to {host}/{dev} for /{}/{}: 404", ctx.account, ctx.container),
-            Ok(s) if (200..300).contains(&s) => all_404 = false,
-            Ok(s) => {
-                all_404 = false;
-                log::error!("account update to {host}/{dev} for /{}/{}: {s}", ctx.account, ctx.container);
-            }
-            Err(e) => {
-                all_404 = false;
-                log::error!("account update to {host}/{dev} for /{}/{} failed: {e}", ctx.account, ctx.container);
-            }
-        }
-    }
-    Ok(all_404.then(|| page(Status::NOT_FOUND)))
+    let out = updater::send_update(&targets, info, &extra, ctx.cfg.conn_timeout, ctx.cfg.node_timeout);
+    Ok((out.not_found == out.asked).then(|| page(Status::NOT_FOUND)))
 }
 
 fn put_row(ctx: &Ctx<'_>, delete: bool) -> Result<Response, Response> {
@@ -335,19 +323,16 @@ fn put_row(ctx: &Ctx<'_>, delete: bool) -> Result<Response, Response> {
     ctx.check_space()?;
     let policy = ctx.policy_header()?.unwrap_or(0);
     let obj = ctx.obj.clone().unwrap_or_default();
-    let mut db = match open(&path)? {
-        Some(db) => db,
-        None => {
-            let auto = (ctx.account.starts_with(&ctx.cfg.swift.constraints.auto_create_account_prefix)
-                && !ctx.account.starts_with(".shards_"))
-                || is_true(ctx.header("x-backend-auto-create"));
-            if !auto {
-                return Err(page(Status::NOT_FOUND));
-            }
-            ContainerDb::create(&path, &ctx.account, &ctx.container, ts.without_offset(), policy, &ctx.device)
-                .map_err(|e| db_error(e, &path))?
+    if !path.exists() {
+        let auto = (ctx.account.starts_with(&ctx.cfg.swift.constraints.auto_create_account_prefix)
+            && !ctx.account.starts_with(".shards_"))
+            || is_true(ctx.header("x-backend-auto-create"));
+        if !auto {
+            return Err(page(Status::NOT_FOUND));
         }
-    };
+        ContainerDb::create(&path, &ctx.account, &ctx.container, ts.without_offset(), policy, &ctx.device)
+            .map_err(|e| db_error(e, &path))?;
+    }
     let row = if delete {
         Row {
             name: obj,
@@ -387,7 +372,11 @@ fn put_row(ctx: &Ctx<'_>, delete: bool) -> Result<Response, Response> {
             policy,
         }
     };
-    db.merge_rows(&[row]).map_err(|e| db_error(e, &path))?;
+    // Into the pending file, as Swift does; merged by the next reader, or
+    // now when the file has grown large.
+    if db::append_pending(&path, &db::pending_record(&row)).map_err(|e| db_error(e, &path))? {
+        open(&path)?;
+    }
     Ok(Response::new(if delete { Status::NO_CONTENT } else { Status::CREATED }))
 }
 
