@@ -169,37 +169,38 @@ pub fn list(conn: &Connection, p: &ListParams) -> rusqlite::Result<Vec<Entry>> {
         let mut stmt = conn.prepare_cached(&sql)?;
         bind.push(Box::new((limit - results.len()) as i64));
         let objects = matches!(p.table, Table::Objects { .. });
-        let rows: Vec<Entry> = stmt
-            .query_map(params_from_iter(bind.iter().map(|b| b.as_ref())), |r| {
-                if objects {
-                    Ok(Entry::Object {
-                        name: r.get(0)?,
-                        created_at: r.get(1)?,
-                        size: r.get(2)?,
-                        content_type: r.get(3)?,
-                        etag: r.get(4)?,
-                    })
-                } else {
-                    Ok(Entry::Container {
-                        name: r.get(0)?,
-                        put_timestamp: r.get(1)?,
-                        object_count: r.get(2)?,
-                        bytes_used: r.get(3)?,
-                        policy: r.get(4)?,
-                    })
-                }
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        // Rows are stepped lazily: after a subdir the query is restarted
+        // past it, so only the rows used are read.
+        let mut rows = stmt.query_map(params_from_iter(bind.iter().map(|b| b.as_ref())), |r| {
+            if objects {
+                Ok(Entry::Object {
+                    name: r.get(0)?,
+                    created_at: r.get(1)?,
+                    size: r.get(2)?,
+                    content_type: r.get(3)?,
+                    etag: r.get(4)?,
+                })
+            } else {
+                Ok(Entry::Container {
+                    name: r.get(0)?,
+                    put_timestamp: r.get(1)?,
+                    object_count: r.get(2)?,
+                    bytes_used: r.get(3)?,
+                    policy: r.get(4)?,
+                })
+            }
+        })?;
         let Some(delim) = delimiter.clone() else {
-            results.extend(rows);
+            for row in rows {
+                results.push(row?);
+            }
             return Ok(results);
         };
-        if rows.is_empty() {
-            break;
-        }
         let pre_len = pre.len();
-        let mut broke = false;
-        for row in rows {
+        let mut seen = false;
+        for row in rows.by_ref() {
+            let row = row?;
+            seen = true;
             let name = row.name().to_string();
             if p.reverse {
                 end_marker = name.clone();
@@ -221,7 +222,6 @@ pub fn list(conn: &Connection, p: &ListParams) -> rusqlite::Result<Vec<Entry>> {
                         } else {
                             marker = format!("{}{}", &name[..end], bump_last(&delim));
                         }
-                        broke = true;
                         break;
                     }
                 }
@@ -236,12 +236,13 @@ pub fn list(conn: &Connection, p: &ListParams) -> rusqlite::Result<Vec<Entry>> {
                 if dir != orig_marker {
                     results.push(Entry::Subdir(dir));
                 }
-                broke = true;
                 break;
             }
             results.push(row);
         }
-        let _ = broke;
+        if !seen {
+            break;
+        }
     }
     Ok(results)
 }
