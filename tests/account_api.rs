@@ -206,6 +206,11 @@ fn interop_databases_are_shared_with_swifts_account_server() {
     for (k, v) in &wanted {
         assert_eq!(a.header(k), Some(v.as_str()), "{k}");
     }
+    // Swift's own tool reads aerie's database.
+    let db = crate::util::find_db(&root, "accounts", &crate::util::md5_hex(b"changeme/AUTH_achangeme"));
+    let info = crate::util::swift_db_info("account", &db);
+    assert!(info.contains("Container Count: 3") && info.contains("Object Count: 9"), "{info}");
+    assert!(info.contains("Bytes Used: 33") && info.contains("X-Account-Meta-X: 1"), "{info}");
     // Swift creates and records; aerie reads it.
     let t = ts();
     assert_eq!(request(sw.addr, "PUT", "/sda1/0/AUTH_sw", &[("X-Timestamp", &t)], b"").status, 201);

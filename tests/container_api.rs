@@ -350,6 +350,12 @@ fn interop_databases_are_shared_with_swifts_container_server() {
     ] {
         assert_eq!(a.header(h), s.header(h), "{h}");
     }
+    // Swift's own tool reads aerie's database (hash of /AUTH_t/c with
+    // prefix and suffix "changeme").
+    let db = crate::util::find_db(&root, "containers", "51f22aa92a8834b71582822235e921f6");
+    let info = crate::util::swift_db_info("container", &db);
+    assert!(info.contains("Object Count: 3") && info.contains("Bytes Used: 12"), "{info}");
+    assert!(info.contains("Storage Policy: gold (0)") && info.contains("X-Container-Meta-X: 1"), "{info}");
     // Swift creates and adds rows; aerie reads them.
     let t = ts();
     assert_eq!(request(swift, "PUT", "/sda1/0/AUTH_t/sw", &[("X-Timestamp", &t)], b"").status, 201);

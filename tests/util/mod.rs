@@ -680,3 +680,36 @@ pub fn start_swift_server(kind: &str, devices: &Path) -> SwiftServer {
     wait_until(&format!("Swift's {kind} server"), Duration::from_secs(30), || TcpStream::connect(addr).is_ok());
     SwiftServer { child, addr, _dir: dir }
 }
+
+/// The output of Swift's `swift-<kind>-info` on a database file, asserting
+/// it succeeded.
+pub fn swift_db_info(kind: &str, db: &Path) -> String {
+    let bin = swift_python().parent().expect("venv bin").join(format!("swift-{kind}-info"));
+    let out = Command::new(&bin).arg(db).output().unwrap_or_else(|e| panic!("run {}: {e}", bin.display()));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "swift-{kind}-info failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// The one database file of `kind` (`containers`, `accounts`) whose path
+/// contains `hash`, under a devices root.
+pub fn find_db(root: &Path, kind: &str, hash: &str) -> PathBuf {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    walk(root, &mut all);
+    all.into_iter()
+        .find(|p| {
+            let s = p.to_string_lossy();
+            s.contains(&format!("/{kind}/")) && s.ends_with(&format!("{hash}.db"))
+        })
+        .unwrap_or_else(|| panic!("no {kind} database {hash} under {}", root.display()))
+}
