@@ -374,3 +374,25 @@ fn interop_databases_are_shared_with_swifts_container_server() {
     assert_eq!(a.json(), s.json());
     assert_eq!(a.json().as_array().map(Vec::len), Some(2));
 }
+
+#[test]
+fn a_database_replaced_on_disk_is_read_from_the_new_file() {
+    // Pool threads keep connections open between requests; a file replaced
+    // under the same path (as replication does) must not be read through a
+    // connection to the old one.
+    let n = Node::start();
+    n.req("PUT", C, &[("X-Timestamp", &ts())]);
+    n.put_row(&format!("{C}/o"), "7", "t", "e");
+    n.req("PUT", "/sda1/0/AUTH_t/empty", &[("X-Timestamp", &ts())]);
+    for _ in 0..20 {
+        assert_eq!(n.req("HEAD", C, &[]).header("x-container-object-count"), Some("1"));
+    }
+    let db = crate::util::find_db(&n.root, "containers", "51f22aa92a8834b71582822235e921f6");
+    let empty = crate::util::find_db(&n.root, "containers", &crate::util::md5_hex(b"changeme/AUTH_t/emptychangeme"));
+    let copy = db.with_extension("copy");
+    std::fs::copy(&empty, &copy).expect("copy");
+    std::fs::rename(&copy, &db).expect("replace");
+    for _ in 0..20 {
+        assert_eq!(n.req("HEAD", C, &[]).header("x-container-object-count"), Some("0"));
+    }
+}

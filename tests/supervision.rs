@@ -185,7 +185,9 @@ fn sigkill_of_a_worker_under_load_is_replaced_within_a_second() {
 
 #[test]
 fn a_stopped_worker_is_killed_and_replaced_after_worker_timeout() {
-    let s = Server::start(&config("workers = 1\nworker_timeout = 2", "", ""));
+    // The loop beats once a second, so at SIGSTOP its heartbeat may be up
+    // to a second old: the kill comes 2-3 s later, never before 1.5 s.
+    let s = Server::start(&config("workers = 1\nworker_timeout = 3", "", ""));
     let w = s.wait_workers(1)[0];
     kill(Pid::from_raw(w as i32), Signal::SIGSTOP).expect("stop");
     let t = Instant::now();

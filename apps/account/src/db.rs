@@ -2,7 +2,9 @@
 //! `account_stat` row, container rows merged as §7.6 says, and per-policy
 //! totals kept by triggers.
 
-use aerie_container::db::{connect, drain_pending, new_db_id, pickled_int, pickled_text, register_functions, DbError};
+use aerie_container::db::{
+    connect_cached, drain_pending, keep_connection, new_db_id, pickled_int, pickled_text, register_functions, DbError,
+};
 use aerie_storage::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -169,14 +171,16 @@ pub struct ContainerRow {
 /// An open account database.
 pub struct AccountDb {
     conn: Connection,
+    path: std::path::PathBuf,
+    id: Option<(u64, u64)>,
 }
 
 impl AccountDb {
-    /// Open an existing database.
     /// Open an existing database, merging the rows Swift's account server
     /// left in its `.pending` file.
     pub fn open(path: &Path) -> Result<AccountDb, DbError> {
-        let mut db = AccountDb { conn: connect(path)? };
+        let (conn, id) = connect_cached(path)?;
+        let mut db = AccountDb { conn, path: path.to_path_buf(), id };
         db.info()?;
         drain_pending(path, pending_row, |rows| db.merge_containers(&rows))?;
         Ok(db)
@@ -185,7 +189,17 @@ impl AccountDb {
     /// The stat row of an existing database, without merging its pending
     /// records (a row update only needs to know it is not deleted).
     pub fn peek(path: &Path) -> Result<Info, DbError> {
-        AccountDb { conn: connect(path)? }.info()
+        let (conn, id) = connect_cached(path)?;
+        let db = AccountDb { conn, path: path.to_path_buf(), id };
+        let info = db.info();
+        db.release();
+        info
+    }
+
+    /// Done with it: keep the connection for the next request on this
+    /// thread.
+    pub fn release(self) {
+        keep_connection(&self.path, self.id, self.conn);
     }
 
     /// Create (temp name, fsync, rename) and open.

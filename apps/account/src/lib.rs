@@ -337,6 +337,7 @@ fn head_or_get(ctx: &Ctx<'_>, head: bool) -> Result<Response, Response> {
         r.with_header("Content-Type", content_type.clone().into_bytes())
     };
     if head {
+        db.release();
         return Ok(with(Response::new(Status::NO_CONTENT)).with_header("Content-Length", &b"0"[..]));
     }
     let params = ListParams {
@@ -351,6 +352,7 @@ fn head_or_get(ctx: &Ctx<'_>, head: bool) -> Result<Response, Response> {
         table: Table::Containers,
     };
     let entries = listing::list(db.conn(), &params).map_err(|e| db_error(e.into(), &path))?;
+    db.release();
     let names = |i: i64| ctx.policy_name(i);
     let body = match ctype {
         "application/json" => listing::json_with(&entries, &names),

@@ -215,6 +215,62 @@ pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Which file a path names now: (device, inode).
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Connections each pool thread keeps open between requests.
+const CACHED_CONNECTIONS: usize = 16;
+
+/// An open connection kept for reuse, with the file it was opened on.
+struct Cached {
+    path: std::path::PathBuf,
+    id: (u64, u64),
+    conn: Connection,
+}
+
+thread_local! {
+    // Per thread, so connections are opened after fork and never shared.
+    static CONNECTIONS: std::cell::RefCell<Vec<Cached>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A connection to `path` and the file it is on: a kept one when the path
+/// still names the same file (a quarantined, replaced or replicated-over
+/// database is never served from an old connection), a new one otherwise.
+/// Reusing connections keeps SQLite's page cache warm across requests;
+/// SQLite itself notices changes made by other connections and processes.
+pub fn connect_cached(path: &Path) -> rusqlite::Result<(Connection, Option<(u64, u64)>)> {
+    let id = file_id(path);
+    let kept = CONNECTIONS.with(|c| {
+        let mut c = c.borrow_mut();
+        let i = c.iter().position(|k| k.path == path)?;
+        let k = c.swap_remove(i);
+        (Some(k.id) == id).then_some(k.conn)
+    });
+    match kept {
+        Some(conn) => Ok((conn, id)),
+        None => Ok((connect(path)?, id)),
+    }
+}
+
+/// Give a connection from [`connect_cached`] back for reuse (dropped when
+/// a transaction is still open or the cache is full).
+pub fn keep_connection(path: &Path, id: Option<(u64, u64)>, conn: Connection) {
+    let Some(id) = id else { return };
+    if !conn.is_autocommit() {
+        return;
+    }
+    CONNECTIONS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= CACHED_CONNECTIONS {
+            c.remove(0);
+        }
+        c.push(Cached { path: path.to_path_buf(), id, conn });
+    });
+}
+
 /// A container's info row joined with its policy's statistics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
@@ -354,6 +410,8 @@ impl From<rusqlite::Error> for DbError {
 /// An open container database.
 pub struct ContainerDb {
     conn: Connection,
+    path: std::path::PathBuf,
+    id: Option<(u64, u64)>,
 }
 
 /// Standard base64 (the pending file's encoding), `None` on bad input.
@@ -544,12 +602,18 @@ impl ContainerDb {
     /// Open an existing database, merging rows Swift's servers left in its
     /// `.pending` file.
     pub fn open(path: &Path) -> Result<ContainerDb, DbError> {
-        let conn = connect(path)?;
-        let mut db = ContainerDb { conn };
+        let (conn, id) = connect_cached(path)?;
+        let mut db = ContainerDb { conn, path: path.to_path_buf(), id };
         // A cheap read that fails on a file that is not one of ours.
         db.info()?;
         db.commit_pending(path)?;
         Ok(db)
+    }
+
+    /// Done with it: keep the connection for the next request on this
+    /// thread.
+    pub fn release(self) {
+        keep_connection(&self.path, self.id, self.conn);
     }
 
     /// Merge `<db>.pending` (written by Swift's container server) into the

@@ -460,6 +460,9 @@ fn head_or_get(ctx: &Ctx<'_>, head: bool) -> Result<Response, Response> {
     let lm = http_date(last_modified);
     let content_type = format!("{ctype}; charset=utf-8");
     if head {
+        if let Some(db) = db {
+            db.release();
+        }
         let r = info_headers(Some(&info), Response::new(Status::NO_CONTENT))
             .with_header("Content-Type", content_type.into_bytes())
             .with_header("Content-Length", &b"0"[..])
@@ -489,6 +492,7 @@ fn head_or_get(ctx: &Ctx<'_>, head: bool) -> Result<Response, Response> {
     };
     let db = db.ok_or_else(|| page(Status::NOT_FOUND))?;
     let entries = listing::list(db.conn(), &params).map_err(|e| db_error(e.into(), &path))?;
+    db.release();
     let body = match ctype {
         "application/json" => listing::json(&entries),
         "application/xml" | "text/xml" => listing::xml(&ctx.container, &entries),
