@@ -56,8 +56,8 @@ fn build_container(config: &Config) -> Result<SharedProcessor, BuildError> {
         devices: config.storage.devices.clone(),
         swift,
         reserve: config.storage.reserve,
-        conn_timeout: config.object.conn_timeout,
-        node_timeout: config.object.node_timeout,
+        conn_timeout: config.container.conn_timeout,
+        node_timeout: config.container.node_timeout,
     })))
 }
 

@@ -163,7 +163,10 @@ pub fn run(
         Kind::Container => (config.storage.container_updater_interval, "container databases"),
     };
     let root = config.storage.devices.root.clone();
-    let (conn, node) = (config.object.conn_timeout, config.object.node_timeout);
+    let (conn, node) = match kind {
+        Kind::Object => (config.object.conn_timeout, config.object.node_timeout),
+        Kind::Container => (config.container.conn_timeout, config.container.node_timeout),
+    };
     let mut containers = aerie_container::updater::State::default();
     slot.set_state(State::Ready);
     log::info!("{} started: sweeping the {what} under {} every {:?}", kind.name(), root.display(), interval);

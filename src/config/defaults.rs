@@ -100,6 +100,12 @@ pub const OBJECT_CONN_TIMEOUT: f64 = 0.5;
 /// `processors.object.node_timeout` (seconds): response timeout towards
 /// container servers.
 pub const OBJECT_NODE_TIMEOUT: f64 = 3.0;
+/// `processors.container.conn_timeout` (seconds): connect timeout towards
+/// account servers (account updates and the container updater).
+pub const CONTAINER_CONN_TIMEOUT: f64 = 0.5;
+/// `processors.container.node_timeout` (seconds): response timeout towards
+/// account servers.
+pub const CONTAINER_NODE_TIMEOUT: f64 = 3.0;
 
 /// `log.level`: the error-log level (error, warn, info, debug, trace);
 /// `RUST_LOG` overrides it.

@@ -207,10 +207,10 @@ pub struct RawPool {
     /// `object` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_update_timeout: Option<f64>,
-    /// `object` only.
+    /// `object` and `container` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conn_timeout: Option<f64>,
-    /// `object` only.
+    /// `object` and `container` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_timeout: Option<f64>,
 }
@@ -266,6 +266,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[processors.object]`'s own settings.
     pub object: ObjectSettings,
+    /// `[processors.container]`'s timeouts towards account servers.
+    pub container: RemoteTimeouts,
 }
 
 /// `[storage]`, validated. swift.conf is read only when a storage service
@@ -296,6 +298,15 @@ pub struct ObjectSettings {
     /// Connect timeout towards container servers.
     pub conn_timeout: Duration,
     /// Response timeout towards container servers.
+    pub node_timeout: Duration,
+}
+
+/// Timeouts towards other storage servers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RemoteTimeouts {
+    /// Connect timeout.
+    pub conn_timeout: Duration,
+    /// Response timeout.
     pub node_timeout: Duration,
 }
 
@@ -503,6 +514,10 @@ impl RawConfig {
             conn_timeout: seconds("", defaults::OBJECT_CONN_TIMEOUT)?,
             node_timeout: seconds("", defaults::OBJECT_NODE_TIMEOUT)?,
         };
+        let mut container = RemoteTimeouts {
+            conn_timeout: seconds("", defaults::CONTAINER_CONN_TIMEOUT)?,
+            node_timeout: seconds("", defaults::CONTAINER_NODE_TIMEOUT)?,
+        };
         for (name, p) in &self.processors {
             let object_keys = [
                 ("container_update_timeout", p.container_update_timeout),
@@ -511,17 +526,23 @@ impl RawConfig {
             ];
             for (k, v) in object_keys {
                 let Some(v) = v else { continue };
-                if name != "object" {
-                    return Err(invalid(
-                        format!("processors.{name}.{k}"),
-                        "only the object processor has this setting",
-                    ));
-                }
-                let d = seconds(&format!("processors.object.{k}"), v)?;
-                match k {
-                    "container_update_timeout" => object.container_update_timeout = d,
-                    "conn_timeout" => object.conn_timeout = d,
-                    _ => object.node_timeout = d,
+                let d = seconds(&format!("processors.{name}.{k}"), v)?;
+                match (name.as_str(), k) {
+                    ("object", "container_update_timeout") => object.container_update_timeout = d,
+                    ("object", "conn_timeout") => object.conn_timeout = d,
+                    ("object", _) => object.node_timeout = d,
+                    ("container", "conn_timeout") => container.conn_timeout = d,
+                    ("container", "node_timeout") => container.node_timeout = d,
+                    _ => {
+                        return Err(invalid(
+                            format!("processors.{name}.{k}"),
+                            if k == "container_update_timeout" {
+                                "only the object processor has this setting"
+                            } else {
+                                "only the object and container processors have this setting"
+                            },
+                        ))
+                    }
                 }
             }
             let key = format!("processors.{name}");
@@ -593,7 +614,7 @@ impl RawConfig {
                 .map_err(|e| invalid("storage.swift_conf", format!("{}: {e}", storage.swift_conf_path.display())))?;
             storage.swift = Some(swift);
         }
-        Ok(Config { server, listen, pools, log, admin, storage, object })
+        Ok(Config { server, listen, pools, log, admin, storage, object, container })
     }
 }
 
@@ -771,14 +792,22 @@ impl Config {
                 .filter(|(name, _)| self.uses(name))
                 .map(|(k, p)| {
                     let object = (k == "object").then_some(self.object);
+                    let remote = match k.as_str() {
+                        "object" => Some(RemoteTimeouts {
+                            conn_timeout: self.object.conn_timeout,
+                            node_timeout: self.object.node_timeout,
+                        }),
+                        "container" => Some(self.container),
+                        _ => None,
+                    };
                     (
                         k.clone(),
                         RawPool {
                             threads_per_device: p.threads_per_device,
                             queue_per_device: p.queue_per_device,
                             container_update_timeout: object.map(|o| o.container_update_timeout.as_secs_f64()),
-                            conn_timeout: object.map(|o| o.conn_timeout.as_secs_f64()),
-                            node_timeout: object.map(|o| o.node_timeout.as_secs_f64()),
+                            conn_timeout: remote.map(|o| o.conn_timeout.as_secs_f64()),
+                            node_timeout: remote.map(|o| o.node_timeout.as_secs_f64()),
                         },
                     )
                 })
@@ -862,6 +891,21 @@ mod tests {
         let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['echo']\n[processors.echo]\nqueue_per_device=0")
             .expect_err("invalid");
         assert!(e.to_string().starts_with("processors.echo.queue_per_device:"), "{e}");
+    }
+
+    #[test]
+    fn remote_timeouts_belong_to_the_object_and_container_processors() {
+        let base = "[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']\n";
+        let c =
+            parse(&format!("{base}[processors.container]\nconn_timeout = 0.25\nnode_timeout = 7\n")).expect("valid");
+        assert_eq!(c.container.conn_timeout, Duration::from_millis(250));
+        assert_eq!(c.container.node_timeout, Duration::from_secs(7));
+        assert_eq!(c.object.node_timeout, Duration::from_secs_f64(defaults::OBJECT_NODE_TIMEOUT));
+        let e =
+            parse(&format!("{base}[processors.container]\ncontainer_update_timeout = 1\n")).expect_err("object only");
+        assert!(e.to_string().starts_with("processors.container.container_update_timeout:"), "{e}");
+        let e = parse(&format!("{base}[processors.account]\nconn_timeout = 1\n")).expect_err("not account");
+        assert!(e.to_string().starts_with("processors.account.conn_timeout:"), "{e}");
     }
 
     #[test]
