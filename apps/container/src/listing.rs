@@ -3,7 +3,7 @@
 //! memory), and the JSON, plain and XML bodies.
 
 use aerie_storage::timestamp::decode_timestamps;
-use rusqlite::{params_from_iter, Connection, ToSql};
+use rusqlite::{params_from_iter, Connection, OptionalExtension, ToSql};
 
 /// What a listing asks for.
 #[derive(Debug, Clone, Default)]
@@ -124,6 +124,16 @@ pub fn list(conn: &Connection, p: &ListParams) -> rusqlite::Result<Vec<Entry>> {
     let end_prefix = prefix.as_deref().filter(|x| !x.is_empty()).map(bump_last);
     let orig_marker = marker.clone();
     let mut delim_force_gte = false;
+    // Subdirs can be found through the (deleted, name) index alone when
+    // every live row is of the listed policy: one index seek per subdir
+    // instead of a seek and a table lookup.
+    let probe = delimiter.is_some()
+        && path.is_none()
+        && !p.reverse
+        && match p.table {
+            Table::Objects { policy } => only_live_policy(conn, policy),
+            Table::Containers => true,
+        };
     let mut results: Vec<Entry> = Vec::new();
     while results.len() < limit {
         let mut conds: Vec<&str> = Vec::new();
@@ -152,6 +162,23 @@ pub fn list(conn: &Connection, p: &ListParams) -> rusqlite::Result<Vec<Entry>> {
             args.push("\u{1}".into());
         }
         conds.push("deleted = 0");
+        if let (true, Some(delim)) = (probe, delimiter.as_deref()) {
+            let table = if matches!(p.table, Table::Containers) { "container" } else { "object" };
+            let sql = format!("SELECT name FROM {table} WHERE {} ORDER BY name LIMIT 1", conds.join(" AND "));
+            let first: Option<String> =
+                conn.prepare_cached(&sql)?.query_row(params_from_iter(args.iter()), |r| r.get(0)).optional()?;
+            let Some(name) = first else { break };
+            let pre_len = pre.len();
+            if let Some(end) = name.get(pre_len..).and_then(|rest| rest.find(delim)).map(|i| i + pre_len) {
+                let dir = name[..end + delim.len()].to_string();
+                marker = format!("{}{}", &name[..end], bump_last(delim));
+                delim_force_gte = true;
+                if dir != orig_marker {
+                    results.push(Entry::Subdir(dir));
+                }
+                continue;
+            }
+        }
         let mut bind: Vec<Box<dyn ToSql>> = args.iter().map(|a| Box::new(a.clone()) as Box<dyn ToSql>).collect();
         let (columns, table) = match p.table {
             Table::Objects { policy } => {
@@ -245,6 +272,17 @@ pub fn list(conn: &Connection, p: &ListParams) -> rusqlite::Result<Vec<Entry>> {
         }
     }
     Ok(results)
+}
+
+/// Whether no live object row is of another policy than `policy` (from
+/// the per-policy statistics the triggers keep).
+fn only_live_policy(conn: &Connection, policy: i64) -> bool {
+    conn.query_row(
+        "SELECT COUNT(*) FROM policy_stat WHERE storage_policy_index != ? AND object_count > 0",
+        [policy],
+        |r| r.get::<_, i64>(0),
+    )
+    .is_ok_and(|n| n == 0)
 }
 
 /// Swift's `extract_swift_bytes` on a stored content type: the type with
@@ -434,6 +472,37 @@ mod tests {
 
     fn lp(limit: usize) -> ListParams {
         ListParams { limit, ..Default::default() }
+    }
+
+    #[test]
+    fn subdirs_of_another_policy_are_not_listed() {
+        // Seven names (a distinct scratch directory from the other tests).
+        let (mut db, dir) = db_with(&["a/1", "a/2", "b/1", "d", "e/1", "e/2", "f"]);
+        let t = Timestamp::from_secs(3);
+        let other = Row {
+            name: "c/1".into(),
+            data: t,
+            ctype_ts: t,
+            meta: t,
+            size: 1,
+            content_type: "t".into(),
+            etag: "e".into(),
+            deleted: false,
+            policy: 1,
+        };
+        db.merge_rows(&[other]).expect("row");
+        let p = ListParams { delimiter: Some("/".into()), ..lp(100) };
+        assert_eq!(names(&list(db.conn(), &p).expect("list")), ["a/(dir)", "b/(dir)", "d", "e/(dir)", "f"]);
+        let p = ListParams { delimiter: Some("/".into()), table: Table::Objects { policy: 1 }, ..lp(100) };
+        assert_eq!(names(&list(db.conn(), &p).expect("list")), ["c/(dir)"]);
+        // With one live policy the subdirs come from the index alone; the
+        // answer is the same, limits included.
+        db.write(|tx| tx.execute("DELETE FROM object WHERE name = 'c/1'", [])).expect("delete");
+        let p = ListParams { delimiter: Some("/".into()), ..lp(3) };
+        assert_eq!(names(&list(db.conn(), &p).expect("list")), ["a/(dir)", "b/(dir)", "d"]);
+        let p = ListParams { delimiter: Some("/".into()), marker: "b/".into(), ..lp(100) };
+        assert_eq!(names(&list(db.conn(), &p).expect("list")), ["d", "e/(dir)", "f"]);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
