@@ -396,3 +396,45 @@ fn a_database_replaced_on_disk_is_read_from_the_new_file() {
         assert_eq!(n.req("HEAD", C, &[]).header("x-container-object-count"), Some("0"));
     }
 }
+
+#[test]
+fn a_locked_database_answers_503_and_loses_no_row() {
+    use std::io::BufRead;
+    let n = Node::start();
+    n.req("PUT", C, &[("X-Timestamp", &ts())]);
+    let db = crate::util::find_db(&n.root, "containers", "51f22aa92a8834b71582822235e921f6");
+    // Another process holds the database exclusively (as a long Swift
+    // replication merge or a stuck tool would).
+    let mut holder = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(60)",
+        ])
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "locked");
+    let guard = Kill(&mut holder);
+    // Rows still go in (into the pending file)...
+    for i in 0..5 {
+        assert_eq!(n.put_row(&format!("{C}/o{i}"), "2", "t", "e").status, 201);
+    }
+    // ...while a reader waits for the lock, then gives up with 503.
+    let h = n.req("HEAD", C, &[]);
+    assert_eq!((h.status, h.header("retry-after")), (503, Some("1")));
+    drop(guard);
+    let h = n.req("HEAD", C, &[]);
+    assert_eq!(h.status, 204);
+    assert_eq!(h.header("x-container-object-count"), Some("5"), "no row lost while the database was busy");
+    assert!(n.server.log().contains("is locked"), "{}", n.server.log());
+}
