@@ -444,14 +444,30 @@ mod tests {
         Timestamp::parse(s).expect("ts")
     }
 
-    fn dir_with(tag: &str, names: &[&str]) -> PathBuf {
+    /// A scratch hash directory, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl std::ops::Deref for Scratch {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn dir_with(tag: &str, names: &[&str]) -> Scratch {
         let d = std::env::temp_dir().join(format!("aerie-gather-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("dir");
         for n in names {
             std::fs::write(d.join(n), b"").expect("file");
         }
-        d
+        Scratch(d)
     }
 
     #[test]
