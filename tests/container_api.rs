@@ -224,41 +224,30 @@ fn delete_post_metadata_limits_and_policies() {
 
 #[test]
 fn account_updates_on_put_and_delete() {
-    use std::io::{BufRead, BufReader, Write};
     let n = Node::start();
-    let stub = std::net::TcpListener::bind("127.0.0.1:0").expect("stub");
-    let host = stub.local_addr().expect("addr").to_string();
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
-    std::thread::spawn(move || {
-        for conn in stub.incoming().flatten() {
-            let mut r = BufReader::new(conn.try_clone().expect("clone"));
-            let mut lines = Vec::new();
-            loop {
-                let mut l = String::new();
-                if r.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
-                    break;
-                }
-                lines.push(l.trim_end().to_string());
-            }
-            // c2's account is missing. (The container updater may report
-            // too: only the container server's own updates are checked.)
-            let answer: &[u8] = if !lines.first().is_some_and(|l| l.contains("/c2 ")) {
-                b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
-            } else {
-                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
-            };
-            let _ = (&conn).write_all(answer);
-            if lines.iter().any(|l| l.starts_with("User-Agent: container-server ")) {
-                let _ = tx.send(lines);
-            }
+    // c2's account is missing.
+    let (stub_addr, rx) = crate::util::stub_server(|head| {
+        if head.first().is_some_and(|l| l.contains("/c2 ")) {
+            crate::util::NOT_FOUND
+        } else {
+            crate::util::CREATED
         }
     });
+    let host = stub_addr.to_string();
+    // The container updater may report too: only the container server's own
+    // updates are checked.
+    let next = || loop {
+        let lines = rx.recv_timeout(Duration::from_secs(5)).expect("account update");
+        if lines.iter().any(|l| l.starts_with("User-Agent: container-server ")) {
+            return lines;
+        }
+    };
     let acct = [("X-Account-Host", host.as_str()), ("X-Account-Device", "sdz"), ("X-Account-Partition", "3")];
     let t = ts();
     let mut h = acct.to_vec();
     h.push(("X-Timestamp", &t));
     assert_eq!(n.req("PUT", C, &h).status, 201);
-    let lines = rx.recv_timeout(Duration::from_secs(5)).expect("account update");
+    let lines = next();
     assert_eq!(lines[0], "PUT /sdz/3/AUTH_t/c HTTP/1.1");
     let has = |k: &str, v: &str| lines.iter().any(|l| l.eq_ignore_ascii_case(&format!("{k}: {v}")));
     assert!(
@@ -273,7 +262,7 @@ fn account_updates_on_put_and_delete() {
     let t2 = ts();
     h.push(("X-Timestamp", &t2));
     assert_eq!(n.req("DELETE", C, &h).status, 204);
-    assert!(rx.recv_timeout(Duration::from_secs(5)).expect("update")[0].starts_with("PUT /sdz/3/AUTH_t/c"));
+    assert!(next()[0].starts_with("PUT /sdz/3/AUTH_t/c"));
     // Every account replica says 404: the container PUT answers 404.
     let mut h = acct.to_vec();
     let t3 = ts();

@@ -492,24 +492,7 @@ fn an_unmounted_device_is_507_with_mount_check() {
 fn container_updates_reach_the_container_and_failures_become_async_pendings() {
     use std::io::{BufRead, BufReader, Write};
     let n = Node::start();
-    let stub = std::net::TcpListener::bind("127.0.0.1:0").expect("stub");
-    let stub_addr = stub.local_addr().expect("addr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for conn in stub.incoming().flatten() {
-            let mut r = BufReader::new(conn.try_clone().expect("clone"));
-            let mut lines = Vec::new();
-            loop {
-                let mut l = String::new();
-                if r.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
-                    break;
-                }
-                lines.push(l.trim_end().to_string());
-            }
-            let _ = (&conn).write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
-            let _ = tx.send(lines);
-        }
-    });
+    let (stub_addr, rx) = crate::util::stub_server(|_| crate::util::CREATED);
     let host = stub_addr.to_string();
     let (r, t) = put(
         &n,
@@ -881,26 +864,9 @@ fn metadata_too_big_for_ext4_xattrs_is_507_and_stores_nothing() {
 
 #[test]
 fn post_and_expiry_updates_match_the_captured_wire_format() {
-    use std::io::{BufRead, BufReader, Write};
     let n = Node::start();
-    let stub = std::net::TcpListener::bind("127.0.0.1:0").expect("stub");
-    let host = stub.local_addr().expect("addr").to_string();
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<String>>();
-    std::thread::spawn(move || {
-        for conn in stub.incoming().flatten() {
-            let mut r = BufReader::new(conn.try_clone().expect("clone"));
-            let mut lines = Vec::new();
-            loop {
-                let mut l = String::new();
-                if r.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
-                    break;
-                }
-                lines.push(l.trim_end().to_string());
-            }
-            let _ = (&conn).write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
-            let _ = tx.send(lines);
-        }
-    });
+    let (stub_addr, rx) = crate::util::stub_server(|_| crate::util::CREATED);
+    let host = stub_addr.to_string();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
     let at = (now + 3600).to_string();
     let upd = [("X-Container-Host", host.as_str()), ("X-Container-Device", "sdb1"), ("X-Container-Partition", "5")];

@@ -4,6 +4,7 @@
 
 use aerie_container::db::{
     connect_cached, drain_pending, keep_connection, new_db_id, pickled_int, pickled_text, register_functions, DbError,
+    SYNC_TABLES,
 };
 use aerie_storage::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -87,40 +88,6 @@ BEGIN
         object_count = object_count - old.object_count,
         bytes_used = bytes_used - old.bytes_used
     WHERE storage_policy_index = old.storage_policy_index;
-END;
-CREATE TABLE outgoing_sync (
-    remote_id TEXT UNIQUE,
-    sync_point INTEGER,
-    updated_at TEXT DEFAULT 0
-);
-CREATE TABLE incoming_sync (
-    remote_id TEXT UNIQUE,
-    sync_point INTEGER,
-    updated_at TEXT DEFAULT 0
-);
-CREATE TRIGGER outgoing_sync_insert AFTER INSERT ON outgoing_sync
-BEGIN
-    UPDATE outgoing_sync
-    SET updated_at = STRFTIME('%s', 'NOW')
-    WHERE ROWID = new.ROWID;
-END;
-CREATE TRIGGER outgoing_sync_update AFTER UPDATE ON outgoing_sync
-BEGIN
-    UPDATE outgoing_sync
-    SET updated_at = STRFTIME('%s', 'NOW')
-    WHERE ROWID = new.ROWID;
-END;
-CREATE TRIGGER incoming_sync_insert AFTER INSERT ON incoming_sync
-BEGIN
-    UPDATE incoming_sync
-    SET updated_at = STRFTIME('%s', 'NOW')
-    WHERE ROWID = new.ROWID;
-END;
-CREATE TRIGGER incoming_sync_update AFTER UPDATE ON incoming_sync
-BEGIN
-    UPDATE incoming_sync
-    SET updated_at = STRFTIME('%s', 'NOW')
-    WHERE ROWID = new.ROWID;
 END;
 ";
 
@@ -213,6 +180,7 @@ impl AccountDb {
             register_functions(&conn)?;
             conn.pragma_update(None, "journal_mode", "DELETE")?;
             conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(SYNC_TABLES)?;
             let t = put_timestamp.internal();
             conn.execute(
                 "UPDATE account_stat SET account = ?, created_at = ?, id = ?, put_timestamp = ?, status_changed_at = ?",

@@ -7,10 +7,11 @@
 pub mod db;
 
 use aerie_api::{Body, Executor, Method, Processor, QueueKey, Request, RequestHead, Response, Status};
-use aerie_container::common::{db_error, insufficient, is_true, negotiate, page, query_pairs, text};
+use aerie_container::common::{db_error, insufficient, is_true, listing_limit, negotiate, page, query_pairs, text};
 use aerie_container::listing::{self, ListParams, Table};
 use aerie_container::meta::{self, Kind};
 use aerie_storage::fs::{Devices, Reserve};
+use aerie_storage::header::title;
 use aerie_storage::path::{decode_path, device_of, split_path, validate_device_partition};
 use aerie_storage::swift_conf::SwiftConf;
 use aerie_storage::Timestamp;
@@ -50,25 +51,6 @@ struct Ctx<'a> {
     partition: String,
     account: String,
     container: Option<String>,
-}
-
-fn title(name: &str) -> String {
-    let mut out = String::new();
-    let mut prev = false;
-    for c in name.chars() {
-        if c.is_alphabetic() {
-            if prev {
-                out.extend(c.to_lowercase());
-            } else {
-                out.extend(c.to_uppercase());
-            }
-            prev = true;
-        } else {
-            out.push(c);
-            prev = false;
-        }
-    }
-    out
 }
 
 impl Ctx<'_> {
@@ -294,16 +276,7 @@ fn put_container_row(ctx: &Ctx<'_>) -> Result<Response, Response> {
 fn head_or_get(ctx: &Ctx<'_>, head: bool) -> Result<Response, Response> {
     let query = query_pairs(ctx.head)?;
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let mut limit = ctx.cfg.swift.constraints.account_listing_limit;
-    if let Some(l) = get("limit") {
-        if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) {
-            let n: usize = l.parse().unwrap_or(usize::MAX);
-            if n > limit {
-                return Err(text(Status::PRECONDITION_FAILED, format!("Maximum limit is {limit}")));
-            }
-            limit = n;
-        }
-    }
+    let limit = listing_limit(get("limit").as_deref(), ctx.cfg.swift.constraints.account_listing_limit)?;
     let ctype = negotiate(ctx.head, &query)?;
     let path = ctx.db_path()?;
     let db = open(&path)?;

@@ -143,18 +143,17 @@ pub fn query_pairs(head: &RequestHead) -> Result<Vec<(String, String)>, Response
     Ok(out)
 }
 
-pub fn http_date(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let days = secs / 86_400;
-    let (y, m, d) = aerie_storage::timestamp::civil_from_days(days as i64);
-    let t = secs % 86_400;
-    format!(
-        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MON[(m as usize).saturating_sub(1) % 12],
-        t / 3600,
-        t / 60 % 60,
-        t % 60
-    )
+/// A listing's `limit` query value against the cluster's maximum: 412 above
+/// it; a value that is not all digits is ignored, as Swift does.
+pub fn listing_limit(value: Option<&str>, max: usize) -> Result<usize, Response> {
+    match value {
+        Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) => {
+            let n: usize = l.parse().unwrap_or(usize::MAX);
+            if n > max {
+                return Err(text(Status::PRECONDITION_FAILED, format!("Maximum limit is {max}")));
+            }
+            Ok(n)
+        }
+        _ => Ok(max),
+    }
 }

@@ -19,6 +19,45 @@ use std::time::Duration;
 /// request gets 503.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The replication sync-point tables every Swift database has (Swift's
+/// `DatabaseBroker` creates them for containers and accounts alike).
+pub const SYNC_TABLES: &str = "
+CREATE TABLE outgoing_sync (
+    remote_id TEXT UNIQUE,
+    sync_point INTEGER,
+    updated_at TEXT DEFAULT 0
+);
+CREATE TABLE incoming_sync (
+    remote_id TEXT UNIQUE,
+    sync_point INTEGER,
+    updated_at TEXT DEFAULT 0
+);
+CREATE TRIGGER outgoing_sync_insert AFTER INSERT ON outgoing_sync
+BEGIN
+    UPDATE outgoing_sync
+    SET updated_at = STRFTIME('%s', 'NOW')
+    WHERE ROWID = new.ROWID;
+END;
+CREATE TRIGGER outgoing_sync_update AFTER UPDATE ON outgoing_sync
+BEGIN
+    UPDATE outgoing_sync
+    SET updated_at = STRFTIME('%s', 'NOW')
+    WHERE ROWID = new.ROWID;
+END;
+CREATE TRIGGER incoming_sync_insert AFTER INSERT ON incoming_sync
+BEGIN
+    UPDATE incoming_sync
+    SET updated_at = STRFTIME('%s', 'NOW')
+    WHERE ROWID = new.ROWID;
+END;
+CREATE TRIGGER incoming_sync_update AFTER UPDATE ON incoming_sync
+BEGIN
+    UPDATE incoming_sync
+    SET updated_at = STRFTIME('%s', 'NOW')
+    WHERE ROWID = new.ROWID;
+END;
+";
+
 const SCHEMA: &str = "
 CREATE TABLE object (
     ROWID INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -143,40 +182,6 @@ CREATE TABLE shard_range (
 CREATE TRIGGER shard_range_update BEFORE UPDATE ON shard_range
 BEGIN
     SELECT RAISE(FAIL, 'UPDATE not allowed; DELETE and INSERT');
-END;
-CREATE TABLE outgoing_sync (
-    remote_id TEXT UNIQUE,
-    sync_point INTEGER,
-    updated_at TEXT DEFAULT 0
-);
-CREATE TABLE incoming_sync (
-    remote_id TEXT UNIQUE,
-    sync_point INTEGER,
-    updated_at TEXT DEFAULT 0
-);
-CREATE TRIGGER outgoing_sync_insert AFTER INSERT ON outgoing_sync
-BEGIN
-    UPDATE outgoing_sync
-    SET updated_at = STRFTIME('%s', 'NOW')
-    WHERE ROWID = new.ROWID;
-END;
-CREATE TRIGGER outgoing_sync_update AFTER UPDATE ON outgoing_sync
-BEGIN
-    UPDATE outgoing_sync
-    SET updated_at = STRFTIME('%s', 'NOW')
-    WHERE ROWID = new.ROWID;
-END;
-CREATE TRIGGER incoming_sync_insert AFTER INSERT ON incoming_sync
-BEGIN
-    UPDATE incoming_sync
-    SET updated_at = STRFTIME('%s', 'NOW')
-    WHERE ROWID = new.ROWID;
-END;
-CREATE TRIGGER incoming_sync_update AFTER UPDATE ON incoming_sync
-BEGIN
-    UPDATE incoming_sync
-    SET updated_at = STRFTIME('%s', 'NOW')
-    WHERE ROWID = new.ROWID;
 END;
 ";
 
@@ -646,6 +651,7 @@ impl ContainerDb {
             register_functions(&conn)?;
             conn.pragma_update(None, "journal_mode", "DELETE")?;
             conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(SYNC_TABLES)?;
             let ts = put_timestamp.internal();
             conn.execute(
                 "INSERT INTO container_info (account, container, created_at, id, put_timestamp, status_changed_at, storage_policy_index) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -17,8 +17,9 @@ use aerie_api::{Body, Executor, Method, Processor, QueueKey, Request, RequestHea
 use aerie_storage::fs::{Devices, Reserve};
 use aerie_storage::path::{decode_path, device_of, split_path, validate_device_partition, PathError};
 use aerie_storage::swift_conf::SwiftConf;
+use aerie_storage::timestamp::http_date;
 use aerie_storage::Timestamp;
-use common::{db_error, http_date, insufficient, is_true, negotiate, page, query_pairs, text};
+use common::{db_error, insufficient, is_true, listing_limit, negotiate, page, query_pairs, text};
 use db::{ContainerDb, Info, Row};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -435,16 +436,7 @@ fn post_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
 fn head_or_get(ctx: &Ctx<'_>, head: bool) -> Result<Response, Response> {
     let query = query_pairs(ctx.head)?;
     let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let mut limit = ctx.cfg.swift.constraints.container_listing_limit;
-    if let Some(l) = get("limit") {
-        if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) {
-            let n: usize = l.parse().unwrap_or(usize::MAX);
-            if n > limit {
-                return Err(text(Status::PRECONDITION_FAILED, format!("Maximum limit is {limit}")));
-            }
-            limit = n;
-        }
-    }
+    let limit = listing_limit(get("limit").as_deref(), ctx.cfg.swift.constraints.container_listing_limit)?;
     let ctype = negotiate(ctx.head, &query)?;
     let path = ctx.db_path()?;
     let db = open(&path)?;

@@ -2,6 +2,7 @@
 //! in the info row, merged by timestamp and validated as a whole (§3.3).
 
 use aerie_api::{RequestHead, Response, Status};
+use aerie_storage::header::title;
 use aerie_storage::Timestamp;
 use serde_json::{Map, Value};
 
@@ -37,25 +38,6 @@ impl Kind {
             Kind::Account => &[],
         }
     }
-}
-
-fn title(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut prev = false;
-    for c in name.chars() {
-        if c.is_alphabetic() {
-            if prev {
-                out.extend(c.to_lowercase());
-            } else {
-                out.extend(c.to_uppercase());
-            }
-            prev = true;
-        } else {
-            out.push(c);
-            prev = false;
-        }
-    }
-    out
 }
 
 fn is_stored(kind: Kind, name: &str) -> bool {

@@ -1,7 +1,5 @@
 //! Conditional requests (§4.5), evaluated in Swift's order, and HTTP dates.
 
-use aerie_storage::timestamp::civil_from_days;
-
 /// The result of the conditional headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -117,25 +115,7 @@ pub fn parse_http_date(v: &str) -> Option<u64> {
     if days < 0 {
         return None;
     }
-    let _ = civil_from_days;
     Some(days as u64 * 86_400 + t)
-}
-
-/// IMF-fixdate of Unix seconds.
-pub fn http_date(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let days = secs / 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    let t = secs % 86_400;
-    format!(
-        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MON[(m as usize).saturating_sub(1) % 12],
-        t / 3600,
-        t / 60 % 60,
-        t % 60
-    )
 }
 
 #[cfg(test)]
@@ -149,7 +129,6 @@ mod tests {
         assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), want);
         assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), want);
         assert_eq!(parse_http_date("garbage"), None);
-        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
     }
 
     #[test]

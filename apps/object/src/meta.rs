@@ -60,26 +60,7 @@ pub fn is_transient_sysmeta(name: &str) -> bool {
     has_prefix(name, "x-object-transient-sysmeta-")
 }
 
-/// Python's `str.title()` on an ASCII header name: a letter after a
-/// non-letter is upper-cased, every other letter lower-cased.
-pub fn title(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut prev_letter = false;
-    for c in name.chars() {
-        if c.is_alphabetic() {
-            if prev_letter {
-                out.extend(c.to_lowercase());
-            } else {
-                out.extend(c.to_uppercase());
-            }
-            prev_letter = true;
-        } else {
-            out.push(c);
-            prev_letter = false;
-        }
-    }
-    out
-}
+pub use aerie_storage::header::title;
 
 /// The object server's default `allowed_headers`.
 pub const ALLOWED_HEADERS: &[&str] = &[
@@ -105,13 +86,6 @@ pub fn is_returned(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn title_case_matches_python() {
-        assert_eq!(title("x-object-meta-abc9def"), "X-Object-Meta-Abc9Def");
-        assert_eq!(title("CONTENT-TYPE"), "Content-Type");
-        assert_eq!(title("x-object-meta-a_b"), "X-Object-Meta-A_B");
-    }
 
     #[test]
     fn classes_need_something_after_the_prefix() {

@@ -116,7 +116,7 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
     }
     let last_modified = x_ts.ceil_secs();
     headers.push(Header::new("Etag", format!("\"{stored_etag}\"").into_bytes()));
-    headers.push(Header::new("Last-Modified", crate::conditional::http_date(last_modified).into_bytes()));
+    headers.push(Header::new("Last-Modified", aerie_storage::timestamp::http_date(last_modified).into_bytes()));
     headers.push(Header::new("X-Timestamp", x_ts.normal().into_bytes()));
     headers.push(Header::new("X-Backend-Timestamp", x_ts.internal().into_bytes()));
     headers.push(Header::new("X-Backend-Data-Timestamp", data_timestamp.internal().into_bytes()));

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod fs;
 pub mod hash;
+pub mod header;
 pub mod path;
 pub mod pickle;
 pub mod swift_conf;
