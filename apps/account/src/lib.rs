@@ -6,13 +6,13 @@
 
 pub mod db;
 
-use aerie_api::{Body, Executor, Method, Processor, QueueKey, Request, RequestHead, Response, Status};
+use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
 use aerie_container::common::{db_error, insufficient, is_true, listing_limit, negotiate, page, query_pairs, text};
 use aerie_container::listing::{self, ListParams, Table};
 use aerie_container::meta::{self, Kind};
 use aerie_storage::fs::{Devices, Reserve};
 use aerie_storage::header::title;
-use aerie_storage::path::{decode_path, device_of, split_path, validate_device_partition};
+use aerie_storage::path::{decode_path, split_path, validate_device_partition};
 use aerie_storage::swift_conf::SwiftConf;
 use aerie_storage::Timestamp;
 use db::{AccountDb, ContainerRow, Info};
@@ -102,10 +102,7 @@ fn deleted_404(info: Option<&Info>) -> Response {
 
 impl Processor for AccountServer {
     fn executor(&self, head: &RequestHead) -> Executor {
-        match device_of(head.raw_path()) {
-            Some(dev) if dev != "." && dev != ".." => Executor::Pooled(QueueKey::new(dev)),
-            _ => Executor::Inline,
-        }
+        aerie_storage::path::device_executor(head)
     }
 
     fn call(&self, req: Request) -> Response {

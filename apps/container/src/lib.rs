@@ -13,9 +13,9 @@ pub mod listing;
 pub mod meta;
 pub mod updater;
 
-use aerie_api::{Body, Executor, Method, Processor, QueueKey, Request, RequestHead, Response, Status};
+use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
 use aerie_storage::fs::{Devices, Reserve};
-use aerie_storage::path::{decode_path, device_of, split_path, validate_device_partition, PathError};
+use aerie_storage::path::{decode_path, split_path, validate_device_partition, PathError};
 use aerie_storage::swift_conf::SwiftConf;
 use aerie_storage::timestamp::http_date;
 use aerie_storage::Timestamp;
@@ -141,10 +141,7 @@ fn info_headers(info: Option<&Info>, mut resp: Response) -> Response {
 
 impl Processor for ContainerServer {
     fn executor(&self, head: &RequestHead) -> Executor {
-        match device_of(head.raw_path()) {
-            Some(dev) if dev != "." && dev != ".." => Executor::Pooled(QueueKey::new(dev)),
-            _ => Executor::Inline,
-        }
+        aerie_storage::path::device_executor(head)
     }
 
     fn call(&self, req: Request) -> Response {

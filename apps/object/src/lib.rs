@@ -23,9 +23,9 @@ pub mod range;
 mod read;
 pub mod update;
 
-use aerie_api::{Body, Executor, Method, Processor, QueueKey, Request, RequestHead, Response, Status};
+use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
 use aerie_storage::fs::{Devices, Reserve};
-use aerie_storage::path::{decode_path, device_of, ObjectPath, PathError};
+use aerie_storage::path::{decode_path, ObjectPath, PathError};
 use aerie_storage::swift_conf::{PolicyKind, SwiftConf};
 use aerie_storage::Timestamp;
 use diskfile::{DiskFile, OpenError};
@@ -192,10 +192,7 @@ impl Ctx<'_> {
 
 impl Processor for ObjectServer {
     fn executor(&self, head: &RequestHead) -> Executor {
-        match device_of(head.raw_path()) {
-            Some(dev) if dev != "." && dev != ".." => Executor::Pooled(QueueKey::new(dev)),
-            _ => Executor::Inline,
-        }
+        aerie_storage::path::device_executor(head)
     }
 
     fn call(&self, req: Request) -> Response {

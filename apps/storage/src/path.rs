@@ -235,6 +235,17 @@ pub fn device_of(raw: &[u8]) -> Option<String> {
     is_safe_device_name(&dev).then_some(dev)
 }
 
+/// Where a storage request runs: on its device's pool (the queue key is
+/// the device, so a slow disk only holds its own requests). A path with no
+/// usable device runs inline — it is refused with 400 before any disk is
+/// touched.
+pub fn device_executor(head: &aerie_api::RequestHead) -> aerie_api::Executor {
+    match device_of(head.raw_path()) {
+        Some(dev) if dev != "." && dev != ".." => aerie_api::Executor::Pooled(aerie_api::QueueKey::new(dev)),
+        _ => aerie_api::Executor::Inline,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
