@@ -45,36 +45,16 @@ head_big() {
 }
 
 echo "aerie container service vs Swift $("$PY" -c 'import swift; print(swift.__version__)') container-server; $WORKERS worker(s), $ROWS rows, ${SECS}s per run, $ROUNDS rounds, $(nproc) CPUs"
-printf '\n%-18s %-6s %10s %10s %12s %8s\n' workload server "ops/s" "p99 ms" "ops/CPU-s" "non-2xx"
+compare_header
+measure() {
+    local p=$1 r=$2 server=$3
+    RUN="$server$r"
+    head_big "$p"
+    run_load "$p" "$mode" "$conns"
+}
 for wl in "rowput 32" "first 4" "middle 4" "prefix 4" "head 32"; do
     read -r mode conns <<<"$wl"
-    declare -A L=(); rr=(); cr=()
-    for r in $(seq "$ROUNDS"); do
-        for server in aerie swift; do
-            p=$(port)
-            "start_$server" "$p"
-            wait_port "$p"
-            sleep 0.3
-            RUN="$server$r"
-            head_big "$p"
-            read -r ops p99 per bad <<<"$(run_load "$p" "$mode" "$conns")"
-            kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true
-            L[$server.ops]+="$ops "; L[$server.p99]+="$p99 "; L[$server.cpu]+="$per "; L[$server.bad]+="$bad "
-            eval "${server}_ops=$ops; ${server}_cpu=$per"
-        done
-        rr+=("$(ratio "$aerie_ops" "$swift_ops")")
-        cr+=("$(ratio "$aerie_cpu" "$swift_cpu")")
-    done
-    for server in aerie swift; do
-        printf '%-18s %-6s %10.1f %10.2f %12.1f %8s\n' "$mode ($conns conns)" "$server" \
-            "$(tr ' ' '\n' <<<"${L[$server.ops]}" | grep . | median)" \
-            "$(tr ' ' '\n' <<<"${L[$server.p99]}" | grep . | median)" \
-            "$(tr ' ' '\n' <<<"${L[$server.cpu]}" | grep . | median)" \
-            "$(tr ' ' '\n' <<<"${L[$server.bad]}" | grep . | median)"
-    done
-    printf '%-18s %-6s %10s %10s %12s   (per round: ops %s; per CPU-s %s)\n' "" ratio \
-        "$(printf '%s\n' "${rr[@]}" | median)x" "" "$(printf '%s\n' "${cr[@]}" | median)x" "${rr[*]}" "${cr[*]}"
-    unset L
+    compare "$mode ($conns conns)" measure
 done
 echo
 echo "rows in the container at the end: $("$PY" -c "

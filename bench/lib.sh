@@ -101,3 +101,43 @@ wrk_figures() {
 
 # ratio A B: A/B to two decimals (0 when B is 0).
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b>0)?a/b:0}'; }
+
+# compare LABEL MEASURE: $ROUNDS rounds, each starting a fresh aerie and then
+# a fresh Swift server (the script's start_aerie/start_swift PORT) and
+# running "MEASURE PORT ROUND SERVER", which prints "ops/s p99_ms
+# ops_per_cpu_s non2xx"; an after_run SERVER function, if the script has
+# one, runs before each server is stopped. Prints each server's medians and
+# the medians of the per-round aerie/Swift ratios.
+compare() {
+    local label=$1 measure=$2 r server p ops p99 per bad aerie_ops=0 swift_ops=0 aerie_cpu=0 swift_cpu=0
+    local -A L=()
+    local rr=() cr=()
+    for r in $(seq "$ROUNDS"); do
+        for server in aerie swift; do
+            p=$(port)
+            "start_$server" "$p"
+            wait_port "$p"
+            sleep 0.3
+            read -r ops p99 per bad <<<"$("$measure" "$p" "$r" "$server")"
+            if [ "$(type -t after_run)" = function ]; then after_run "$server"; fi
+            kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true
+            L[$server.ops]+="$ops "; L[$server.p99]+="$p99 "; L[$server.cpu]+="$per "; L[$server.bad]+="$bad "
+            printf -v "${server}_ops" '%s' "$ops"
+            printf -v "${server}_cpu" '%s' "$per"
+        done
+        rr+=("$(ratio "$aerie_ops" "$swift_ops")")
+        cr+=("$(ratio "$aerie_cpu" "$swift_cpu")")
+    done
+    for server in aerie swift; do
+        printf '%-18s %-6s %10.1f %10.2f %12.1f %8s\n' "$label" "$server" \
+            "$(tr ' ' '\n' <<<"${L[$server.ops]}" | grep . | median)" \
+            "$(tr ' ' '\n' <<<"${L[$server.p99]}" | grep . | median)" \
+            "$(tr ' ' '\n' <<<"${L[$server.cpu]}" | grep . | median)" \
+            "$(tr ' ' '\n' <<<"${L[$server.bad]}" | grep . | median)"
+    done
+    printf '%-18s %-6s %10s %10s %12s   (per round: ops %s; per CPU-s %s)\n' "" ratio \
+        "$(printf '%s\n' "${rr[@]}" | median)x" "" "$(printf '%s\n' "${cr[@]}" | median)x" "${rr[*]}" "${cr[*]}"
+}
+
+# The table's header line.
+compare_header() { printf '\n%-18s %-6s %10s %10s %12s %8s\n' workload server "ops/s" "p99 ms" "ops/CPU-s" "non-2xx"; }
