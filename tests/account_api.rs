@@ -73,6 +73,19 @@ fn create_rows_stats_and_per_policy_headers() {
     assert_eq!(n.req("HEAD", "/sda1/0/.expiring_objects", &[]).header("x-account-container-count"), Some("1"));
     // A row without its numbers is refused.
     assert_eq!(n.req("PUT", &format!("{A}/x"), &[("X-Timestamp", &ts())]).status, 400);
+    let bad = n.req(
+        "PUT",
+        &format!("{A}/x"),
+        &[("X-Put-Timestamp", "soon"), ("X-Delete-Timestamp", "0"), ("X-Object-Count", "0"), ("X-Bytes-Used", "0")],
+    );
+    assert_eq!((bad.status, bad.text()), (400, "Invalid X-Put-Timestamp header".to_string()));
+    let bad = n.req(
+        "PUT",
+        &format!("{A}/x"),
+        &[("X-Put-Timestamp", &ts()), ("X-Delete-Timestamp", "0"), ("X-Object-Count", "many"), ("X-Bytes-Used", "0")],
+    );
+    assert_eq!(bad.status, 400);
+    assert_eq!(n.req("GET", &format!("{A}?format=json&prefix=x"), &[]).text(), "[]", "nothing stored");
 }
 
 fn row_for(n: &Node, path: &str) -> Response {

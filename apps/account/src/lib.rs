@@ -228,10 +228,11 @@ fn delete_account(ctx: &Ctx<'_>) -> Result<Response, Response> {
 fn put_container_row(ctx: &Ctx<'_>) -> Result<Response, Response> {
     let path = ctx.db_path()?;
     ctx.check_space()?;
-    let _ts = match ctx.header("x-timestamp") {
-        None => Timestamp::now(),
-        Some(v) => Timestamp::parse(v).map_err(|_| text(Status::BAD_REQUEST, "Invalid X-Timestamp header"))?,
-    };
+    // The row carries its own timestamps; X-Timestamp is optional here but
+    // must be valid when sent.
+    if let Some(v) = ctx.header("x-timestamp") {
+        Timestamp::parse(v).map_err(|_| text(Status::BAD_REQUEST, "Invalid X-Timestamp header"))?;
+    }
     if !path.exists() {
         if !ctx.account.starts_with(&ctx.cfg.swift.constraints.auto_create_account_prefix) {
             return Err(page(Status::NOT_FOUND));
@@ -254,6 +255,9 @@ fn put_container_row(ctx: &Ctx<'_>) -> Result<Response, Response> {
         ));
     };
     let num = |v: &str| v.trim().parse::<i64>().map_err(|_| text(Status::BAD_REQUEST, format!("invalid number {v:?}")));
+    for (name, v) in [("X-Put-Timestamp", put), ("X-Delete-Timestamp", del)] {
+        Timestamp::parse(v.trim()).map_err(|_| text(Status::BAD_REQUEST, format!("Invalid {name} header")))?;
+    }
     let row = ContainerRow {
         name: ctx.container.clone().unwrap_or_default(),
         put_timestamp: put.trim().to_string(),
