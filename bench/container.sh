@@ -6,6 +6,9 @@
 #
 #   bench/container.sh [SECONDS] [ROUNDS] [WORKERS] [ROWS]
 #
+# Environment: WORKLOADS (default "rowput:32 first:4 middle:4 prefix:4
+# head:32", mode:connections), THREADS (aerie threads per device, 4).
+#
 # Workloads: object-row PUTs of new names (32 connections); JSON listing
 # pages of 10,000 rows — the first page, a middle page by marker, a
 # prefix+delimiter page (4 connections); HEAD (32 connections). For each:
@@ -25,7 +28,7 @@ mkdir -p "$WORK/node/sda1"
 echo "filling one container with $ROWS rows..."
 "$PY" "$ROOT/bench/container_fill.py" "$WORK/node" sda1 AUTH_bench big "$ROWS"
 
-start_aerie() { start_aerie_storage container "$1" "$WORKERS" 4 256; }
+start_aerie() { start_aerie_storage container "$1" "$WORKERS" "${THREADS:-4}" 256; }
 start_swift() { start_swift_server container "$1" "$WORKERS"; }
 
 # run_load PORT MODE CONNS → "ops p99ms ops_per_cpu_s non2xx"
@@ -52,8 +55,8 @@ measure() {
     head_big "$p"
     run_load "$p" "$mode" "$conns"
 }
-for wl in "rowput 32" "first 4" "middle 4" "prefix 4" "head 32"; do
-    read -r mode conns <<<"$wl"
+for wl in ${WORKLOADS:-rowput:32 first:4 middle:4 prefix:4 head:32}; do
+    mode=${wl%%:*} conns=${wl##*:}
     compare "$mode ($conns conns)" measure
 done
 echo

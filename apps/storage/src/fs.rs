@@ -150,6 +150,92 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Appends to one file being committed together.
+#[derive(Default)]
+struct AppendGroup {
+    /// The batch new appenders join.
+    open: u64,
+    /// The records of the open batch, in arrival order.
+    records: Vec<u8>,
+    /// Appenders in the open batch.
+    members: usize,
+    /// A thread is committing (the batch before `open`).
+    busy: bool,
+    /// Outcomes of committed batches not yet picked up by all their
+    /// members: batch → (error, if any; members still to pick it up).
+    done: std::collections::HashMap<u64, (Option<(io::ErrorKind, String)>, usize)>,
+}
+
+/// Per file, the appenders of this process committing to it.
+static APPEND_GROUPS: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, AppendGroup>>> =
+    std::sync::Mutex::new(None);
+static APPEND_DONE: std::sync::Condvar = std::sync::Condvar::new();
+
+/// Group commit of appends to one file by the threads of this process:
+/// `record` joins the open batch for `key`; the first thread to find no
+/// commit under way takes the batch and runs `commit` with all its records
+/// at once (one lock, one write, one `fdatasync` for the lot), and every
+/// member returns only when the commit holding its record has finished,
+/// with that commit's outcome: the committing thread gets `commit`'s
+/// value, the others `R::default()`. Threads arriving during a commit form
+/// the next batch, so under concurrency the cost is per batch, not per
+/// record, with the same guarantee for each.
+pub fn group_append<R: Default>(
+    key: &Path,
+    record: &[u8],
+    commit: impl FnOnce(&[u8]) -> io::Result<R>,
+) -> io::Result<R> {
+    let lock = || APPEND_GROUPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut guard = lock();
+    let group = guard.get_or_insert_with(Default::default).entry(key.to_path_buf()).or_default();
+    let batch = group.open;
+    group.records.extend_from_slice(record);
+    group.members += 1;
+    loop {
+        let groups = guard.get_or_insert_with(Default::default);
+        let Some(group) = groups.get_mut(key) else {
+            return Err(io::Error::other("append group vanished"));
+        };
+        if let Some((err, left)) = group.done.get_mut(&batch) {
+            let err = err.clone();
+            *left -= 1;
+            if *left == 0 {
+                group.done.remove(&batch);
+            }
+            forget_if_idle(groups, key);
+            return err.map_or(Ok(R::default()), |(kind, msg)| Err(io::Error::new(kind, msg)));
+        }
+        if !group.busy && group.open == batch {
+            group.busy = true;
+            group.open += 1;
+            let records = std::mem::take(&mut group.records);
+            let members = std::mem::take(&mut group.members);
+            drop(guard);
+            let result = commit(&records);
+            guard = lock();
+            let groups = guard.get_or_insert_with(Default::default);
+            if let Some(group) = groups.get_mut(key) {
+                group.busy = false;
+                if members > 1 {
+                    let err = result.as_ref().err().map(|e| (e.kind(), e.to_string()));
+                    group.done.insert(batch, (err, members - 1));
+                }
+            }
+            forget_if_idle(groups, key);
+            APPEND_DONE.notify_all();
+            return result;
+        }
+        guard = APPEND_DONE.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+}
+
+/// Drop a file's group once nobody is in it.
+fn forget_if_idle(groups: &mut std::collections::HashMap<PathBuf, AppendGroup>, key: &Path) {
+    if groups.get(key).is_some_and(|g| !g.busy && g.members == 0 && g.done.is_empty()) {
+        groups.remove(key);
+    }
+}
+
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A file being written in a device's `tmp/` directory.
@@ -317,6 +403,46 @@ mod tests {
         t.commit(&dest_dir.join("x.data"), &created).expect("commit");
         assert_eq!(std::fs::read(dest_dir.join("x.data")).expect("read"), b"whole");
         assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn group_append_commits_every_record_once_and_forgets_the_file() {
+        let d = scratch("gappend");
+        let path = d.join("pending");
+        let commits = std::sync::Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (path, commits) = (path.clone(), commits.clone());
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        let line = format!("{t}-{i}\n");
+                        group_append(&path, line.as_bytes(), |all| {
+                            commits.fetch_add(1, Ordering::Relaxed);
+                            let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+                            f.write_all(all)?;
+                            f.sync_data()
+                        })
+                        .expect("append");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("appender");
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(lines.len(), 1600, "every record exactly once");
+        assert_eq!(text.lines().count(), 1600);
+        assert!(commits.load(Ordering::Relaxed) <= 1600);
+        let left = APPEND_GROUPS.lock().expect("groups").as_ref().map(|g| g.contains_key(&path));
+        assert_eq!(left, Some(false), "no state is kept for a file once its appenders are done");
+        // A failed commit fails every member of its batch.
+        let err = group_append(&d.join("x"), b"r", |_| -> io::Result<()> { Err(io::Error::other("disk gone")) });
+        assert!(err.is_err());
         let _ = std::fs::remove_dir_all(&d);
     }
 
