@@ -10,3 +10,4 @@ mod lifecycle;
 mod object_api;
 mod parser_corpus;
 mod supervision;
+mod swift_cluster;

@@ -957,6 +957,34 @@ mod example_tests {
     }
 
     #[test]
+    fn the_swift_node_example_is_valid_and_serves_the_three_rings_ports() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/swift-node.toml");
+        let conf = std::env::temp_dir().join(format!("aerie-swift-node-test-{}.conf", std::process::id()));
+        std::fs::write(
+            &conf,
+            "[swift-hash]\nswift_hash_path_suffix = x\n[storage-policy:0]\nname = gold\ndefault = yes\n",
+        )
+        .expect("write swift.conf");
+        // The example runs as `swift`, which this machine may not have.
+        let text = std::fs::read_to_string(&path)
+            .expect("read example")
+            .replace("user = \"swift\"", "user = \"\"")
+            .replace("group = \"swift\"", "group = \"\"")
+            .replace("/etc/swift/swift.conf", &conf.to_string_lossy());
+        let cfg = RawConfig::parse(&text, &Source::File(path)).and_then(|r| r.validate());
+        let _ = std::fs::remove_file(&conf);
+        let cfg = cfg.expect("etc/swift-node.toml is valid");
+        let ports: Vec<(u16, &str)> = cfg
+            .listen
+            .iter()
+            .map(|l| (l.address.port(), l.pipeline.last().map(String::as_str).unwrap_or("")))
+            .collect();
+        assert_eq!(ports, [(6200, "object"), (6201, "container"), (6202, "account")]);
+        assert!(cfg.listen.iter().all(|l| l.length_required.is_empty()), "the proxy sends bodiless PUTs and POSTs");
+        assert!(cfg.storage.devices.mount_check);
+    }
+
+    #[test]
     fn the_example_spells_out_every_key_with_its_default() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/aerie.toml");
         let text = std::fs::read_to_string(path).expect("read example");

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# A Swift cluster on aerie storage nodes, on loopback: the unmodified Swift
+# proxy-server (from PyPI, with tempauth) in front of NODES aerie nodes, each
+# serving the object, container and account services on three listeners
+# plus the object and container updaters.
+#
+#   scripts/swift-cluster.sh setup DIR [NODES]   write rings and configs
+#   scripts/swift-cluster.sh start DIR [NODES]   setup, then start it all
+#   scripts/swift-cluster.sh stop DIR            stop what start started
+#
+# setup is idempotent (it rebuilds the rings and configs in DIR, keeping any
+# data) and is what the tests use; they start the processes themselves.
+# After start:
+#
+#   . DIR/cluster.env
+#   .venv/bin/swift -A "$ST_AUTH" -U "$ST_USER" -K "$ST_KEY" stat
+#
+# Layout: DIR/swift (the proxy's swift_dir: rings, proxy-server.conf),
+# DIR/nodeN/aerie.toml and DIR/nodeN/srv/dN (node N's one device),
+# DIR/cluster.env (ports, and ST_AUTH/ST_USER/ST_KEY for the swift client).
+# Rings have min(3, NODES) replicas, one zone per node, 2^6 partitions, and
+# an object ring for every storage policy in DIR/swift/swift.conf (a copy of
+# /etc/swift/swift.conf, or a test one with policy 0 if there is none).
+#
+# Environment: AERIE (the aerie binary; default: target/release/aerie, built
+# if missing), WORKERS (per node, default 1), UPDATER_INTERVAL (seconds,
+# default 1.0).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cmd=${1:-}
+DIR=${2:-}
+NODES=${3:-1}
+[ -n "$cmd" ] && [ -n "$DIR" ] || { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+setup() {
+    local py bin swift_dir replicas n
+    py=$("$ROOT/scripts/swift-venv.sh")
+    bin=$(dirname "$py")
+    swift_dir=$DIR/swift
+    mkdir -p "$swift_dir"
+    # The cluster's swift.conf (hash prefix and suffix, policies), read by
+    # the proxy from its swift_dir and by the nodes: the machine's own, or
+    # a test one.
+    if [ ! -f "$swift_dir/swift.conf" ]; then
+        if [ -f /etc/swift/swift.conf ]; then
+            cp /etc/swift/swift.conf "$swift_dir/swift.conf"
+        else
+            printf '# written by aerie scripts/swift-cluster.sh\n[swift-hash]\nswift_hash_path_prefix = changeme\nswift_hash_path_suffix = changeme\n\n[storage-policy:0]\nname = gold\ndefault = yes\n' >"$swift_dir/swift.conf"
+        fi
+    fi
+    # Ports are chosen once and kept, so a re-run keeps the rings valid.
+    if [ ! -f "$DIR/ports" ]; then
+        {
+            echo "PROXY_PORT=$(free_port)"
+            for n in $(seq "$NODES"); do
+                echo "NODE${n}_OBJECT=$(free_port) NODE${n}_CONTAINER=$(free_port) NODE${n}_ACCOUNT=$(free_port) NODE${n}_ADMIN=$(free_port)"
+            done
+        } >"$DIR/ports"
+    fi
+    # shellcheck disable=SC1091
+    . "$DIR/ports"
+    replicas=$((NODES < 3 ? NODES : 3))
+    local rings=(account container object)
+    for idx in $(sed -n 's/^\[storage-policy:\([0-9]\+\)\].*/\1/p' "$swift_dir/swift.conf"); do
+        [ "$idx" = 0 ] || rings+=("object-$idx")
+    done
+    for ring in "${rings[@]}"; do
+        local kind=${ring%%-*} b=$swift_dir/$ring.builder
+        rm -f "$b" "$swift_dir/$ring.ring.gz"
+        "$bin/swift-ring-builder" "$b" create 6 "$replicas" 0 >/dev/null
+        for n in $(seq "$NODES"); do
+            local var="NODE${n}_${kind^^}"
+            "$bin/swift-ring-builder" "$b" add --region 1 --zone "$n" --ip 127.0.0.1 --port "${!var}" --device "d$n" --weight 100 >/dev/null
+        done
+        # Exit status 1 is a warning (e.g. balance with few devices).
+        "$bin/swift-ring-builder" "$b" rebalance >/dev/null || [ $? -eq 1 ]
+    done
+    for n in $(seq "$NODES"); do
+        local node=$DIR/node$n o c a adm
+        o="NODE${n}_OBJECT" c="NODE${n}_CONTAINER" a="NODE${n}_ACCOUNT" adm="NODE${n}_ADMIN"
+        mkdir -p "$node/srv/d$n"
+        cat >"$node/aerie.toml" <<EOF
+# aerie node $n of the loopback cluster in $DIR (scripts/swift-cluster.sh).
+# A production node is etc/swift-node.toml.
+[server]
+workers = ${WORKERS:-1}
+pid_file = "$node/aerie.pid"
+
+[admin]
+address = "127.0.0.1:${!adm}"
+
+[log]
+level = "info"
+access = true
+
+[storage]
+devices = "$node/srv"
+# Loopback test devices are plain directories.
+mount_check = false
+swift_conf = "$swift_dir/swift.conf"
+object_updater_interval = ${UPDATER_INTERVAL:-1.0}
+container_updater_interval = ${UPDATER_INTERVAL:-1.0}
+
+[[listen]]
+address = "127.0.0.1:${!o}"
+length_required = []
+pipeline = ["object"]
+
+[[listen]]
+address = "127.0.0.1:${!c}"
+length_required = []
+pipeline = ["container"]
+
+[[listen]]
+address = "127.0.0.1:${!a}"
+length_required = []
+pipeline = ["account"]
+
+[processors.object]
+threads_per_device = 4
+queue_per_device = 64
+
+[processors.container]
+threads_per_device = 4
+queue_per_device = 64
+
+[processors.account]
+threads_per_device = 2
+queue_per_device = 64
+EOF
+    done
+    cat >"$swift_dir/proxy-server.conf" <<EOF
+# Swift's proxy in front of the aerie nodes in $DIR.
+[DEFAULT]
+bind_ip = 127.0.0.1
+bind_port = $PROXY_PORT
+swift_dir = $swift_dir
+workers = 0
+log_name = proxy-server
+log_address = /dev/null
+
+[pipeline:main]
+pipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk slo dlo symlink tempauth copy proxy-logging proxy-server
+
+[app:proxy-server]
+use = egg:swift#proxy
+account_autocreate = true
+allow_account_management = true
+
+[filter:tempauth]
+use = egg:swift#tempauth
+user_admin_admin = admin .admin .reseller_admin
+user_test_tester = testing .admin
+# Tokens are Fernet tokens, so no memcached is needed.
+fernet_key_k1 = $(python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')
+active_fernet_key_id = k1
+
+[filter:catch_errors]
+use = egg:swift#catch_errors
+[filter:gatekeeper]
+use = egg:swift#gatekeeper
+[filter:healthcheck]
+use = egg:swift#healthcheck
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
+[filter:listing_formats]
+use = egg:swift#listing_formats
+[filter:bulk]
+use = egg:swift#bulk
+[filter:slo]
+use = egg:swift#slo
+[filter:dlo]
+use = egg:swift#dlo
+[filter:symlink]
+use = egg:swift#symlink
+[filter:copy]
+use = egg:swift#copy
+EOF
+    {
+        cat "$DIR/ports"
+        echo "NODES=$NODES"
+        echo "SWIFT_BIN=$bin"
+        echo "export ST_AUTH=http://127.0.0.1:$PROXY_PORT/auth/v1.0 ST_USER=test:tester ST_KEY=testing"
+    } >"$DIR/cluster.env"
+}
+
+start() {
+    local aerie=${AERIE:-$ROOT/target/release/aerie} n
+    [ -x "$aerie" ] || (cd "$ROOT" && cargo build --release -q)
+    # shellcheck disable=SC1091
+    . "$DIR/cluster.env"
+    : >"$DIR/pids"
+    for n in $(seq "$NODES"); do
+        "$aerie" -c "$DIR/node$n/aerie.toml" 2>>"$DIR/node$n/aerie.log" &
+        echo $! >>"$DIR/pids"
+    done
+    "$SWIFT_BIN/swift-proxy-server" "$DIR/swift/proxy-server.conf" -v >>"$DIR/proxy.log" 2>&1 &
+    echo $! >>"$DIR/pids"
+    local up=
+    for _ in $(seq 300); do
+        curl -fsS "http://127.0.0.1:$PROXY_PORT/healthcheck" >/dev/null 2>&1 && { up=1; break; }
+        sleep 0.1
+    done
+    [ -n "$up" ] || { echo "the proxy did not come up; see $DIR/proxy.log" >&2; stop; exit 1; }
+    echo "proxy on 127.0.0.1:$PROXY_PORT; nodes: $NODES; logs in $DIR; try:"
+    echo "  . $DIR/cluster.env && $SWIFT_BIN/swift stat"
+}
+
+stop() {
+    [ -f "$DIR/pids" ] || return 0
+    while read -r p; do kill "$p" 2>/dev/null || true; done <"$DIR/pids"
+    rm -f "$DIR/pids"
+}
+
+case $cmd in
+    setup) setup ;;
+    start) setup && start ;;
+    stop) stop ;;
+    *) echo "unknown command $cmd (setup, start, stop)" >&2; exit 2 ;;
+esac
