@@ -15,7 +15,8 @@
 #   . DIR/cluster.env
 #   .venv/bin/swift -A "$ST_AUTH" -U "$ST_USER" -K "$ST_KEY" stat
 #
-# Layout: DIR/swift (the proxy's swift_dir: rings, proxy-server.conf),
+# Layout: DIR/swift (the proxy's swift_dir: rings, proxy-server.conf,
+# object-expirer.conf for Swift's expirer),
 # DIR/nodeN/aerie.toml and DIR/nodeN/srv/dN (node N's one device),
 # DIR/cluster.env (ports, and ST_AUTH/ST_USER/ST_KEY for the swift client).
 # Rings have min(3, NODES) replicas, one zone per node, 2^6 partitions, and
@@ -179,6 +180,31 @@ use = egg:swift#dlo
 use = egg:swift#symlink
 [filter:copy]
 use = egg:swift#copy
+EOF
+    # Swift's object expirer deletes expired objects and their listing
+    # entries through an internal proxy pipeline:
+    #   $bin/swift-object-expirer $swift_dir/object-expirer.conf --once
+    mkdir -p "$DIR/recon"
+    cat >"$swift_dir/object-expirer.conf" <<EOF
+[DEFAULT]
+swift_dir = $swift_dir
+user = $(id -un)
+log_address = /dev/null
+recon_cache_path = $DIR/recon
+
+[object-expirer]
+interval = 5
+
+[pipeline:main]
+pipeline = catch_errors proxy-logging proxy-server
+
+[app:proxy-server]
+use = egg:swift#proxy
+
+[filter:catch_errors]
+use = egg:swift#catch_errors
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
 EOF
     {
         cat "$DIR/ports"

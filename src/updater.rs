@@ -9,14 +9,18 @@
 //! that accepts it (2xx) is removed from the record; when none is left the
 //! file is unlinked, otherwise the record is rewritten with the replicas
 //! still to do. Records without targets (written by Swift's servers, which
-//! rely on a ring this node does not have) are left for Swift's own
-//! updater. Being its own process, the updater survives worker reloads and
-//! crashes, and its blocking network calls never touch a worker's loop.
+//! rely on the ring) go to the container replicas of the container ring
+//! (`container.ring.gz` beside swift.conf), as Swift's updater does; with
+//! no ring they are left for Swift's own updater. Being its own process,
+//! the updater survives worker reloads and crashes, and its blocking network
+//! calls never touch a worker's loop.
 
 use crate::config::Config;
 use crate::scoreboard::{Slot, State};
 use aerie_object::update::{pending_targets, pending_update, send, Target};
+use aerie_storage::hash::HashSalt;
 use aerie_storage::pickle::{dumps, loads, Value};
+use aerie_storage::ring::{Ring, RingFile};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,9 +66,13 @@ fn rewrite(path: &Path, record: &Value, remaining: &[Target]) -> std::io::Result
             .map(|t| Value::Tuple(vec![Value::Str(t.host.clone()), Value::Str(t.device.clone())]))
             .collect(),
     );
-    match items.iter_mut().find(|(k, _)| k.as_bytes() == Some(b"aerie_targets")) {
-        Some(slot) => slot.1 = list,
-        None => items.push((Value::Str("aerie_targets".into()), list)),
+    let mut set = |key: &str, v: Value| match items.iter_mut().find(|(k, _)| k.as_bytes() == Some(key.as_bytes())) {
+        Some(slot) => slot.1 = v,
+        None => items.push((Value::Str(key.into()), v)),
+    };
+    set("aerie_targets", list);
+    if let Some(t) = remaining.first() {
+        set("aerie_partition", Value::Str(t.partition.clone()));
     }
     let tmp = path.with_extension("tmp-rewrite");
     std::fs::write(&tmp, dumps(&Value::Dict(items)))?;
@@ -72,8 +80,25 @@ fn rewrite(path: &Path, record: &Value, remaining: &[Target]) -> std::io::Result
     std::fs::rename(&tmp, path)
 }
 
-/// One pass over every device's async pendings.
-pub fn sweep(root: &Path, conn_timeout: Duration, node_timeout: Duration, slot: Option<&Slot>) -> Sweep {
+/// The container replicas of an update, from the container ring.
+fn ring_targets(ring: Option<(&Ring, &HashSalt)>, account: &str, container: &str) -> Vec<Target> {
+    let Some((ring, salt)) = ring else { return Vec::new() };
+    let part = ring.partition(salt, account, Some(container), None);
+    ring.nodes(part)
+        .into_iter()
+        .map(|d| Target { host: d.host(), device: d.device.clone(), partition: part.to_string() })
+        .collect()
+}
+
+/// One pass over every device's async pendings; `ring` is the container
+/// ring, for records that name no replicas.
+pub fn sweep(
+    root: &Path,
+    ring: Option<(&Ring, &HashSalt)>,
+    conn_timeout: Duration,
+    node_timeout: Duration,
+    slot: Option<&Slot>,
+) -> Sweep {
     let mut s = Sweep::default();
     for path in pending_files(root) {
         if let Some(slot) = slot {
@@ -93,6 +118,7 @@ pub fn sweep(root: &Path, conn_timeout: Duration, node_timeout: Duration, slot: 
             s.pending += 1;
             continue;
         };
+        let targets = if targets.is_empty() { ring_targets(ring, &update.account, &update.container) } else { targets };
         if targets.is_empty() {
             s.skipped += 1;
             continue;
@@ -168,6 +194,14 @@ pub fn run(
         Kind::Container => (config.container.conn_timeout, config.container.node_timeout),
     };
     let mut containers = aerie_container::updater::State::default();
+    // The ring this updater sends to: the container ring (object updater)
+    // or the account ring (container updater), beside swift.conf.
+    let swift_dir = config.storage.swift_conf_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut ring_file = RingFile::new(swift_dir.join(match kind {
+        Kind::Object => "container.ring.gz",
+        Kind::Container => "account.ring.gz",
+    }));
+    let salt = config.storage.swift.as_ref().map(|s| s.salt.clone());
     slot.set_state(State::Ready);
     log::info!("{} started: sweeping the {what} under {} every {:?}", kind.name(), root.display(), interval);
     let mut next = Instant::now();
@@ -182,9 +216,10 @@ pub fn run(
             return crate::error::EXIT_OK;
         }
         if Instant::now() >= next {
+            let ring = ring_file.get().zip(salt.as_ref());
             match kind {
                 Kind::Object => {
-                    let s = sweep(&root, conn, node, Some(&slot));
+                    let s = sweep(&root, ring, conn, node, Some(&slot));
                     if s.delivered > 0 || s.pending > 0 {
                         log::info!(
                             "object updater sweep: {} delivered, {} still pending, {} left for a ring",
@@ -195,7 +230,7 @@ pub fn run(
                     }
                 }
                 Kind::Container => {
-                    let s = aerie_container::updater::sweep(&root, &mut containers, conn, node, &|| slot.beat());
+                    let s = aerie_container::updater::sweep(&root, ring, &mut containers, conn, node, &|| slot.beat());
                     if s.reported > 0 || s.failed > 0 {
                         log::info!(
                             "container updater sweep: {} checked, {} reported, {} to retry, {} without account replicas",

@@ -1,9 +1,13 @@
 //! Container statistics to the accounts (SWIFT-BACKEND.md §6.8, §8.2).
 //!
 //! A container PUT or DELETE names the account replicas in `X-Account-*`
-//! headers; this node has no ring, so the container service remembers them
-//! beside the database (`<hash>.db.accounts`: the partition on the first
-//! line, then one `host device` per line). The container updater — a
+//! headers; the container service remembers them beside the database
+//! (`<hash>.db.accounts`: the partition on the first line, then one `host
+//! device` per line). The updater sends to the account ring's replicas when
+//! the node has the ring (`account.ring.gz` beside swift.conf, as Swift's
+//! updater does: that also covers containers created without a container
+//! PUT, such as the object expirer's auto-created queue containers), and to
+//! the remembered ones otherwise. The container updater — a
 //! background process the master forks — sweeps the databases, and for each
 //! one whose put/delete timestamps, object count or bytes differ from what
 //! it last reported, sends the current figures to those replicas; when a
@@ -11,7 +15,9 @@
 //! columns), so a failed update is simply retried on the next sweep.
 
 use crate::db::{ContainerDb, Info};
+use aerie_storage::hash::HashSalt;
 use aerie_storage::path::quote;
+use aerie_storage::ring::Ring;
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -175,9 +181,24 @@ fn modified_since(db: &Path, since: SystemTime) -> bool {
     [m(db), m(&db.with_extension("db.pending"))].into_iter().flatten().any(|t| t >= since)
 }
 
-/// One pass: report every changed container. `beat` is called per
-/// database (the scoreboard heartbeat).
-pub fn sweep(root: &Path, state: &mut State, conn_timeout: Duration, node_timeout: Duration, beat: &dyn Fn()) -> Sweep {
+/// An account's replicas from the account ring.
+pub fn ring_targets(ring: &Ring, salt: &HashSalt, account: &str) -> Option<Targets> {
+    let part = ring.partition(salt, account, None, None);
+    let nodes: Vec<(String, String)> = ring.nodes(part).into_iter().map(|d| (d.host(), d.device.clone())).collect();
+    (!nodes.is_empty()).then(|| Targets { partition: part.to_string(), nodes })
+}
+
+/// One pass: report every changed container, to the account ring's
+/// replicas when `ring` is given, else to the remembered ones. `beat` is
+/// called per database (the scoreboard heartbeat).
+pub fn sweep(
+    root: &Path,
+    ring: Option<(&Ring, &HashSalt)>,
+    state: &mut State,
+    conn_timeout: Duration,
+    node_timeout: Duration,
+    beat: &dyn Fn(),
+) -> Sweep {
     let started = SystemTime::now();
     // A database written during the last sweep is looked at again.
     let since = state.since.map(|s| s - Duration::from_secs(1));
@@ -208,7 +229,11 @@ pub fn sweep(root: &Path, state: &mut State, conn_timeout: Duration, node_timeou
         if !unreported(&info) {
             continue;
         }
-        let Some(targets) = load_targets(&db_path) else {
+        let targets = match ring {
+            Some((ring, salt)) => ring_targets(ring, salt, &info.account),
+            None => load_targets(&db_path),
+        };
+        let Some(targets) = targets else {
             s.no_targets += 1;
             continue;
         };

@@ -9,6 +9,7 @@ pub mod hash;
 pub mod header;
 pub mod path;
 pub mod pickle;
+pub mod ring;
 pub mod swift_conf;
 pub mod timestamp;
 

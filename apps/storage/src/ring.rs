@@ -1,0 +1,216 @@
+//! Swift's rings (`<swift_dir>/<kind>.ring.gz`), read-only: which devices
+//! hold a partition, and which partition a name is in.
+//!
+//! The file is gzip-compressed. Format 1 (what `swift-ring-builder` writes
+//! by default): the magic `R1NG`, a big-endian u16 version (1), a
+//! big-endian u32 length and that much JSON (`devs`, `part_shift`,
+//! `replica_count`, `byteorder`, …), then per replica one array of u16
+//! device ids, one per partition, in the JSON's `byteorder`. Format 2 (an
+//! indexed container of sections) is refused with a clear error.
+//!
+//! Reading blocks on the file system: call it from pool threads or
+//! background processes.
+
+use crate::hash::HashSalt;
+use md5::{Digest, Md5};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// One device of a ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: u16,
+    pub ip: String,
+    pub port: u16,
+    pub device: String,
+}
+
+impl Device {
+    /// `ip:port`, with IPv6 addresses bracketed.
+    pub fn host(&self) -> String {
+        if self.ip.contains(':') {
+            format!("[{}]:{}", self.ip, self.port)
+        } else {
+            format!("{}:{}", self.ip, self.port)
+        }
+    }
+}
+
+/// A loaded ring.
+#[derive(Debug, Clone)]
+pub struct Ring {
+    devs: Vec<Option<Device>>,
+    part_shift: u32,
+    replica2part2dev: Vec<Vec<u16>>,
+}
+
+fn bad(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+impl Ring {
+    /// Load a `.ring.gz` file.
+    pub fn load(path: &Path) -> io::Result<Ring> {
+        let mut data = Vec::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(path)?).read_to_end(&mut data)?;
+        Ring::parse(&data).map_err(|e| bad(format!("{}: {e}", path.display())))
+    }
+
+    /// Parse the decompressed bytes of a ring file.
+    pub fn parse(data: &[u8]) -> io::Result<Ring> {
+        if data.get(..4) != Some(b"R1NG".as_slice()) {
+            return Err(bad("not a Swift ring (no R1NG magic)"));
+        }
+        let version = u16::from_be_bytes([data.get(4).copied().unwrap_or(0), data.get(5).copied().unwrap_or(0)]);
+        if version != 1 {
+            return Err(bad(format!(
+                "ring format {version} is not supported (write it with format 1, swift-ring-builder's default)"
+            )));
+        }
+        let len_bytes: [u8; 4] = data.get(6..10).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("truncated"))?;
+        let json_len = u32::from_be_bytes(len_bytes) as usize;
+        let json = data.get(10..10 + json_len).ok_or_else(|| bad("truncated metadata"))?;
+        let meta: serde_json::Value = serde_json::from_slice(json).map_err(|e| bad(format!("metadata: {e}")))?;
+        let part_shift = meta["part_shift"].as_u64().filter(|s| *s <= 32).ok_or_else(|| bad("no part_shift"))? as u32;
+        let replicas = meta["replica_count"].as_u64().ok_or_else(|| bad("no replica_count"))? as usize;
+        let little = meta["byteorder"].as_str().unwrap_or("little") == "little";
+        let devs = meta["devs"]
+            .as_array()
+            .ok_or_else(|| bad("no devs"))?
+            .iter()
+            .map(|d| {
+                Some(Device {
+                    id: u16::try_from(d["id"].as_u64()?).ok()?,
+                    ip: d["ip"].as_str()?.to_string(),
+                    port: u16::try_from(d["port"].as_u64()?).ok()?,
+                    device: d["device"].as_str()?.to_string(),
+                })
+            })
+            .collect();
+        let parts = 1usize << (32 - part_shift);
+        let mut rest = &data[10 + json_len..];
+        let mut replica2part2dev = Vec::with_capacity(replicas);
+        for _ in 0..replicas {
+            // A fractional last replica has a shorter table.
+            let n = (rest.len() / 2).min(parts);
+            let table = rest[..n * 2]
+                .chunks_exact(2)
+                .map(|b| if little { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) })
+                .collect();
+            rest = &rest[n * 2..];
+            replica2part2dev.push(table);
+        }
+        Ok(Ring { devs, part_shift, replica2part2dev })
+    }
+
+    /// The partition of `account[/container[/object]]`.
+    pub fn partition(&self, salt: &HashSalt, account: &str, container: Option<&str>, object: Option<&str>) -> u32 {
+        let mut h = Md5::new();
+        h.update(&salt.prefix);
+        h.update(b"/");
+        h.update(account.as_bytes());
+        if let Some(c) = container {
+            h.update(b"/");
+            h.update(c.as_bytes());
+            if let Some(o) = object {
+                h.update(b"/");
+                h.update(o.as_bytes());
+            }
+        }
+        h.update(&salt.suffix);
+        let d = h.finalize();
+        let top = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+        top.checked_shr(self.part_shift).unwrap_or(0)
+    }
+
+    /// The primary devices of a partition, each once, in replica order.
+    pub fn nodes(&self, partition: u32) -> Vec<&Device> {
+        let mut out: Vec<&Device> = Vec::new();
+        for table in &self.replica2part2dev {
+            let Some(&id) = table.get(partition as usize) else { continue };
+            if let Some(Some(d)) = self.devs.get(id as usize) {
+                if !out.iter().any(|o| o.id == d.id) {
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A ring file, reloaded when it changes on disk.
+#[derive(Debug)]
+pub struct RingFile {
+    path: PathBuf,
+    loaded: Option<(SystemTime, Ring)>,
+    complained: bool,
+}
+
+impl RingFile {
+    pub fn new(path: PathBuf) -> RingFile {
+        RingFile { path, loaded: None, complained: false }
+    }
+
+    /// The ring as it is on disk now (reloaded if its mtime changed); None
+    /// when there is no ring file or it cannot be read (logged once).
+    pub fn get(&mut self) -> Option<&Ring> {
+        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let Some(mtime) = mtime else {
+            self.loaded = None;
+            return None;
+        };
+        if self.loaded.as_ref().map(|(t, _)| *t) != Some(mtime) {
+            match Ring::load(&self.path) {
+                Ok(r) => {
+                    self.loaded = Some((mtime, r));
+                    self.complained = false;
+                }
+                Err(e) => {
+                    if !self.complained {
+                        log::error!("cannot read ring {}: {e}", self.path.display());
+                        self.complained = true;
+                    }
+                    self.loaded = None;
+                    return None;
+                }
+            }
+        }
+        self.loaded.as_ref().map(|(_, r)| r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring_bytes(meta: &str, tables: &[&[u16]]) -> Vec<u8> {
+        let mut v = b"R1NG".to_vec();
+        v.extend_from_slice(&1u16.to_be_bytes());
+        v.extend_from_slice(&(meta.len() as u32).to_be_bytes());
+        v.extend_from_slice(meta.as_bytes());
+        for t in tables {
+            for id in *t {
+                v.extend_from_slice(&id.to_le_bytes());
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn parses_format_1_and_finds_nodes() {
+        // part_shift 30: 4 partitions; 2 replicas; device 1 removed (null).
+        let meta = r#"{"devs": [{"id": 0, "ip": "10.0.0.1", "port": 6202, "device": "sda"}, null,
+            {"id": 2, "ip": "::1", "port": 6202, "device": "sdb"}],
+            "part_shift": 30, "replica_count": 2, "byteorder": "little"}"#;
+        let r = Ring::parse(&ring_bytes(meta, &[&[0, 2, 0, 2], &[2, 0, 2, 2]])).expect("parse");
+        let hosts = |p| r.nodes(p).iter().map(|d| format!("{}/{}", d.host(), d.device)).collect::<Vec<_>>();
+        assert_eq!(hosts(0), ["10.0.0.1:6202/sda", "[::1]:6202/sdb"]);
+        assert_eq!(hosts(3), ["[::1]:6202/sdb"], "a device is listed once");
+        let salt = HashSalt { prefix: b"changeme".to_vec(), suffix: b"changeme".to_vec() };
+        // md5("changeme/AUTH_t/c/ochangeme") starts 0x12ff...: top 2 bits 00.
+        assert_eq!(r.partition(&salt, "AUTH_t", Some("c"), Some("o")), 0);
+        assert!(Ring::parse(b"R1NG\x00\x02....").is_err_and(|e| e.to_string().contains("format 2")));
+        assert!(Ring::parse(b"nope").is_err());
+    }
+}
