@@ -280,6 +280,27 @@ fn swift_client_flows_through_the_proxy_on_one_node() {
         lines(&c.ok(&["list"])) == ["plain", "slo_segments"] || lines(&c.ok(&["list"])) == ["plain"]
     });
     assert!(!c.swift(&["stat", "slo", "big/forty"]).status.success());
+
+    // An async pending left by Swift's own object server names no container
+    // replicas: the object updater finds them in the container ring.
+    c.ok(&["post", "pend"]);
+    let pending = c.node_root(1).join("d1/async_pending/abc/0123456789abcdef0123456789abcabc-1795000000.00000");
+    std::fs::create_dir_all(pending.parent().expect("dir")).expect("async dir");
+    let py = util::swift_python();
+    let status = Command::new(&py)
+        .arg("-c")
+        .arg(
+            "import pickle, sys; open(sys.argv[1], 'wb').write(pickle.dumps({'op': 'PUT', 'account': 'AUTH_test', \
+             'container': 'pend', 'obj': 'from-swift', 'headers': {'X-Timestamp': '1795000000.00000', 'X-Size': '7', \
+             'X-Content-Type': 'text/plain', 'X-Etag': 'd41d8cd98f00b204e9800998ecf8427e', \
+             'X-Backend-Storage-Policy-Index': '0'}}, protocol=2))",
+        )
+        .arg(&pending)
+        .status()
+        .expect("write async pending");
+    assert!(status.success());
+    wait_until("the object updater to deliver Swift's async pending", Duration::from_secs(30), || !pending.exists());
+    assert_eq!(lines(&c.ok(&["list", "pend"])), ["from-swift"]);
 }
 
 /// A PUT to node `addr`'s device `dev` that sends its head and then no body,
