@@ -303,27 +303,31 @@ pub fn clean_content_type(ctype: &str) -> (String, Option<String>) {
     (out, sb)
 }
 
-fn json_escape_ascii(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+/// `s` as a JSON string with Python's `ensure_ascii` escaping, appended.
+fn push_json_str(out: &mut String, s: &str) {
+    use std::fmt::Write;
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for u in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{u:04x}"));
+    if s.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\') {
+        out.push_str(s);
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                    let mut buf = [0u16; 2];
+                    for u in c.encode_utf16(&mut buf) {
+                        let _ = write!(out, "\\u{u:04x}");
+                    }
                 }
+                c => out.push(c),
             }
-            c => out.push(c),
         }
     }
     out.push('"');
-    out
 }
 
 fn xml_escape(s: &str) -> String {
@@ -339,36 +343,57 @@ fn object_fields(created_at: &str, size: i64, content_type: &str) -> (i64, Strin
 }
 
 /// JSON body (Swift's key order, `ensure_ascii`). Container entries name
-/// their policy through `policy_name`.
+/// their policy through `policy_name`. Written straight into one buffer:
+/// a page has up to 10,000 entries.
 pub fn json_with(entries: &[Entry], policy_name: &dyn Fn(i64) -> Option<String>) -> String {
-    let items: Vec<String> = entries
-        .iter()
-        .map(|e| match e {
-            Entry::Subdir(s) => format!("{{\"subdir\": {}}}", json_escape_ascii(s)),
+    use std::fmt::Write;
+    let mut out = String::with_capacity(entries.len() * 160 + 2);
+    out.push('[');
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match e {
+            Entry::Subdir(s) => {
+                out.push_str("{\"subdir\": ");
+                push_json_str(&mut out, s);
+                out.push('}');
+            }
             Entry::Container { name, put_timestamp, object_count, bytes_used, policy } => {
-                let lm = aerie_storage::Timestamp::parse(put_timestamp).unwrap_or_default().isoformat();
-                let sp = policy_name(*policy)
-                    .map(|n| format!(", \"storage_policy\": {}", json_escape_ascii(&n)))
-                    .unwrap_or_default();
-                format!(
-                    "{{\"name\": {}, \"count\": {object_count}, \"bytes\": {bytes_used}, \"last_modified\": {}{sp}}}",
-                    json_escape_ascii(name),
-                    json_escape_ascii(&lm)
-                )
+                out.push_str("{\"name\": ");
+                push_json_str(&mut out, name);
+                let _ = write!(out, ", \"count\": {object_count}, \"bytes\": {bytes_used}, \"last_modified\": \"");
+                aerie_storage::Timestamp::parse(put_timestamp).unwrap_or_default().push_isoformat(&mut out);
+                out.push('"');
+                if let Some(n) = policy_name(*policy) {
+                    out.push_str(", \"storage_policy\": ");
+                    push_json_str(&mut out, &n);
+                }
+                out.push('}');
             }
             Entry::Object { name, created_at, size, content_type, etag } => {
-                let (bytes, ctype, lm) = object_fields(created_at, *size, content_type);
-                format!(
-                    "{{\"bytes\": {bytes}, \"hash\": {}, \"name\": {}, \"content_type\": {}, \"last_modified\": {}}}",
-                    json_escape_ascii(etag),
-                    json_escape_ascii(name),
-                    json_escape_ascii(&ctype),
-                    json_escape_ascii(&lm)
-                )
+                let (ctype, sb) = if content_type.contains(';') {
+                    let (c, sb) = clean_content_type(content_type);
+                    (std::borrow::Cow::Owned(c), sb)
+                } else {
+                    (std::borrow::Cow::Borrowed(content_type.as_str()), None)
+                };
+                let bytes = sb.and_then(|v| v.parse::<i64>().ok()).unwrap_or(*size);
+                let meta_ts = decode_timestamps(created_at, false).ok().and_then(|(_, _, m)| m).unwrap_or_default();
+                let _ = write!(out, "{{\"bytes\": {bytes}, \"hash\": ");
+                push_json_str(&mut out, etag);
+                out.push_str(", \"name\": ");
+                push_json_str(&mut out, name);
+                out.push_str(", \"content_type\": ");
+                push_json_str(&mut out, &ctype);
+                out.push_str(", \"last_modified\": \"");
+                meta_ts.push_isoformat(&mut out);
+                out.push_str("\"}");
             }
-        })
-        .collect();
-    format!("[{}]", items.join(", "))
+        }
+    }
+    out.push(']');
+    out
 }
 
 /// JSON body of object entries.

@@ -174,11 +174,40 @@ impl Timestamp {
 
     /// `YYYY-MM-DDTHH:MM:SS.ffffff` (UTC, no zone), as listings show it.
     pub fn isoformat(&self) -> String {
+        let mut s = String::with_capacity(26);
+        self.push_isoformat(&mut s);
+        s
+    }
+
+    /// [`Timestamp::isoformat`] appended to `out` (listings write
+    /// thousands of these: no allocation, no formatting machinery).
+    pub fn push_isoformat(&self, out: &mut String) {
+        fn digits(out: &mut String, v: u64, width: u32) {
+            for i in (0..width).rev() {
+                out.push(char::from(b'0' + (v / 10u64.pow(i) % 10) as u8));
+            }
+        }
         let secs = self.secs();
         let micros = (self.units % UNITS_PER_SEC) * 10;
         let (y, m, d) = civil_from_days((secs / 86_400) as i64);
         let t = secs % 86_400;
-        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}", t / 3600, t / 60 % 60, t % 60)
+        if (0..=9999).contains(&y) {
+            digits(out, y as u64, 4);
+        } else {
+            out.push_str(&format!("{y:04}"));
+        }
+        out.push('-');
+        digits(out, u64::from(m), 2);
+        out.push('-');
+        digits(out, u64::from(d), 2);
+        out.push('T');
+        digits(out, t / 3600, 2);
+        out.push(':');
+        digits(out, t / 60 % 60, 2);
+        out.push(':');
+        digits(out, t % 60, 2);
+        out.push('.');
+        digits(out, micros, 6);
     }
 }
 
@@ -363,6 +392,10 @@ mod tests {
         assert_eq!(ts("1402464677.04188").ceil_secs(), 1402464678);
         assert_eq!(ts("1402464677").ceil_secs(), 1402464677);
         assert_eq!(ts("1795376283.36507").isoformat(), "2026-11-22T19:38:03.365070");
+        assert_eq!(ts("0000000000.00000").isoformat(), "1970-01-01T00:00:00.000000");
+        assert_eq!(ts("0951782399.99999").isoformat(), "2000-02-28T23:59:59.999990");
+        assert_eq!(ts("0951868800.00001").isoformat(), "2000-03-01T00:00:00.000010");
+        assert_eq!(ts("9999999999.99999").isoformat(), "2286-11-20T17:46:39.999990");
     }
 
     #[test]
