@@ -8,9 +8,10 @@
 //! old). The admin listener is separate from the data ports and defaults to
 //! 127.0.0.1.
 
-use crate::scoreboard::{monotonic_ms, Scoreboard, Slot, State};
+use crate::scoreboard::{monotonic_ms, Histogram, Scoreboard, Slot, State, HIST_BOUNDS_MS};
 use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// The admin processor.
@@ -46,6 +47,9 @@ impl Admin {
                             "capacity": q.capacity(),
                             "completed": q.completed(),
                             "shed": { "full": q.shed_full(), "age": q.shed_age() },
+                            "recent_io_ms": q.recent_io_us() as f64 / 1000.0,
+                            "queue_wait": summary(&q.wait_histogram()),
+                            "io": summary(&q.io_histogram()),
                         })
                     })
                     .collect();
@@ -80,7 +84,55 @@ impl Admin {
                 "started_unix_ms": h.started_unix_ms(),
             },
             "workers": workers,
+            "devices": self.devices(),
         })
+    }
+
+    /// Per device (queue key): the master's slow verdict and the workers'
+    /// figures summed.
+    fn devices(&self) -> Vec<serde_json::Value> {
+        #[derive(Default)]
+        struct Sum {
+            depth: u64,
+            active: u64,
+            shed_full: u64,
+            shed_age: u64,
+            wait: Histogram,
+            io: Histogram,
+        }
+        let mut sums: BTreeMap<String, Sum> = BTreeMap::new();
+        for (_, s) in self.live() {
+            for q in s.queues() {
+                let e = sums.entry(q.name()).or_default();
+                e.depth += q.depth();
+                e.active += q.active();
+                e.shed_full += q.shed_full();
+                e.shed_age += q.shed_age();
+                e.wait.add(&q.wait_histogram());
+                e.io.add(&q.io_histogram());
+            }
+        }
+        let verdicts: BTreeMap<String, (bool, u64, u64)> = self
+            .scoreboard
+            .devices()
+            .map(|d| (d.name(), (d.slow() != 0, d.recent_io_us(), d.since_unix_ms())))
+            .collect();
+        sums.into_iter()
+            .map(|(name, s)| {
+                let (slow, io_us, since) = verdicts.get(&name).copied().unwrap_or((false, 0, 0));
+                json!({
+                    "name": name,
+                    "slow": slow,
+                    "slow_since_unix_ms": if slow { Some(since) } else { None },
+                    "recent_io_ms": io_us as f64 / 1000.0,
+                    "depth": s.depth,
+                    "active": s.active,
+                    "shed": { "full": s.shed_full, "age": s.shed_age },
+                    "queue_wait": summary(&s.wait),
+                    "io": summary(&s.io),
+                })
+            })
+            .collect()
     }
 
     /// The metrics page.
@@ -152,8 +204,94 @@ impl Admin {
                 let _ = writeln!(out, "aerie_queue_shed_total{{{l},reason=\"age\"}} {}", q.shed_age());
             }
         }
+        for (name, help, get) in [
+            (
+                "aerie_queue_wait_seconds",
+                "Time requests waited in the queue before a thread took them.",
+                crate::scoreboard::QueueCell::wait_histogram as fn(&crate::scoreboard::QueueCell) -> Histogram,
+            ),
+            (
+                "aerie_queue_io_seconds",
+                "Time requests spent on I/O on the queue's threads (less waits for the client).",
+                crate::scoreboard::QueueCell::io_histogram,
+            ),
+        ] {
+            family(&mut out, name, "histogram", help);
+            for (_, s) in &slots {
+                for q in s.queues() {
+                    write_histogram(&mut out, name, &queue_labels(&label(s), &q.name()), &get(&q));
+                }
+            }
+        }
+        family(&mut out, "aerie_device_slow", "gauge", "1 while the device's recent I/O time is above slow_latency.");
+        for d in self.scoreboard.devices() {
+            let (processor, key) =
+                d.name().split_once(':').map(|(p, k)| (p.to_string(), k.to_string())).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "aerie_device_slow{{processor=\"{}\",queue=\"{}\"}} {}",
+                escape(&processor),
+                escape(&key),
+                d.slow()
+            );
+        }
+        family(
+            &mut out,
+            "aerie_device_recent_io_seconds",
+            "gauge",
+            "Recent I/O time per request of the device's slowest worker.",
+        );
+        for d in self.scoreboard.devices() {
+            let (processor, key) =
+                d.name().split_once(':').map(|(p, k)| (p.to_string(), k.to_string())).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "aerie_device_recent_io_seconds{{processor=\"{}\",queue=\"{}\"}} {}",
+                escape(&processor),
+                escape(&key),
+                d.recent_io_us() as f64 / 1e6
+            );
+        }
         out
     }
+}
+
+/// Count, mean and bucket-bound p50/p99 of a histogram, in milliseconds.
+fn summary(h: &Histogram) -> serde_json::Value {
+    let n = h.count();
+    let quantile = |q: f64| -> Option<u64> {
+        if n == 0 {
+            return None;
+        }
+        let want = (q * n as f64).ceil() as u64;
+        let mut seen = 0;
+        for (i, c) in h.buckets.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                // The overflow bucket has no bound: report the largest.
+                return Some(HIST_BOUNDS_MS.get(i).copied().unwrap_or(u64::MAX));
+            }
+        }
+        None
+    };
+    json!({
+        "count": n,
+        "mean_ms": if n > 0 { h.sum_us as f64 / n as f64 / 1000.0 } else { 0.0 },
+        "p50_le_ms": quantile(0.5),
+        "p99_le_ms": quantile(0.99),
+    })
+}
+
+/// Prometheus histogram lines for one series.
+fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    let mut cumulative = 0;
+    for (i, c) in h.buckets.iter().enumerate() {
+        cumulative += c;
+        let le = HIST_BOUNDS_MS.get(i).map_or("+Inf".to_string(), |ms| format!("{}", *ms as f64 / 1000.0));
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
 }
 
 fn escape(v: &str) -> String {

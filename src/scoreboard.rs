@@ -36,6 +36,7 @@ const H_FAILED_RELOADS: usize = 4;
 const H_CRASHES: usize = 5;
 const H_TIMEOUTS: usize = 6;
 const H_STARTED: usize = 7;
+const H_DEVICE_COUNT: usize = 8;
 
 // Queue fields.
 const Q_NAME: usize = 0;
@@ -47,7 +48,48 @@ const Q_CAPACITY: usize = NAME_WORDS + 4;
 const Q_SHED_FULL: usize = NAME_WORDS + 5;
 const Q_SHED_AGE: usize = NAME_WORDS + 6;
 const Q_COMPLETED: usize = NAME_WORDS + 7;
-const QUEUE_WORDS: usize = NAME_WORDS + 8;
+const Q_RECENT_IO: usize = NAME_WORDS + 8;
+const Q_WAIT_HIST: usize = NAME_WORDS + 9;
+const Q_IO_HIST: usize = Q_WAIT_HIST + HIST_WORDS;
+const QUEUE_WORDS: usize = Q_IO_HIST + HIST_WORDS;
+
+/// Upper bounds (milliseconds) of the histogram buckets; one more bucket
+/// holds everything larger.
+pub const HIST_BOUNDS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+const HIST_WORDS: usize = HIST_BOUNDS_MS.len() + 2;
+
+/// A latency histogram: per-bucket counts (not cumulative) and the sum.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Histogram {
+    /// Counts per bucket of [`HIST_BOUNDS_MS`], then the overflow bucket.
+    pub buckets: [u64; HIST_BOUNDS_MS.len() + 1],
+    /// Sum of the observations, microseconds.
+    pub sum_us: u64,
+}
+
+impl Histogram {
+    /// Observations.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// Add another histogram's counts.
+    pub fn add(&mut self, o: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
+            *a += b;
+        }
+        self.sum_us += o.sum_us;
+    }
+}
+
+/// Devices the master reports on (slow flags).
+pub const DEVICES: usize = 64;
+const D_NAME: usize = 0;
+const D_NAME_LEN: usize = NAME_WORDS;
+const D_SLOW: usize = NAME_WORDS + 1;
+const D_RECENT_IO: usize = NAME_WORDS + 2;
+const D_SINCE: usize = NAME_WORDS + 3;
+const DEVICE_WORDS: usize = NAME_WORDS + 4;
 
 // Slot fields.
 const S_PID: usize = 0;
@@ -72,7 +114,8 @@ const SLOT_QUEUE_WORDS: usize = QUEUES * QUEUE_WORDS;
 // then touches a few pages, not the whole mapping: RSS counts every shared
 // page a process has touched.
 const CORES: usize = HEADER_WORDS;
-const QUEUE_REGION: usize = CORES + SLOTS * SLOT_WORDS;
+const DEVICE_REGION: usize = CORES + SLOTS * SLOT_WORDS;
+const QUEUE_REGION: usize = DEVICE_REGION + DEVICES * DEVICE_WORDS;
 const WORDS: usize = QUEUE_REGION + SLOTS * SLOT_QUEUE_WORDS;
 
 /// What a slot's process is doing.
@@ -180,6 +223,7 @@ counters!(Header {
     worker_crashes / set_worker_crashes / add_worker_crashes = H_CRASHES;
     worker_timeouts / set_worker_timeouts / add_worker_timeouts = H_TIMEOUTS;
     started_unix_ms / set_started_unix_ms / add_started_unix_ms = H_STARTED;
+    device_count / set_device_count / add_device_count = H_DEVICE_COUNT;
 });
 
 /// One worker's slot.
@@ -219,7 +263,74 @@ counters!(QueueCell {
     shed_full / set_shed_full / add_shed_full = Q_SHED_FULL;
     shed_age / set_shed_age / add_shed_age = Q_SHED_AGE;
     completed / set_completed / add_completed = Q_COMPLETED;
+    recent_io_us / set_recent_io_us / add_recent_io_us = Q_RECENT_IO;
 });
+
+/// One device's health, as the master judges it.
+#[derive(Clone, Copy)]
+pub struct DeviceCell {
+    w: &'static [AtomicU64],
+}
+
+counters!(DeviceCell {
+    slow / set_slow / add_slow = D_SLOW;
+    recent_io_us / set_recent_io_us / add_recent_io_us = D_RECENT_IO;
+    since_unix_ms / set_since_unix_ms / add_since_unix_ms = D_SINCE;
+});
+
+fn set_name_words(w: &[AtomicU64], at: usize, len_at: usize, name: &str) {
+    let bytes = name.as_bytes();
+    let n = bytes.len().min(NAME_MAX);
+    for i in 0..NAME_WORDS {
+        let mut chunk = [0u8; 8];
+        for (j, b) in chunk.iter_mut().enumerate() {
+            let k = i * 8 + j;
+            if k < n {
+                *b = bytes.get(k).copied().unwrap_or(0);
+            }
+        }
+        set(w, at + i, u64::from_le_bytes(chunk));
+    }
+    set(w, len_at, n as u64);
+}
+
+fn name_words(w: &[AtomicU64], at: usize, len_at: usize) -> String {
+    let n = (word(w, len_at) as usize).min(NAME_MAX);
+    let mut bytes = Vec::with_capacity(NAME_MAX);
+    for i in 0..NAME_WORDS {
+        bytes.extend_from_slice(&word(w, at + i).to_le_bytes());
+    }
+    bytes.truncate(n);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn set_histogram(w: &[AtomicU64], at: usize, h: &Histogram) {
+    for (i, v) in h.buckets.iter().enumerate() {
+        set(w, at + i, *v);
+    }
+    set(w, at + h.buckets.len(), h.sum_us);
+}
+
+fn histogram(w: &[AtomicU64], at: usize) -> Histogram {
+    let mut h = Histogram::default();
+    for (i, v) in h.buckets.iter_mut().enumerate() {
+        *v = word(w, at + i);
+    }
+    h.sum_us = word(w, at + h.buckets.len());
+    h
+}
+
+impl DeviceCell {
+    /// Store the device's name (`processor:key`).
+    pub fn set_name(&self, name: &str) {
+        set_name_words(self.w, D_NAME, D_NAME_LEN, name);
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> String {
+        name_words(self.w, D_NAME, D_NAME_LEN)
+    }
+}
 
 impl Scoreboard {
     /// Create the mapping (master, before any fork).
@@ -246,6 +357,21 @@ impl Scoreboard {
             w: self.words.get(start..start + SLOT_WORDS)?,
             q: self.words.get(qstart..qstart + SLOT_QUEUE_WORDS)?,
         })
+    }
+
+    /// Device cell `i` (written by the master).
+    pub fn device(&self, i: usize) -> Option<DeviceCell> {
+        if i >= DEVICES {
+            return None;
+        }
+        let start = DEVICE_REGION + i * DEVICE_WORDS;
+        self.words.get(start..start + DEVICE_WORDS).map(|w| DeviceCell { w })
+    }
+
+    /// The devices the master reports on.
+    pub fn devices(&self) -> impl Iterator<Item = DeviceCell> + '_ {
+        let n = (self.header().device_count() as usize).min(DEVICES);
+        (0..n).filter_map(move |i| self.device(i))
     }
 
     /// Every slot.
@@ -308,30 +434,32 @@ impl Slot {
 impl QueueCell {
     /// Store the queue's name (truncated to [`NAME_MAX`] bytes).
     pub fn set_name(&self, name: &str) {
-        let bytes = name.as_bytes();
-        let n = bytes.len().min(NAME_MAX);
-        for i in 0..NAME_WORDS {
-            let mut chunk = [0u8; 8];
-            for (j, b) in chunk.iter_mut().enumerate() {
-                let k = i * 8 + j;
-                if k < n {
-                    *b = bytes.get(k).copied().unwrap_or(0);
-                }
-            }
-            set(self.w, Q_NAME + i, u64::from_le_bytes(chunk));
-        }
-        set(self.w, Q_NAME_LEN, n as u64);
+        set_name_words(self.w, Q_NAME, Q_NAME_LEN, name);
     }
 
     /// The queue's name (lossy: a worker may have died mid-write).
     pub fn name(&self) -> String {
-        let n = (word(self.w, Q_NAME_LEN) as usize).min(NAME_MAX);
-        let mut bytes = Vec::with_capacity(NAME_MAX);
-        for i in 0..NAME_WORDS {
-            bytes.extend_from_slice(&word(self.w, Q_NAME + i).to_le_bytes());
-        }
-        bytes.truncate(n);
-        String::from_utf8_lossy(&bytes).into_owned()
+        name_words(self.w, Q_NAME, Q_NAME_LEN)
+    }
+
+    /// Store the queue-wait histogram.
+    pub fn set_wait_histogram(&self, h: &Histogram) {
+        set_histogram(self.w, Q_WAIT_HIST, h);
+    }
+
+    /// The queue-wait histogram.
+    pub fn wait_histogram(&self) -> Histogram {
+        histogram(self.w, Q_WAIT_HIST)
+    }
+
+    /// Store the I/O-time histogram.
+    pub fn set_io_histogram(&self, h: &Histogram) {
+        set_histogram(self.w, Q_IO_HIST, h);
+    }
+
+    /// The I/O-time histogram.
+    pub fn io_histogram(&self) -> Histogram {
+        histogram(self.w, Q_IO_HIST)
     }
 }
 
@@ -364,5 +492,17 @@ mod tests {
         q.set_name(&"x".repeat(100));
         assert_eq!(q.name().len(), NAME_MAX);
         assert!(sb.slot(0).and_then(|s| s.queue(QUEUES)).is_none());
+        let mut h = Histogram::default();
+        h.buckets[3] = 7;
+        h.buckets[HIST_BOUNDS_MS.len()] = 1;
+        h.sum_us = 123_456;
+        q.set_io_histogram(&h);
+        assert_eq!(q.io_histogram(), h);
+        assert_eq!(q.wait_histogram(), Histogram::default());
+        assert_eq!(q.name().len(), NAME_MAX, "the histograms do not overlap the name");
+        let d = sb.device(0).expect("device");
+        d.set_name("object:sdb1");
+        d.set_slow(1);
+        assert_eq!((d.name().as_str(), d.slow()), ("object:sdb1", 1));
     }
 }

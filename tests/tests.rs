@@ -9,5 +9,6 @@ mod http_conformance;
 mod lifecycle;
 mod object_api;
 mod parser_corpus;
+mod slow_disk;
 mod supervision;
 mod swift_cluster;

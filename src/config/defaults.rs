@@ -70,6 +70,17 @@ pub const THREADS_PER_DEVICE: usize = 4;
 /// `processors.<name>.queue_per_device`: requests that may wait per queue key
 /// beyond those running; a full queue answers 503 with Retry-After.
 pub const QUEUE_PER_DEVICE: usize = 64;
+/// `processors.<name>.max_queue_wait` (seconds, 0 for never): a request
+/// that waited this long in its queue is answered 503 with Retry-After
+/// without touching the disk — its client (a Swift proxy, whose
+/// node_timeout is 10 s) has likely given up on it and asked another
+/// replica.
+pub const MAX_QUEUE_WAIT: f64 = 5.0;
+/// `processors.<name>.slow_latency` (seconds): a queue key (a device)
+/// whose requests recently spent longer than this on I/O each (time on the
+/// pool thread, less the time waiting for the client's body or for the
+/// client to take the response) is flagged slow in /status and the log.
+pub const SLOW_LATENCY: f64 = 0.5;
 
 /// `storage.devices`: the devices root; each device is a directory in it.
 pub const STORAGE_DEVICES: &str = "/srv/node";

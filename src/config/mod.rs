@@ -204,6 +204,8 @@ pub struct RawRoute {
 pub struct RawPool {
     pub threads_per_device: usize,
     pub queue_per_device: usize,
+    pub max_queue_wait: f64,
+    pub slow_latency: f64,
     /// `object` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_update_timeout: Option<f64>,
@@ -220,6 +222,8 @@ impl Default for RawPool {
         RawPool {
             threads_per_device: defaults::THREADS_PER_DEVICE,
             queue_per_device: defaults::QUEUE_PER_DEVICE,
+            max_queue_wait: defaults::MAX_QUEUE_WAIT,
+            slow_latency: defaults::SLOW_LATENCY,
             container_update_timeout: None,
             conn_timeout: None,
             node_timeout: None,
@@ -368,6 +372,23 @@ pub struct PoolConfig {
     pub threads_per_device: usize,
     /// Waiting requests per queue key.
     pub queue_per_device: usize,
+    /// A request that waited longer than this in its queue is answered 503
+    /// without being run (None: never).
+    pub max_queue_wait: Option<Duration>,
+    /// A queue key whose recent per-request I/O time stays above this is
+    /// flagged slow.
+    pub slow_latency: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            threads_per_device: defaults::THREADS_PER_DEVICE,
+            queue_per_device: defaults::QUEUE_PER_DEVICE,
+            max_queue_wait: Some(Duration::from_secs_f64(defaults::MAX_QUEUE_WAIT)),
+            slow_latency: Duration::from_secs_f64(defaults::SLOW_LATENCY),
+        }
+    }
 }
 
 /// `[log]`, validated.
@@ -553,14 +574,19 @@ impl RawConfig {
             }
             let threads = at_least(&format!("{key}.threads_per_device"), p.threads_per_device, 1)?;
             let queue = at_least(&format!("{key}.queue_per_device"), p.queue_per_device, 1)?;
-            pools.insert(name.clone(), PoolConfig { threads_per_device: threads, queue_per_device: queue });
+            let max_queue_wait = if p.max_queue_wait == 0.0 {
+                None
+            } else {
+                Some(seconds(&format!("{key}.max_queue_wait"), p.max_queue_wait)?)
+            };
+            let slow_latency = seconds(&format!("{key}.slow_latency"), p.slow_latency)?;
+            pools.insert(
+                name.clone(),
+                PoolConfig { threads_per_device: threads, queue_per_device: queue, max_queue_wait, slow_latency },
+            );
         }
         for e in registry::all().iter().filter(|e| e.kind == Kind::Pooled) {
-            let d = RawPool::default();
-            pools.entry(e.name.to_string()).or_insert(PoolConfig {
-                threads_per_device: d.threads_per_device,
-                queue_per_device: d.queue_per_device,
-            });
+            pools.entry(e.name.to_string()).or_default();
         }
         let level = self.log.level.parse::<log::LevelFilter>().map_err(|_| {
             invalid("log.level", format!("`{}` is not one of off, error, warn, info, debug, trace", self.log.level))
@@ -805,6 +831,8 @@ impl Config {
                         RawPool {
                             threads_per_device: p.threads_per_device,
                             queue_per_device: p.queue_per_device,
+                            max_queue_wait: p.max_queue_wait.map_or(0.0, |d| d.as_secs_f64()),
+                            slow_latency: p.slow_latency.as_secs_f64(),
                             container_update_timeout: object.map(|o| o.container_update_timeout.as_secs_f64()),
                             conn_timeout: remote.map(|o| o.conn_timeout.as_secs_f64()),
                             node_timeout: remote.map(|o| o.node_timeout.as_secs_f64()),

@@ -17,6 +17,7 @@
 //! each as `handle_<signal>`, then reap children, kill hung ones, and
 //! converge on the wanted set of workers (`workers.rs`).
 
+mod devices;
 mod reap;
 mod reload;
 mod signals;
@@ -108,6 +109,8 @@ pub struct Master {
     args: Vec<OsString>,
     me: Pid,
     ready_notified: bool,
+    devices_checked: Instant,
+    device_health: std::collections::HashMap<String, devices::Health>,
 }
 
 impl Master {
@@ -149,6 +152,8 @@ impl Master {
             args: s.args,
             me: nix::unistd::getpid(),
             ready_notified: false,
+            devices_checked: now,
+            device_health: std::collections::HashMap::new(),
         })
     }
 
@@ -197,6 +202,7 @@ impl Master {
             }
             self.reap_workers()?;
             self.murder_workers();
+            self.watch_devices();
         }
     }
 

@@ -104,6 +104,17 @@ impl PoolBody {
     }
 }
 
+thread_local! {
+    /// Time this pool thread spent waiting for request-body bytes from the
+    /// client since the last [`take_body_wait`] (network time, not I/O).
+    static BODY_WAIT: std::cell::Cell<std::time::Duration> = const { std::cell::Cell::new(std::time::Duration::ZERO) };
+}
+
+/// Time this thread waited for request-body bytes since the last call.
+pub fn take_body_wait() -> std::time::Duration {
+    BODY_WAIT.with(|w| w.replace(std::time::Duration::ZERO))
+}
+
 impl BodySource for PoolBody {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.ask(Vec::new());
@@ -120,7 +131,9 @@ impl BodySource for PoolBody {
             if self.done || buf.is_empty() {
                 return Ok(0);
             }
+            let waited = std::time::Instant::now();
             let msg = self.rx.recv();
+            BODY_WAIT.with(|w| w.set(w.get() + waited.elapsed()));
             fence(Ordering::SeqCst);
             if self.waiting.swap(false, Ordering::SeqCst) {
                 self.notifier.send(Completion::BodyRoom(self.conn));

@@ -7,13 +7,26 @@
 //! queue. `submit` never blocks: a full queue hands the job back and the loop
 //! answers `503` with `Retry-After` at once.
 //!
+//! A job that waited in its queue longer than the processor's
+//! `max_queue_wait` is answered `503` by the thread that picks it up,
+//! without running it: its client has likely moved on, and a slow device
+//! should not spend its time on abandoned work.
+//!
 //! Pool threads run the processor inside `catch_unwind`: a panic becomes a
 //! logged `500`, the thread lives on. Everything a job produces goes back to
 //! the loop through the [`Notifier`].
+//!
+//! Per queue the threads keep a histogram of queue waits and one of I/O
+//! time per request — time on the pool thread less the time spent waiting
+//! for the client's body or for the client to take the response — and the
+//! recent mean I/O time (or the age of the oldest running job, if larger:
+//! a hung disk completes nothing), which the master turns into the
+//! device's slow flag.
 
-use super::body::{chunk_pipe, ChunkMsg};
+use super::body::{chunk_pipe, take_body_wait, ChunkMsg};
 use super::completion::{Completion, ConnId, Notifier, ResponseBody};
 use crate::config::PoolConfig;
+use crate::scoreboard::{Histogram, HIST_BOUNDS_MS};
 use aerie_api::{Body, QueueKey, Request, Response, SharedProcessor, Status};
 use crossbeam_channel::{Sender, TrySendError};
 use std::collections::{BTreeMap, HashMap};
@@ -51,11 +64,74 @@ struct Queue {
     shed_full: u64,
 }
 
+/// A histogram the pool threads add to (buckets of [`HIST_BOUNDS_MS`] and
+/// one more for larger values; sum in microseconds).
+#[derive(Default)]
+pub struct AtomicHistogram {
+    buckets: [AtomicU64; HIST_BOUNDS_MS.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl AtomicHistogram {
+    fn observe(&self, d: Duration) {
+        let ms = d.as_secs_f64() * 1000.0;
+        let i = HIST_BOUNDS_MS.iter().position(|&b| ms <= b as f64).unwrap_or(HIST_BOUNDS_MS.len());
+        if let Some(b) = self.buckets.get(i) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Histogram {
+        let mut h = Histogram::default();
+        for (dst, src) in h.buckets.iter_mut().zip(&self.buckets) {
+            *dst = src.load(Ordering::Relaxed);
+        }
+        h.sum_us = self.sum_us.load(Ordering::Relaxed);
+        h
+    }
+}
+
 /// Figures pool threads update while they run jobs.
 #[derive(Default)]
 struct QueueStats {
     active: AtomicU64,
     completed: AtomicU64,
+    shed_age: AtomicU64,
+    wait: AtomicHistogram,
+    io: AtomicHistogram,
+    /// I/O time and jobs since the last report (for the recent mean).
+    recent_io_us: AtomicU64,
+    recent_jobs: AtomicU64,
+    /// Per thread: when its current job started (µs on the monotonic
+    /// clock since the queue started; 0 when idle).
+    running_since: Vec<AtomicU64>,
+    started: Option<Instant>,
+}
+
+impl QueueStats {
+    fn now_us(&self) -> u64 {
+        self.started.map_or(0, |s| s.elapsed().as_micros() as u64).max(1)
+    }
+
+    /// The recent I/O time per request: the mean over the jobs finished
+    /// since the last call, or the age of the oldest running job if that is
+    /// larger.
+    fn take_recent_io(&self) -> Duration {
+        let sum = self.recent_io_us.swap(0, Ordering::Relaxed);
+        let n = self.recent_jobs.swap(0, Ordering::Relaxed);
+        let mean = sum.checked_div(n).unwrap_or(0);
+        let now = self.now_us();
+        let oldest = self
+            .running_since
+            .iter()
+            .map(|t| t.load(Ordering::Relaxed))
+            .filter(|&t| t > 0)
+            .map(|t| now.saturating_sub(t))
+            .max()
+            .unwrap_or(0);
+        Duration::from_micros(mean.max(oldest))
+    }
 }
 
 /// Why a job was not queued (the job is dropped: the loop answers 503).
@@ -121,30 +197,52 @@ impl Pools {
             cell.set_threads(q.threads as u64);
             cell.set_capacity(q.capacity as u64);
             cell.set_shed_full(q.shed_full);
+            cell.set_shed_age(q.stats.shed_age.load(Ordering::Relaxed));
+            cell.set_recent_io_us(q.stats.take_recent_io().as_micros() as u64);
+            cell.set_wait_histogram(&q.stats.wait.snapshot());
+            cell.set_io_histogram(&q.stats.io.snapshot());
             n += 1;
         }
         slot.set_queue_count(n as u64);
     }
 
     fn start_queue(&self, processor: &'static str, key: &QueueKey) -> Result<Queue, String> {
-        let cfg = self.settings.get(processor).copied().unwrap_or(PoolConfig {
-            threads_per_device: crate::config::defaults::THREADS_PER_DEVICE,
-            queue_per_device: crate::config::defaults::QUEUE_PER_DEVICE,
-        });
+        let cfg = self.settings.get(processor).copied().unwrap_or_default();
         let (tx, rx) = crossbeam_channel::bounded::<Job>(cfg.queue_per_device);
-        let stats = Arc::new(QueueStats::default());
+        let stats = Arc::new(QueueStats {
+            running_since: (0..cfg.threads_per_device).map(|_| AtomicU64::new(0)).collect(),
+            started: Some(Instant::now()),
+            ..QueueStats::default()
+        });
         for i in 0..cfg.threads_per_device {
             let rx = rx.clone();
             let notifier = self.notifier.clone();
             let stats = stats.clone();
             let name = format!("{processor}:{key}:{i}");
+            let max_wait = cfg.max_queue_wait;
             std::thread::Builder::new()
                 .name(name.clone())
                 .stack_size(POOL_STACK)
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
+                        let waited = job.enqueued.elapsed();
+                        stats.wait.observe(waited);
+                        if max_wait.is_some_and(|m| waited > m) {
+                            stats.shed_age.fetch_add(1, Ordering::Relaxed);
+                            shed_stale(job, waited, &notifier);
+                            continue;
+                        }
                         stats.active.fetch_add(1, Ordering::Relaxed);
-                        run_job(job, &notifier);
+                        if let Some(t) = stats.running_since.get(i) {
+                            t.store(stats.now_us(), Ordering::Relaxed);
+                        }
+                        let io = run_job(job, &notifier);
+                        if let Some(t) = stats.running_since.get(i) {
+                            t.store(0, Ordering::Relaxed);
+                        }
+                        stats.io.observe(io);
+                        stats.recent_io_us.fetch_add(io.as_micros() as u64, Ordering::Relaxed);
+                        stats.recent_jobs.fetch_add(1, Ordering::Relaxed);
                         stats.active.fetch_sub(1, Ordering::Relaxed);
                         stats.completed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -174,19 +272,38 @@ fn internal_error() -> Response {
     Response::text(Status::INTERNAL_SERVER_ERROR, "internal error\n")
 }
 
-/// Run one job on this pool thread and send everything it produces.
-fn run_job(job: Job, notifier: &Notifier) {
+/// Answer a job that waited too long, without running it.
+fn shed_stale(job: Job, waited: Duration, notifier: &Notifier) {
+    log::debug!(
+        "{}: waited {} ms in its queue (max_queue_wait): 503",
+        String::from_utf8_lossy(job.request.head.target()),
+        waited.as_millis()
+    );
+    let resp = Response::text(Status::SERVICE_UNAVAILABLE, "waited too long in the device queue; retry later\n")
+        .with_header("Retry-After", &b"1"[..]);
+    deliver(resp, job.conn, waited, notifier);
+}
+
+/// Run one job on this pool thread and send everything it produces; the
+/// time it spent on I/O (see the module comment).
+fn run_job(job: Job, notifier: &Notifier) -> Duration {
     let Job { processor, request, conn, enqueued } = job;
     let queue_wait = enqueued.elapsed();
     let target = String::from_utf8_lossy(request.head.target()).into_owned();
+    let started = Instant::now();
+    take_body_wait();
     let response = catch_unwind(AssertUnwindSafe(|| processor.call(request))).unwrap_or_else(|p| {
         log::error!("processor panicked on {target}: {}", panic_message(&*p));
         internal_error()
     });
-    deliver(response, conn, queue_wait, notifier);
+    let call = started.elapsed().saturating_sub(take_body_wait());
+    call + deliver(response, conn, queue_wait, notifier)
 }
 
-fn deliver(response: Response, conn: ConnId, queue_wait: Duration, notifier: &Notifier) {
+/// Send a response; the time spent producing its streamed body (reading
+/// it from disk), not counting waits for the client to take it.
+fn deliver(response: Response, conn: ConnId, queue_wait: Duration, notifier: &Notifier) -> Duration {
+    let mut producing = Duration::ZERO;
     let Response { status, headers, body } = response;
     match body {
         Body::Empty => {
@@ -205,7 +322,9 @@ fn deliver(response: Response, conn: ConnId, queue_wait: Duration, notifier: &No
                 queue_wait,
             });
             loop {
+                let t = Instant::now();
                 let next = catch_unwind(AssertUnwindSafe(|| stream.next_chunk()));
+                producing += t.elapsed();
                 let msg = match next {
                     Ok(Ok(Some(chunk))) if chunk.is_empty() => continue,
                     Ok(Ok(Some(chunk))) => ChunkMsg::Data(chunk),
@@ -226,4 +345,5 @@ fn deliver(response: Response, conn: ConnId, queue_wait: Duration, notifier: &No
             }
         }
     }
+    producing
 }

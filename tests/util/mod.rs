@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod slowfs;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A temporary directory removed on drop.
