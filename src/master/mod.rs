@@ -290,6 +290,19 @@ impl Master {
                     log::info!("worker {pid} {}", exit.describe());
                 }
             }
+            // A worker reaped before this stop began (a caller may hold its
+            // exit status, e.g. when several died at once) no longer exists:
+            // waiting for it would never end.
+            let gone: Vec<Worker> = {
+                let (gone, live) = std::mem::take(&mut self.workers)
+                    .into_iter()
+                    .partition(|w| kill(w.pid, None) == Err(nix::errno::Errno::ESRCH));
+                self.workers = live;
+                gone
+            };
+            for w in &gone {
+                self.free_slot(w);
+            }
             if self.workers.is_empty() {
                 break;
             }

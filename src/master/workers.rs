@@ -219,6 +219,7 @@ impl Master {
 
     pub(super) fn reap_workers(&mut self) -> Result<(), MasterError> {
         let now = Instant::now();
+        let mut boot_failed = false;
         for (pid, exit) in reap_all() {
             let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
                 log::debug!("reaped child {pid} that is not a worker: {}", exit.describe());
@@ -240,10 +241,8 @@ impl Master {
                     self.abort_reload("the new workers cannot boot");
                     continue;
                 }
-                if w.generation == self.generation {
-                    self.stop(Sig::SIGTERM, self.config.server.graceful_timeout);
-                    return Err(MasterError::BootFailure);
-                }
+                // Stop once every exit reaped here is accounted for.
+                boot_failed |= w.generation == self.generation;
                 continue;
             }
             self.scoreboard.header().add_worker_crashes(1);
@@ -255,6 +254,10 @@ impl Master {
             if let Some(line) = self.crashes.record(now) {
                 log::error!("{line}");
             }
+        }
+        if boot_failed {
+            self.stop(Sig::SIGTERM, self.config.server.graceful_timeout);
+            return Err(MasterError::BootFailure);
         }
         Ok(())
     }
