@@ -9,6 +9,7 @@ mod http_conformance;
 mod lifecycle;
 mod object_api;
 mod parser_corpus;
+mod robustness;
 mod slow_disk;
 mod supervision;
 mod swift_cluster;

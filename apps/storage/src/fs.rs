@@ -60,6 +60,17 @@ impl Devices {
             return Err(Unavailable(format!("bad device name {device:?}")));
         }
         let dir = self.root.join(device);
+        // A device that is a symlink must stay inside the devices root:
+        // requests never read or write anywhere else.
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            let inside = match (dir.canonicalize(), self.root.canonicalize()) {
+                (Ok(target), Ok(root)) => target.starts_with(&root) && target != root,
+                _ => false,
+            };
+            if !inside {
+                return Err(Unavailable(format!("{} is a symlink out of the devices root", dir.display())));
+            }
+        }
         if self.mount_check {
             if !is_mount(&dir) {
                 return Err(Unavailable(format!("{} is not mounted", dir.display())));
