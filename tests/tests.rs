@@ -3,6 +3,7 @@
 mod util;
 
 mod account_api;
+mod chaos;
 mod container_api;
 mod db_concurrency;
 mod http_conformance;
