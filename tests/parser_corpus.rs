@@ -185,3 +185,24 @@ fn valid_requests_parse_the_same_however_they_arrive() {
 fn invalid_requests_fail_with_their_status_however_they_arrive() {
     check_all("invalid");
 }
+
+#[test]
+fn invalid_requests_sent_to_a_server_get_their_status_a_close_and_no_harm() {
+    let s = crate::util::Server::start(&crate::util::config("workers = 1", "", ""));
+    for (name, raw, want) in cases("invalid") {
+        let Outcome::Error(status) = want else { panic!("{name}: an invalid case expects a status") };
+        // Bodies go to echo, which reads them (hello would not look).
+        let mut raw = raw;
+        if raw.starts_with(b"POST / ") || raw.starts_with(b"PUT / ") {
+            let at = raw.iter().position(|&b| b == b'/').expect("target");
+            raw.splice(at + 1..at + 1, b"echo".iter().copied());
+        }
+        let mut c = crate::util::Client::connect(s.addr());
+        c.send(&raw);
+        let r = c.try_read_response(false);
+        let got = r.as_ref().map(|r| r.status);
+        assert_eq!(got, Some(status), "{name}");
+        assert!(c.is_closed(), "{name} leaves the connection open");
+        assert_eq!(crate::util::get(s.addr(), "/").text(), "test", "{name}: a fresh connection is served");
+    }
+}
