@@ -261,3 +261,30 @@ fn running_out_of_file_descriptors_refuses_connections_and_recovers() {
     });
     assert_eq!(s.workers(), vec![worker], "no restart was needed");
 }
+
+#[test]
+fn an_object_with_unreadable_metadata_is_quarantined_and_answers_404() {
+    let dir = TempDir::new("badmeta");
+    let root = dir.path().join("node");
+    std::fs::create_dir_all(root.join("sda1")).expect("device");
+    let node = object_node(&dir, &root, "");
+    let addr = node.addr();
+    let t = ts();
+    let put = request(addr, "PUT", "/sda1/0/a/c/o", &[("X-Timestamp", &t), ("Content-Type", "text/plain")], b"hello");
+    assert_eq!(put.status, 201);
+    let mut all = Vec::new();
+    for f in files_under(&root.join("sda1/objects")) {
+        if f.extension().is_some_and(|e| e == "data") {
+            all.push(f);
+        }
+    }
+    let [data] = all.as_slice() else { panic!("one data file: {all:?}") };
+    xattr::set(data, "user.swift.metadata", b"\x80\x02}q\x00(garbage").expect("corrupt the metadata");
+    assert_eq!(request(addr, "GET", "/sda1/0/a/c/o", &[], b"").status, 404);
+    assert!(!data.exists(), "moved away");
+    assert!(
+        files_under(&root.join("sda1/quarantined")).iter().any(|f| f.extension().is_some_and(|e| e == "data")),
+        "quarantined under the device"
+    );
+    assert_eq!(request(addr, "HEAD", "/sda1/0/a/c/o", &[], b"").status, 404);
+}
