@@ -6,6 +6,7 @@ mod account_api;
 mod chaos;
 mod container_api;
 mod db_concurrency;
+mod docs;
 mod fuzz_smoke;
 mod http_conformance;
 mod lifecycle;

@@ -1012,6 +1012,80 @@ mod example_tests {
         assert!(cfg.storage.devices.mount_check);
     }
 
+    /// `(section, key, default)` of every key documented in aerie.toml(5).
+    fn man_page_keys() -> Vec<(String, String, toml::Value)> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/aerie.toml.5");
+        let text = std::fs::read_to_string(path).expect("read man/aerie.toml.5");
+        let mut out = Vec::new();
+        let (mut section, mut key) = (String::new(), None::<String>);
+        for line in text.lines() {
+            if let Some(s) = line.strip_prefix(".SS ") {
+                section = s.trim().to_string();
+            } else if let Some(k) = line.strip_prefix(".B ").filter(|_| section.starts_with('[')) {
+                key = Some(k.trim().to_string());
+            } else if let (Some(d), Some(k)) = (line.strip_prefix("Default: "), key.take()) {
+                let lit = d.trim().strip_suffix('.').unwrap_or(d).replace("\\-", "-").replace("\\e", "\\");
+                let v: toml::Value = toml::from_str::<toml::Table>(&format!("v = {lit}"))
+                    .unwrap_or_else(|e| panic!("{section} {k}: default {lit:?} is not TOML: {e}"))["v"]
+                    .clone();
+                out.push((section.clone(), k, v));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_config_man_page_documents_every_key_with_its_real_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/aerie.toml");
+        let example: toml::Table = toml::from_str(&std::fs::read_to_string(path).expect("read")).expect("parses");
+        // etc/aerie.toml spells out every key of the effective default
+        // (tested above); the processor keys only some processors take are
+        // added from the defaults.
+        let mut want: Vec<(String, String, toml::Value)> = Vec::new();
+        for (name, v) in &example {
+            match (name.as_str(), v) {
+                ("listen", toml::Value::Array(ls)) => {
+                    for (k, v) in ls[0].as_table().expect("listen table") {
+                        if k == "route" {
+                            for (rk, rv) in v.as_array().expect("routes")[0].as_table().expect("route") {
+                                want.push(("[[listen.route]]".into(), rk.clone(), rv.clone()));
+                            }
+                        } else {
+                            want.push(("[[listen]]".into(), k.clone(), v.clone()));
+                        }
+                    }
+                }
+                ("processors", toml::Value::Table(ps)) => {
+                    for (k, v) in ps["echo"].as_table().expect("echo pool") {
+                        want.push(("[processors.NAME]".into(), k.clone(), v.clone()));
+                    }
+                }
+                (section, toml::Value::Table(t)) => {
+                    for (k, v) in t {
+                        want.push((format!("[{section}]"), k.clone(), v.clone()));
+                    }
+                }
+                other => panic!("unexpected top-level {other:?}"),
+            }
+        }
+        for (k, v) in [
+            ("container_update_timeout", defaults::OBJECT_CONTAINER_UPDATE_TIMEOUT),
+            ("conn_timeout", defaults::OBJECT_CONN_TIMEOUT),
+            ("node_timeout", defaults::OBJECT_NODE_TIMEOUT),
+        ] {
+            want.push(("[processors.NAME]".into(), k.into(), toml::Value::Float(v)));
+        }
+        assert_eq!(defaults::CONTAINER_CONN_TIMEOUT, defaults::OBJECT_CONN_TIMEOUT, "the page gives one default");
+        assert_eq!(defaults::CONTAINER_NODE_TIMEOUT, defaults::OBJECT_NODE_TIMEOUT, "the page gives one default");
+        let documented = man_page_keys();
+        for w in &want {
+            assert!(documented.contains(w), "aerie.toml(5) lacks {} {} = {} (or gives another default)", w.0, w.1, w.2);
+        }
+        for d in &documented {
+            assert!(want.contains(d), "aerie.toml(5) documents {} {} = {}, which the parser does not have", d.0, d.1, d.2);
+        }
+    }
+
     #[test]
     fn the_example_spells_out_every_key_with_its_default() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/aerie.toml");
