@@ -1,10 +1,10 @@
 """Draw a throughput timeline as an SVG chart (no plotting library needed).
 
-    python3 bench/timeline_svg.py DATA.csv OUT.svg SHADE_FROM SHADE_TO TITLE
+    python3 bench/timeline_svg.py DATA.csv OUT.svg SHADE_FROM SHADE_TO TITLE [XLABEL] [YLABEL]
 
-DATA.csv lines are `server,second,ops_per_second`; one line per server is
-drawn over the seconds, and the span SHADE_FROM..SHADE_TO (the slow-disk
-load) is shaded.
+DATA.csv lines are `series,x,y`; one line per series is drawn over x, and
+the span SHADE_FROM..SHADE_TO (e.g. the slow-disk load) is shaded unless
+SHADE_FROM > SHADE_TO.
 """
 
 import sys
@@ -16,6 +16,8 @@ COLOURS = {"aerie": "#1f77b4", "swift": "#d62728"}
 
 def main():
     data_path, out_path, shade_from, shade_to, title = sys.argv[1:6]
+    xlabel = sys.argv[6] if len(sys.argv) > 6 else "second"
+    ylabel = sys.argv[7] if len(sys.argv) > 7 else "fast-device ops/s"
     shade_from, shade_to = float(shade_from), float(shade_to)
     series = defaultdict(list)
     with open(data_path) as f:
@@ -36,11 +38,14 @@ def main():
         f'font-family="sans-serif" font-size="12">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="14">{escape(title)}</text>',
-        f'<rect x="{px(shade_from - 0.5):.1f}" y="{top}" width="{px(shade_to + 0.5) - px(shade_from - 0.5):.1f}" '
-        f'height="{height - top - bottom}" fill="#f2c9c9" opacity="0.6"/>',
-        f'<text x="{(px(shade_from - 0.5) + px(shade_to + 0.5)) / 2:.1f}" y="{top + 14}" text-anchor="middle" '
-        f'fill="#7a2e2e">slow-disk load</text>',
     ]
+    if shade_from <= shade_to:
+        out += [
+            f'<rect x="{px(shade_from - 0.5):.1f}" y="{top}" width="{px(shade_to + 0.5) - px(shade_from - 0.5):.1f}" '
+            f'height="{height - top - bottom}" fill="#f2c9c9" opacity="0.6"/>',
+            f'<text x="{(px(shade_from - 0.5) + px(shade_to + 0.5)) / 2:.1f}" y="{top + 14}" text-anchor="middle" '
+            f'fill="#7a2e2e">slow-disk load</text>',
+        ]
     # Axes and grid.
     for i in range(6):
         y = ymax / 1.1 * i / 5
@@ -48,10 +53,10 @@ def main():
         out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:,.0f}</text>')
     for x in sorted(set(xs)):
         out.append(f'<text x="{px(x):.1f}" y="{height - bottom + 16}" text-anchor="middle">{x:g}</text>')
-    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">second</text>')
+    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">{escape(xlabel)}</text>')
     out.append(
         f'<text x="16" y="{(top + height - bottom) / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 16 {(top + height - bottom) / 2})">fast-device ops/s</text>'
+        f'transform="rotate(-90 16 {(top + height - bottom) / 2})">{escape(ylabel)}</text>'
     )
     out.append(
         f'<line x1="{left}" x2="{left}" y1="{top}" y2="{height - bottom}" stroke="black"/>'
