@@ -20,7 +20,11 @@ fn groff() -> &'static str {
 fn the_man_pages_render_without_warnings() {
     for page in ["man/aerie.8", "man/aerie.toml.5"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(page);
-        let out = Command::new(groff()).args(["-ww", "-man", "-Tutf8", "-P-c", "-P-b", "-P-o", "-P-u"]).arg(&path).output().expect("run groff");
+        let out = Command::new(groff())
+            .args(["-ww", "-man", "-Tutf8", "-P-c", "-P-b", "-P-o", "-P-u"])
+            .arg(&path)
+            .output()
+            .expect("run groff");
         assert!(out.status.success(), "{page}: groff failed");
         assert!(out.stderr.is_empty(), "{page}: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);

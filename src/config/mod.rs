@@ -1082,7 +1082,13 @@ mod example_tests {
             assert!(documented.contains(w), "aerie.toml(5) lacks {} {} = {} (or gives another default)", w.0, w.1, w.2);
         }
         for d in &documented {
-            assert!(want.contains(d), "aerie.toml(5) documents {} {} = {}, which the parser does not have", d.0, d.1, d.2);
+            assert!(
+                want.contains(d),
+                "aerie.toml(5) documents {} {} = {}, which the parser does not have",
+                d.0,
+                d.1,
+                d.2
+            );
         }
     }
 
