@@ -101,10 +101,14 @@ med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 echo
 printf '%-7s %14s %10s %14s %10s %8s %8s %14s %12s\n' server "baseline op/s" "p99 ms" "slow-load op/s" "p99 ms" kept "p99 x" "slow dev op/s" "slow 503/s"
 for server in aerie swift; do
-    printf '%-7s %14.1f %10.2f %14.1f %10.2f %7.0f%% %7.2fx %14.1f %12.1f\n' "$server" \
+    # With no request completed, wrk reports no latency: say so.
+    loaded99=$(med "${R[$server.load99]}")
+    p99x=$(med "${R[$server.p99x]}")
+    if [ "$(awk -v v="$(med "${R[$server.load]}")" 'BEGIN{print (v > 0)}')" = 0 ]; then loaded99="n/a" p99x="n/a"; fi
+    printf '%-7s %14.1f %10.2f %14.1f %10s %7.0f%% %8s %14.1f %12.1f\n' "$server" \
         "$(med "${R[$server.base]}")" "$(med "${R[$server.base99]}")" "$(med "${R[$server.load]}")" \
-        "$(med "${R[$server.load99]}")" "$(awk -v k="$(med "${R[$server.kept]}")" 'BEGIN{print k*100}')" \
-        "$(med "${R[$server.p99x]}")" "$(med "${R[$server.slow]}")" "$(med "${R[$server.slow503]}")"
+        "$loaded99" "$(awk -v k="$(med "${R[$server.kept]}")" 'BEGIN{print k*100}')" \
+        "$p99x" "$(med "${R[$server.slow]}")" "$(med "${R[$server.slow503]}")"
 done
 echo "(kept and p99 x: medians of per-round ratios under slow-disk load / baseline; per round kept: aerie ${R[aerie.kept]}; swift ${R[swift.kept]})"
 mkdir -p "$(dirname "$SVG")"
