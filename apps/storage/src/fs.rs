@@ -222,21 +222,48 @@ pub fn group_append<R: Default>(
             let records = std::mem::take(&mut group.records);
             let members = std::mem::take(&mut group.members);
             drop(guard);
+            // Should `commit` panic, the batch still ends (with an error for
+            // its other members) and the file's group is not left busy.
+            let mut finish = Finish { key, batch, members, done: false };
             let result = commit(&records);
-            guard = lock();
-            let groups = guard.get_or_insert_with(Default::default);
-            if let Some(group) = groups.get_mut(key) {
-                group.busy = false;
-                if members > 1 {
-                    let err = result.as_ref().err().map(|e| (e.kind(), e.to_string()));
-                    group.done.insert(batch, (err, members - 1));
-                }
-            }
-            forget_if_idle(groups, key);
-            APPEND_DONE.notify_all();
+            finish.complete(result.as_ref().err().map(|e| (e.kind(), e.to_string())));
             return result;
         }
         guard = APPEND_DONE.wait(guard).unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+}
+
+/// Ends a committed batch: clears `busy`, leaves the outcome for the
+/// batch's other members and wakes them — also when dropped unfinished
+/// (the commit panicked).
+struct Finish<'a> {
+    key: &'a Path,
+    batch: u64,
+    members: usize,
+    done: bool,
+}
+
+impl Finish<'_> {
+    fn complete(&mut self, err: Option<(io::ErrorKind, String)>) {
+        self.done = true;
+        let mut guard = APPEND_GROUPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let groups = guard.get_or_insert_with(Default::default);
+        if let Some(group) = groups.get_mut(self.key) {
+            group.busy = false;
+            if self.members > 1 {
+                group.done.insert(self.batch, (err, self.members - 1));
+            }
+        }
+        forget_if_idle(groups, self.key);
+        APPEND_DONE.notify_all();
+    }
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.complete(Some((io::ErrorKind::Other, "the commit of this batch failed".into())));
+        }
     }
 }
 
@@ -454,6 +481,11 @@ mod tests {
         // A failed commit fails every member of its batch.
         let err = group_append(&d.join("x"), b"r", |_| -> io::Result<()> { Err(io::Error::other("disk gone")) });
         assert!(err.is_err());
+        // A commit that panics leaves the file usable.
+        let key = d.join("p");
+        let panicked = std::panic::catch_unwind(|| group_append(&key, b"r", |_| -> io::Result<()> { panic!("boom") }));
+        assert!(panicked.is_err());
+        assert!(group_append(&key, b"r", |_| Ok(())).is_ok(), "the next append commits");
         let _ = std::fs::remove_dir_all(&d);
     }
 
