@@ -10,7 +10,10 @@
 # 10,000 rows from a 100,000-row container). COUNTS: worker counts, default
 # "1 2 4 <cores>". For each count: requests/s, p50 and p99 (wrk, 32
 # connections, 2 threads) and the mean RSS per worker, and an SVG chart of
-# requests/s against workers (default docs/workers-WORKLOAD.svg).
+# requests/s against workers (default docs/workers-WORKLOAD.svg). For the
+# object workload, Swift 2.38.3's object-server (from the project's venv)
+# is measured too at each count, on the same device, as a peer (PEERS=0
+# leaves it out).
 set -euo pipefail
 WORKLOAD=${1:-hello}
 COUNTS=${2:-"1 2 4 $(nproc)"}
@@ -82,6 +85,7 @@ rss_mean() { local t=0 n=0 p; for p in $1; do t=$((t + $(awk '/VmRSS/{print $2}'
 ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; printf "%.2f", v}'; }
 
 load() {
+    local P=${2:-$P}
     case $WORKLOAD in
         hello) wrk -t2 -c32 -d"${SECS}s" --latency "http://127.0.0.1:$P/" ;;
         object) MODE=mix SIZE=4096 DEV=sda1 COUNT=100 RUN="w$1-$RANDOM" FILL=fill wrk -t2 -c32 -d"${SECS}s" --latency -s "$ROOT/bench/lua/object.lua" "http://127.0.0.1:$P/" ;;
@@ -108,6 +112,22 @@ for n in $COUNTS; do
     bad=$(awk '/Non-2xx/{print $NF}' <<<"$out" | grep . || echo 0)
     printf '%-8s %12s %10s %10s %16s %6s\n' "$n" "$rps" "$p50" "$p99" "$(rss_mean "$(worker_pids)")" "$bad"
     echo "aerie,$n,$rps" >>"$DATA"
+    if [ "$WORKLOAD" = object ] && [ "${PEERS:-1}" != 0 ]; then
+        # The peer, restarted at each count (its worker count is fixed at start).
+        AERIE_SERVER=$SERVER
+        sp=$(port)
+        start_swift_server object "$sp" "$n"
+        wait_port "$sp"
+        sleep 1
+        out=$(load "$n" "$sp")
+        kids=$(cat /proc/"$SERVER"/task/"$SERVER"/children 2>/dev/null)
+        printf '%-8s %12s %10s %10s %16s %6s\n' "swift $n" "$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
+            "$(ms "$(awk '$1=="50%"{print $2}' <<<"$out")")" "$(ms "$(awk '$1=="99%"{print $2}' <<<"$out")")" \
+            "$(rss_mean "${kids:-$SERVER}")" "$(awk '/Non-2xx/{print $NF}' <<<"$out" | grep . || echo 0)"
+        echo "swift,$n,$(awk '/Requests\/sec/{print $2}' <<<"$out")" >>"$DATA"
+        kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
+        SERVER=$AERIE_SERVER
+    fi
 done
 kill -0 "$SERVER" && echo "(one server, pid $SERVER, through $(status | python3 -c 'import json,sys; print(json.load(sys.stdin)["master"]["reloads"])') reloads)"
 mkdir -p "$(dirname "$SVG")"
