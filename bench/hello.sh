@@ -17,15 +17,9 @@ DURATION=${1:-10}
 ROUNDS=${2:-3}
 CONNS=50
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d /tmp/aerie-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    sleep 0.3
-    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+TAG=hello
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 need() {
     local missing=()
@@ -41,25 +35,6 @@ need wrk:wrk nginx:nginx-light
 
 (cd "$ROOT" && cargo build --release -q)
 AERIE="$ROOT/target/release/aerie"
-CLK=$(getconf CLK_TCK)
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# The pids of a process and its children.
-tree() { echo "$1 $(cat /proc/"$1"/task/"$1"/children 2>/dev/null)"; }
-
-# user+sys ticks of a set of pids.
-cpu_ticks() {
-    local total=0 p s
-    for p in $1; do
-        # Fields after the ")" that closes the command name (which may hold
-        # spaces: "aerie: worker"): utime and stime are the 12th and 13th.
-        s=$(sed 's/.*) //' /proc/"$p"/stat 2>/dev/null | awk '{print $12+$13}')
-        s=${s:-0}
-        total=$((total + s))
-    done
-    echo "$total"
-}
 
 rss_list() {
     local p out=""
@@ -131,7 +106,7 @@ wait_up() {
 # run_one SERVER WORKERS PIN MODE → prints "rps p99ms req_per_cpu_s idle_rss loaded_rss"
 run_one() {
     local server=$1 workers=$2 pin=$3 mode=$4 port
-    port=$(free_port)
+    port=$(port)
     "start_$server" "$workers" "$pin" "$port"
     wait_up "$port"
     sleep 0.3
@@ -146,9 +121,9 @@ run_one() {
     t0=$(cpu_ticks "$pids")
     out=$("${wrk_cmd[@]}")
     t1=$(cpu_ticks "$pids")
-    rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+    rps=$(wrk_rps "$out")
     reqs=$(awk '/requests in/{print $1}' <<<"$out")
-    p99=$(awk '$1=="99%"{v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
+    p99=$(wrk_ms "$out" 99)
     local errors
     errors=$(awk '/Non-2xx|Socket errors/{print}' <<<"$out" | tr '\n' ' ')
     local loaded_rss

@@ -86,14 +86,20 @@ EOF2
     SERVER=$!; PIDS+=("$SERVER")
 }
 
+# Figures from wrk's --latency output: wrk_rps OUT, wrk_ms OUT PERCENT
+# (e.g. 99, in milliseconds; empty when no request completed), wrk_non2xx OUT.
+wrk_rps() { awk '/Requests\/sec/{print $2}' <<<"$1"; }
+wrk_ms() { awk -v p="$2%" '$1==p{v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; printf "%.2f\n", v}' <<<"$1"; }
+wrk_non2xx() { awk '/Non-2xx/{print $NF}' <<<"$1" | grep . || echo 0; }
+
 # wrk_figures OUTPUT T0 T1: "req/s p99_ms ops_per_cpu_s non2xx" from wrk's
 # --latency output and the server's CPU ticks before and after.
 wrk_figures() {
     local out=$1 t0=$2 t1=$3 reqs rps p99 bad cpu per
     reqs=$(awk '/requests in/{print $1}' <<<"$out")
-    rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
-    p99=$(awk '$1=="99%"{v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
-    bad=$(awk '/Non-2xx/{print $NF}' <<<"$out")
+    rps=$(wrk_rps "$out")
+    p99=$(wrk_ms "$out" 99)
+    bad=$(wrk_non2xx "$out")
     cpu=$(awk -v a="$t0" -v b="$t1" -v c="$CLK" 'BEGIN{printf "%.3f", (b-a)/c}')
     per=$(awk -v r="$reqs" -v c="$cpu" 'BEGIN{ if (c>0) printf "%.1f", r/c; else print 0 }')
     echo "${rps:-0} ${p99:-0} $per ${bad:-0}"

@@ -46,9 +46,8 @@ load() {
     MODE=$3 SIZE=4096 DEV=$2 COUNT=100 RUN=$6 FILL=$7 wrk -t"${8:-2}" -c"$4" -d"$5s" --timeout 30s --latency \
         -s "$ROOT/bench/lua/object.lua" "http://127.0.0.1:$1/"
 }
-rps() { awk '/Requests\/sec/{print $2}' <<<"$1"; }
-p99() { awk '$1=="99%"{v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$1"; }
-non2xx() { awk '/Non-2xx/{print $NF}' <<<"$1" | grep . || echo 0; }
+rps() { wrk_rps "$1"; }
+p99() { wrk_ms "$1" 99; }
 
 echo "one slow disk (${DELAY} ms per operation) next to a fast one: aerie vs Swift $("$PY" -c 'import swift; print(swift.__version__)') object-server; $WORKERS worker(s), 32+32 connections, 4 KiB GET/PUT, ${SECS}s per phase, $ROUNDS rounds, $(nproc) CPUs"
 declare -A R
@@ -94,7 +93,7 @@ for r in $(seq "$ROUNDS"); do
         R[$server.kept]+="$(ratio "$(rps "$loaded")" "$(rps "$base")") "
         R[$server.p99x]+="$(ratio "$(p99 "$loaded")" "$(p99 "$base")") "
         R[$server.slow]+="$(rps "$hout") "
-        R[$server.slow503]+="$(awk -v n="$(non2xx "$hout")" -v t=$((SECS + 3)) 'BEGIN{printf "%.1f", n/t}') "
+        R[$server.slow503]+="$(awk -v n="$(wrk_non2xx "$hout")" -v t=$((SECS + 3)) 'BEGIN{printf "%.1f", n/t}') "
     done
 done
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }

@@ -82,7 +82,6 @@ sys.exit(0 if len(w) == $1 and all(x['state'] == 'ready' and x['generation'] == 
 }
 worker_pids() { status | python3 -c "import json, sys; print(' '.join(str(x['pid']) for x in json.load(sys.stdin)['workers'] if x['role'] == 'worker'))"; }
 rss_mean() { local t=0 n=0 p; for p in $1; do t=$((t + $(awk '/VmRSS/{print $2}' /proc/"$p"/status))); n=$((n + 1)); done; awk -v t="$t" -v n="$n" 'BEGIN{printf "%.1f", (n ? t / n : 0) / 1024}'; }
-ms() { awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; printf "%.2f", v}'; }
 
 load() {
     local P=${2:-$P}
@@ -106,10 +105,10 @@ for n in $COUNTS; do
     wait_workers "$n"
     sleep 0.5
     out=$(load "$n")
-    rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
-    p50=$(ms "$(awk '$1=="50%"{print $2}' <<<"$out")")
-    p99=$(ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
-    bad=$(awk '/Non-2xx/{print $NF}' <<<"$out" | grep . || echo 0)
+    rps=$(wrk_rps "$out")
+    p50=$(wrk_ms "$out" 50)
+    p99=$(wrk_ms "$out" 99)
+    bad=$(wrk_non2xx "$out")
     printf '%-8s %12s %10s %10s %16s %6s\n' "$n" "$rps" "$p50" "$p99" "$(rss_mean "$(worker_pids)")" "$bad"
     echo "aerie,$n,$rps" >>"$DATA"
     if [ "$WORKLOAD" = object ] && [ "${PEERS:-1}" != 0 ]; then
@@ -121,10 +120,9 @@ for n in $COUNTS; do
         sleep 1
         out=$(load "$n" "$sp")
         kids=$(cat /proc/"$SERVER"/task/"$SERVER"/children 2>/dev/null)
-        printf '%-8s %12s %10s %10s %16s %6s\n' "swift $n" "$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
-            "$(ms "$(awk '$1=="50%"{print $2}' <<<"$out")")" "$(ms "$(awk '$1=="99%"{print $2}' <<<"$out")")" \
-            "$(rss_mean "${kids:-$SERVER}")" "$(awk '/Non-2xx/{print $NF}' <<<"$out" | grep . || echo 0)"
-        echo "swift,$n,$(awk '/Requests\/sec/{print $2}' <<<"$out")" >>"$DATA"
+        printf '%-8s %12s %10s %10s %16s %6s\n' "swift $n" "$(wrk_rps "$out")" "$(wrk_ms "$out" 50)" \
+            "$(wrk_ms "$out" 99)" "$(rss_mean "${kids:-$SERVER}")" "$(wrk_non2xx "$out")"
+        echo "swift,$n,$(wrk_rps "$out")" >>"$DATA"
         kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
         SERVER=$AERIE_SERVER
     fi

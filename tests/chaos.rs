@@ -5,12 +5,10 @@
 //! 10 s; `scripts/chaos.sh` runs 60 s).
 
 use crate::object_api::ts;
-use crate::util::{md5_hex, wait_until, Client, Response, Server, TempDir, SWIFT_CONF};
+use crate::util::{files_under, md5_hex, try_request, wait_until, Server, TempDir, SWIFT_CONF};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,32 +22,6 @@ enum Known {
     Absent,
     /// A request on it failed mid-way: either may be true.
     Unknown,
-}
-
-fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<Response> {
-    let mut c = Client::connect(addr);
-    c.set_timeout(Duration::from_secs(30));
-    let mut raw =
-        format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    raw.push_str("\r\n");
-    let mut bytes = raw.into_bytes();
-    bytes.extend_from_slice(body);
-    std::io::Write::write_all(c.stream(), &bytes).ok()?;
-    c.try_read_response(method == "HEAD")
-}
-
-fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
 }
 
 #[test]
@@ -73,7 +45,8 @@ fn nothing_acknowledged_is_lost_while_workers_die() {
     let (obj, cont) = (server.addrs[0], server.addrs[1]);
     let t = ts();
     for dev in ["sda1", "sdb1"] {
-        let r = send(cont, "PUT", &format!("/{dev}/7/AUTH_c/box"), &[("X-Timestamp", &t)], b"").expect("container");
+        let r =
+            try_request(cont, "PUT", &format!("/{dev}/7/AUTH_c/box"), &[("X-Timestamp", &t)], b"").expect("container");
         assert_eq!(r.status, 201);
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -99,7 +72,7 @@ fn nothing_acknowledged_is_lost_while_workers_die() {
                             let t = ts();
                             let mut h = vec![("X-Timestamp", t.as_str()), ("Content-Type", "text/plain")];
                             h.extend_from_slice(&upd);
-                            match send(obj, "PUT", &path, &h, &body).map(|r| r.status) {
+                            match try_request(obj, "PUT", &path, &h, &body).map(|r| r.status) {
                                 Some(201) => {
                                     known.insert(name, Known::Present(md5_hex(&body)));
                                 }
@@ -110,7 +83,7 @@ fn nothing_acknowledged_is_lost_while_workers_die() {
                                 }
                             }
                         }
-                        2 | 3 => match send(obj, "GET", &path, &[], b"") {
+                        2 | 3 => match try_request(obj, "GET", &path, &[], b"") {
                             Some(r) if r.status == 200 => {
                                 if let Some(Known::Present(m)) = known.get(&name) {
                                     assert_eq!(&md5_hex(&r.body), m, "GET {path} returned other bytes");
@@ -132,7 +105,7 @@ fn nothing_acknowledged_is_lost_while_workers_die() {
                             let t = ts();
                             let mut h = vec![("X-Timestamp", t.as_str())];
                             h.extend_from_slice(&upd);
-                            match send(obj, "DELETE", &path, &h, b"").map(|r| r.status) {
+                            match try_request(obj, "DELETE", &path, &h, b"").map(|r| r.status) {
                                 Some(204 | 404) => {
                                     known.insert(name, Known::Absent);
                                 }
@@ -142,7 +115,7 @@ fn nothing_acknowledged_is_lost_while_workers_die() {
                                 }
                             }
                             if n % 10 == 4 {
-                                let _ = send(cont, "GET", &format!("/{dev}/7/AUTH_c/box?format=json"), &[], b"");
+                                let _ = try_request(cont, "GET", &format!("/{dev}/7/AUTH_c/box?format=json"), &[], b"");
                             }
                         }
                     }
@@ -206,7 +179,7 @@ fn nothing_acknowledged_is_lost_while_workers_die() {
     for (dev, known) in &results {
         for (name, k) in known {
             let path = format!("/{dev}/3/AUTH_c/box/{name}");
-            let r = send(obj, "GET", &path, &[], b"").expect("GET after the chaos");
+            let r = try_request(obj, "GET", &path, &[], b"").expect("GET after the chaos");
             match k {
                 Known::Present(m) => {
                     assert_eq!(r.status, 200, "{path} was acknowledged and is gone");
@@ -219,9 +192,7 @@ fn nothing_acknowledged_is_lost_while_workers_die() {
         }
     }
     // No temporary file outside tmp/.
-    let mut all = Vec::new();
-    files(&root, &mut all);
-    for f in &all {
+    for f in &files_under(&root) {
         let rel = f.strip_prefix(&root).expect("under root").to_string_lossy().into_owned();
         let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if rel.contains("/objects/") {
@@ -236,7 +207,7 @@ fn nothing_acknowledged_is_lost_while_workers_die() {
     // Listings match the acknowledged writes once the updaters caught up.
     wait_until("the listings to match the acknowledged writes", Duration::from_secs(60), || {
         results.iter().all(|(dev, known)| {
-            let Some(r) = send(cont, "GET", &format!("/{dev}/7/AUTH_c/box?format=json"), &[], b"") else {
+            let Some(r) = try_request(cont, "GET", &format!("/{dev}/7/AUTH_c/box?format=json"), &[], b"") else {
                 return false;
             };
             let listed: Vec<String> = serde_json::from_slice::<serde_json::Value>(&r.body)

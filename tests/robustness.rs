@@ -3,10 +3,10 @@
 
 use crate::object_api::{request, ts};
 use crate::util::slowfs::{ensure_fuse, SlowFs};
-use crate::util::{get, raise_nofile, wait_until, Client, Server, TempDir, SWIFT_CONF};
+use crate::util::{files_under, get, raise_nofile, wait_until, Client, Server, TempDir, SWIFT_CONF};
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -21,20 +21,6 @@ fn object_node(dir: &TempDir, root: &Path, server_extra: &str) -> Server {
         root.display().to_string(),
         conf.display().to_string()
     ))
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() && !p.is_symlink() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
 }
 
 fn raw_status(addr: std::net::SocketAddr, raw: &[u8]) -> u16 {

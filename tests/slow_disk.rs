@@ -3,8 +3,7 @@
 
 use crate::object_api::{request, ts};
 use crate::util::slowfs::{ensure_fuse, SlowFs};
-use crate::util::{wait_until, Client, Response, Server, TempDir, SWIFT_CONF};
-use std::io::Write;
+use crate::util::{try_request, wait_until, Server, TempDir, SWIFT_CONF};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -59,23 +58,6 @@ impl SlowNode {
 fn put(addr: SocketAddr, path: &str, body: &[u8]) -> u16 {
     let t = ts();
     request(addr, "PUT", path, &[("X-Timestamp", &t), ("Content-Type", "application/octet-stream")], body).status
-}
-
-/// A request whose answer may never come (the connection may be closed or
-/// time out while the slow disk works): None then.
-fn try_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<Response> {
-    let mut c = Client::connect(addr);
-    c.set_timeout(Duration::from_secs(120));
-    let mut raw =
-        format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    raw.push_str("\r\n");
-    let mut bytes = raw.into_bytes();
-    bytes.extend_from_slice(body);
-    c.stream().write_all(&bytes).ok()?;
-    c.try_read_response(false)
 }
 
 fn p99(mut v: Vec<Duration>) -> Duration {

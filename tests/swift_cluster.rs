@@ -349,22 +349,10 @@ fn three_node_cluster_keeps_serving_with_a_node_down_and_a_node_shedding() {
     // Back: it serves again and takes its replica of new writes.
     c.restart_node(2);
     let count_data = |root: PathBuf| {
-        fn walk(d: &Path) -> usize {
-            std::fs::read_dir(d)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        walk(&p)
-                    } else {
-                        usize::from(p.extension().is_some_and(|x| x == "data"))
-                    }
-                })
-                .sum()
-        }
-        walk(&root.join("d2/objects"))
+        util::files_under(&root.join("d2/objects"))
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "data"))
+            .count()
     };
     let before = count_data(c.node_root(2));
     assert_eq!(before, 2, "node 2 holds the replicas written before it died");

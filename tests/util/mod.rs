@@ -604,6 +604,45 @@ impl Load {
     }
 }
 
+/// A request on a fresh connection whose answer may never come (the
+/// connection closed or timed out, e.g. on a killed worker or a slow
+/// disk): None then.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Response> {
+    let mut c = Client::connect(addr);
+    c.set_timeout(Duration::from_secs(120));
+    let mut raw =
+        format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    raw.push_str("\r\n");
+    let mut bytes = raw.into_bytes();
+    bytes.extend_from_slice(body);
+    c.stream().write_all(&bytes).ok()?;
+    c.try_read_response(method == "HEAD")
+}
+
+/// Every file below `dir` (not following symlinked directories), sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Wait until `cond` holds (polling), or panic with `what`.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

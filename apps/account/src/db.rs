@@ -3,8 +3,8 @@
 //! totals kept by triggers.
 
 use aerie_container::db::{
-    connect_cached, drain_pending, keep_connection, new_db_id, pickled_int, pickled_text, register_functions, DbError,
-    PENDING_CAP, SYNC_TABLES,
+    connect_cached, drain_pending, immediate, keep_connection, new_db_id, pickled_int, pickled_text,
+    register_functions, DbError, PENDING_CAP, SYNC_TABLES,
 };
 use aerie_storage::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -242,13 +242,9 @@ impl AccountDb {
     /// Merge container rows (§7.6: max timestamps, the counts as sent) in
     /// one transaction.
     pub fn merge_containers(&mut self, rows: &[ContainerRow]) -> Result<(), DbError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for row in rows {
-            merge_one(&tx, row)?;
-        }
-        tx.commit()?;
-        Ok(())
+        immediate(&mut self.conn, |tx| rows.iter().try_for_each(|row| merge_one(tx, row)))
     }
+
     /// The connection (listings).
     pub fn conn(&self) -> &Connection {
         &self.conn
@@ -259,10 +255,7 @@ impl AccountDb {
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, DbError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let v = f(&tx)?;
-        tx.commit()?;
-        Ok(v)
+        immediate(&mut self.conn, |tx| Ok(f(tx)?))
     }
 }
 

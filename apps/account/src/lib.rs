@@ -7,7 +7,9 @@
 pub mod db;
 
 use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
-use aerie_container::common::{db_error, insufficient, is_true, listing_limit, negotiate, page, query_pairs, text};
+use aerie_container::common::{
+    db_error, insufficient_storage, is_true, listing_limit, negotiate, page, query_pairs, text,
+};
 use aerie_container::listing::{self, ListParams, Table};
 use aerie_container::meta::{self, Kind};
 use aerie_storage::fs::{Devices, Reserve};
@@ -59,14 +61,11 @@ impl Ctx<'_> {
     }
 
     fn timestamp(&self) -> Result<Timestamp, Response> {
-        match self.head.header("x-timestamp") {
-            None => Err(text(Status::BAD_REQUEST, "Missing X-Timestamp header")),
-            Some(v) => Timestamp::parse_bytes(v).map_err(|_| text(Status::BAD_REQUEST, "Invalid X-Timestamp header")),
-        }
+        aerie_storage::swob::x_timestamp(self.head)
     }
 
     fn db_path(&self) -> Result<PathBuf, Response> {
-        let dev = self.cfg.devices.device_dir(&self.device).map_err(|_| insufficient(&self.device))?;
+        let dev = self.cfg.devices.device_dir(&self.device).map_err(|_| insufficient_storage(&self.device))?;
         let hash = self.cfg.swift.salt.hash_path(&self.account, None, None);
         let sfx = &hash[hash.len() - 3..];
         Ok(dev.join("accounts").join(&self.partition).join(sfx).join(&hash).join(format!("{hash}.db")))
@@ -74,7 +73,7 @@ impl Ctx<'_> {
 
     fn check_space(&self) -> Result<(), Response> {
         match self.cfg.reserve.would_cross(&self.cfg.devices.root.join(&self.device), 0) {
-            Ok(true) => Err(insufficient(&self.device)),
+            Ok(true) => Err(insufficient_storage(&self.device)),
             _ => Ok(()),
         }
     }
@@ -108,15 +107,10 @@ impl Processor for AccountServer {
     fn call(&self, req: Request) -> Response {
         let Request { head, .. } = req;
         let Ok(path) = decode_path(head.raw_path()) else { return text(Status::PRECONDITION_FAILED, "Invalid UTF8") };
+        if let Some(r) = aerie_storage::swob::check_method(&head, METHODS, "account-server") {
+            return r;
+        }
         let method = head.method().clone();
-        if !METHODS.contains(&method.as_str()) {
-            return page(Status::METHOD_NOT_ALLOWED).with_header("Allow", METHODS.join(", ").into_bytes());
-        }
-        if method == Method::Options {
-            return Response::new(Status::OK)
-                .with_header("Allow", METHODS.join(", ").into_bytes())
-                .with_header("Server", concat!("account-server/aerie-", env!("CARGO_PKG_VERSION")).as_bytes());
-        }
         if matches!(&method, Method::Other(m) if &**m == "REPLICATE") {
             return page(Status::NOT_IMPLEMENTED);
         }

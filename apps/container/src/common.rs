@@ -2,43 +2,11 @@
 //! database-error statuses, quarantine, query parsing, format negotiation.
 
 use crate::db::DbError;
-use aerie_api::{Body, RequestHead, Response, Status};
+use aerie_api::{RequestHead, Response, Status};
 use aerie_storage::path::form_decode;
 use aerie_storage::Timestamp;
-use std::borrow::Cow;
 
-/// Swift's HTML page for a status.
-pub fn page(status: Status) -> Response {
-    let exp = match status.0 {
-        400 => "The server could not comply with the request since it is either malformed or otherwise incorrect.",
-        404 => "The resource could not be found.",
-        405 => "The method is not allowed for this resource.",
-        406 => "The resource is not available in a format acceptable to your browser.",
-        409 => "There was a conflict when trying to complete your request.",
-        412 => "A precondition for this request was not met.",
-        500 => "The server has either erred or is incapable of performing the requested operation.",
-        501 => "The requested method is not implemented by this server.",
-        503 => "The server is currently unavailable. Please try again at a later time.",
-        _ => return Response::new(status),
-    };
-    Response::new(status)
-        .with_header("Content-Type", &b"text/html; charset=UTF-8"[..])
-        .with_body(Body::Bytes(format!("<html><h1>{}</h1><p>{exp}</p></html>", status.reason()).into_bytes().into()))
-}
-
-pub fn text(status: Status, msg: impl Into<Cow<'static, str>>) -> Response {
-    Response::text(status, msg)
-}
-
-pub fn insufficient(device: &str) -> Response {
-    Response::new(Status::INSUFFICIENT_STORAGE).with_header("Content-Type", &b"text/html; charset=UTF-8"[..]).with_body(
-        Body::Bytes(
-            format!("<html><h1>Insufficient Storage</h1><p>There was not enough space to save the resource. Drive: {device}</p></html>")
-                .into_bytes()
-                .into(),
-        ),
-    )
-}
+pub use aerie_storage::swob::{insufficient_storage, page, text};
 
 pub fn db_error(e: DbError, path: &std::path::Path) -> Response {
     match e {

@@ -734,8 +734,7 @@ impl ContainerDb {
 
     /// Merge object rows in one transaction (§6.7).
     pub fn merge_rows(&mut self, rows: &[Row]) -> Result<(), DbError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
+        immediate(&mut self.conn, |tx| {
             let mut find = tx.prepare_cached(
                 "SELECT name, created_at, size, content_type, etag, deleted, storage_policy_index FROM object
                  WHERE deleted IN (0, 1) AND name = ? AND storage_policy_index = ?",
@@ -770,9 +769,8 @@ impl ContainerDb {
                 let created = encode_timestamps(m.data, Some(m.ctype_ts), Some(m.meta), false);
                 ins.execute(params![m.name, created, m.size, m.content_type, m.etag, i64::from(m.deleted), m.policy])?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Run a closure with the connection (listings, updates).
@@ -785,11 +783,20 @@ impl ContainerDb {
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, DbError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let v = f(&tx)?;
-        tx.commit()?;
-        Ok(v)
+        immediate(&mut self.conn, |tx| Ok(f(tx)?))
     }
+}
+
+/// Run `f` in one immediate transaction (the write lock taken at once, so
+/// a busy database fails here, not halfway), committed when it succeeds.
+pub fn immediate<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let v = f(&tx)?;
+    tx.commit()?;
+    Ok(v)
 }
 
 #[cfg(test)]

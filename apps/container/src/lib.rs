@@ -19,7 +19,7 @@ use aerie_storage::path::{decode_path, split_path, validate_device_partition, Pa
 use aerie_storage::swift_conf::SwiftConf;
 use aerie_storage::timestamp::http_date;
 use aerie_storage::Timestamp;
-use common::{db_error, insufficient, is_true, listing_limit, negotiate, page, query_pairs, text};
+use common::{db_error, insufficient_storage, is_true, listing_limit, negotiate, page, query_pairs, text};
 use db::{ContainerDb, Info, Row};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,14 +70,11 @@ impl Ctx<'_> {
     }
 
     fn timestamp(&self) -> Result<Timestamp, Response> {
-        match self.head.header("x-timestamp") {
-            None => Err(text(Status::BAD_REQUEST, "Missing X-Timestamp header")),
-            Some(v) => Timestamp::parse_bytes(v).map_err(|_| text(Status::BAD_REQUEST, "Invalid X-Timestamp header")),
-        }
+        aerie_storage::swob::x_timestamp(self.head)
     }
 
     fn db_path(&self) -> Result<PathBuf, Response> {
-        let dev = self.cfg.devices.device_dir(&self.device).map_err(|_| insufficient(&self.device))?;
+        let dev = self.cfg.devices.device_dir(&self.device).map_err(|_| insufficient_storage(&self.device))?;
         let hash = self.cfg.swift.salt.hash_path(&self.account, Some(&self.container), None);
         let sfx = &hash[hash.len() - 3..];
         Ok(dev.join("containers").join(&self.partition).join(sfx).join(&hash).join(format!("{hash}.db")))
@@ -86,7 +83,7 @@ impl Ctx<'_> {
     fn check_space(&self) -> Result<(), Response> {
         let dev = self.cfg.devices.root.join(&self.device);
         match self.cfg.reserve.would_cross(&dev, 0) {
-            Ok(true) => Err(insufficient(&self.device)),
+            Ok(true) => Err(insufficient_storage(&self.device)),
             _ => Ok(()),
         }
     }
@@ -149,15 +146,10 @@ impl Processor for ContainerServer {
         let Ok(path) = decode_path(head.raw_path()) else {
             return text(Status::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL");
         };
+        if let Some(r) = aerie_storage::swob::check_method(&head, METHODS, "container-server") {
+            return r;
+        }
         let method = head.method().clone();
-        if !METHODS.contains(&method.as_str()) {
-            return page(Status::METHOD_NOT_ALLOWED).with_header("Allow", METHODS.join(", ").into_bytes());
-        }
-        if method == Method::Options {
-            return Response::new(Status::OK)
-                .with_header("Allow", METHODS.join(", ").into_bytes())
-                .with_header("Server", concat!("container-server/aerie-", env!("CARGO_PKG_VERSION")).as_bytes());
-        }
         if matches!(&method, Method::Other(m) if &**m == "REPLICATE" || &**m == "UPDATE") {
             return page(Status::NOT_IMPLEMENTED);
         }
@@ -256,14 +248,8 @@ fn put_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
         return Ok(r);
     }
     let status = if created || recreated { Status::CREATED } else { Status::ACCEPTED };
-    let resp = if status == Status::ACCEPTED { page_accepted() } else { Response::new(status) };
+    let resp = if status == Status::ACCEPTED { page(Status::ACCEPTED) } else { Response::new(status) };
     Ok(resp.with_header("X-Backend-Storage-Policy-Index", info.storage_policy_index.to_string().into_bytes()))
-}
-
-fn page_accepted() -> Response {
-    Response::new(Status::ACCEPTED).with_header("Content-Type", &b"text/html; charset=UTF-8"[..]).with_body(
-        Body::Bytes((&b"<html><h1>Accepted</h1><p>The request is accepted for processing.</p></html>"[..]).into()),
-    )
 }
 
 /// §6.8: tell every account replica; `Some(404)` when all said 404.

@@ -23,13 +23,13 @@ pub mod range;
 mod read;
 pub mod update;
 
-use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
+use aerie_api::{Executor, Method, Processor, Request, RequestHead, Response, Status};
 use aerie_storage::fs::{Devices, Reserve};
 use aerie_storage::path::{decode_path, ObjectPath, PathError};
 use aerie_storage::swift_conf::{PolicyKind, SwiftConf};
+pub use aerie_storage::swob::{insufficient_storage, page, status_page, text};
 use aerie_storage::Timestamp;
 use diskfile::{DiskFile, OpenError};
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,60 +71,6 @@ impl ObjectServer {
 
 const METHODS: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "REPLICATE", "SSYNC"];
 
-/// Swift's default body for a status, if it has one.
-pub fn status_page(status: Status, drive: Option<&str>) -> Option<String> {
-    let explanation = match status.0 {
-        202 => "The request is accepted for processing.",
-        400 => "The server could not comply with the request since it is either malformed or otherwise incorrect.",
-        403 => "Access was denied to this resource.",
-        404 => "The resource could not be found.",
-        405 => "The method is not allowed for this resource.",
-        408 => "The server has waited too long for the request to be sent by the client.",
-        409 => "There was a conflict when trying to complete your request.",
-        411 => "Content-Length header required.",
-        412 => "A precondition for this request was not met.",
-        413 => "The body of your request was too large for this server.",
-        416 => "The Range requested is not available.",
-        422 => "Unable to process the contained instructions",
-        499 => "The client was disconnected during request.",
-        500 => "The server has either erred or is incapable of performing the requested operation.",
-        501 => "The requested method is not implemented by this server.",
-        503 => "The server is currently unavailable. Please try again at a later time.",
-        507 => {
-            return Some(format!(
-                "<html><h1>Insufficient Storage</h1><p>There was not enough space to save the resource. Drive: {}</p></html>",
-                drive.unwrap_or("unknown")
-            ))
-        }
-        _ => return None,
-    };
-    Some(format!("<html><h1>{}</h1><p>{explanation}</p></html>", status.reason()))
-}
-
-/// A response with Swift's HTML page for the status (if it has one).
-pub fn page(status: Status) -> Response {
-    page_with(status, None)
-}
-
-fn page_with(status: Status, drive: Option<&str>) -> Response {
-    match status_page(status, drive) {
-        Some(body) => Response::new(status)
-            .with_header("Content-Type", &b"text/html; charset=UTF-8"[..])
-            .with_body(Body::Bytes(body.into_bytes().into())),
-        None => Response::new(status),
-    }
-}
-
-/// 507 for a device.
-pub fn insufficient_storage(device: &str) -> Response {
-    page_with(Status::INSUFFICIENT_STORAGE, Some(device))
-}
-
-/// A plain-text error, as Swift sends for validation failures.
-pub fn text(status: Status, msg: impl Into<Cow<'static, str>>) -> Response {
-    Response::text(status, msg)
-}
-
 /// The status for a storage error (the one table).
 pub fn open_error_response(e: &OpenError, device: &str, target: &str) -> Response {
     match e {
@@ -152,6 +98,28 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Copy into `m` what a request stores as metadata (§4.2.1): user
+    /// metadata and transient sysmeta (and object sysmeta when `sysmeta`:
+    /// PUT only, POST cannot change it), then the allowed headers and those
+    /// `X-Backend-Replication-Headers` names, except `skip`.
+    pub fn copy_request_meta(&self, m: &mut meta::Meta, sysmeta: bool, skip: &str) {
+        use meta::{is_sysmeta, is_transient_sysmeta, is_user_meta, title, ALLOWED_HEADERS};
+        for (name, value) in self.head.headers() {
+            if is_user_meta(name) || (sysmeta && is_sysmeta(name)) || is_transient_sysmeta(name) {
+                m.set(&title(name), value.to_vec());
+            }
+        }
+        let named = self.header("x-backend-replication-headers").unwrap_or("");
+        for h in named.split_whitespace().chain(ALLOWED_HEADERS.iter().copied()) {
+            if h.eq_ignore_ascii_case(skip) {
+                continue;
+            }
+            if let Some(v) = self.header_bytes(h) {
+                m.set(&title(h), v.to_vec());
+            }
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.head.header_str(name)
     }
@@ -183,10 +151,7 @@ impl Ctx<'_> {
 
     /// `X-Timestamp` for PUT/POST/DELETE (§2.3).
     pub fn required_timestamp(&self) -> Result<Timestamp, Response> {
-        match self.header_bytes("x-timestamp") {
-            None => Err(text(Status::BAD_REQUEST, "Missing X-Timestamp header")),
-            Some(v) => Timestamp::parse_bytes(v).map_err(|_| text(Status::BAD_REQUEST, "Invalid X-Timestamp header")),
-        }
+        aerie_storage::swob::x_timestamp(self.head)
     }
 }
 
@@ -201,15 +166,10 @@ impl Processor for ObjectServer {
             Ok(p) => p,
             Err(_) => return text(Status::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"),
         };
+        if let Some(r) = aerie_storage::swob::check_method(&head, METHODS, "object-server") {
+            return r;
+        }
         let method = head.method().clone();
-        if !METHODS.contains(&method.as_str()) {
-            return page(Status::METHOD_NOT_ALLOWED).with_header("Allow", METHODS.join(", ").into_bytes());
-        }
-        if method == Method::Options {
-            return Response::new(Status::OK)
-                .with_header("Allow", METHODS.join(", ").into_bytes())
-                .with_header("Server", concat!("object-server/aerie-", env!("CARGO_PKG_VERSION")).as_bytes());
-        }
         let policy_header = head.header_str("x-backend-storage-policy-index").unwrap_or("").trim().to_string();
         let policy = if policy_header.is_empty() {
             Some(0)

@@ -2,7 +2,7 @@
 //! and DELETE (§4.7, tombstones).
 
 use crate::diskfile::{meta_file_name, OpenError, Opened};
-use crate::meta::{is_sysmeta, is_transient_sysmeta, is_user_meta, title, Meta, ALLOWED_HEADERS};
+use crate::meta::{is_sysmeta, Meta};
 use crate::update::{apply_overrides, conditional_delete_at_update, container_update, delete_at_update};
 use crate::{insufficient_storage, open_error_response, page, text, Ctx};
 use aerie_api::{Response, Status};
@@ -69,21 +69,7 @@ fn post_inner(ctx: &Ctx<'_>) -> Result<Response, Response> {
     let mut meta = if ts > orig_ts {
         let mut m = Meta::default();
         m.set("X-Timestamp", ts.internal());
-        for (name, value) in ctx.head.headers() {
-            if is_user_meta(name) || is_transient_sysmeta(name) {
-                m.set(&title(name), value.to_vec());
-            }
-        }
-        let mut copy: Vec<String> = ctx
-            .header("x-backend-replication-headers")
-            .map(|v| v.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default();
-        copy.extend(ALLOWED_HEADERS.iter().map(|s| s.to_string()));
-        for h in copy {
-            if let Some(v) = ctx.header_bytes(&h) {
-                m.set(&title(&h), v.to_vec());
-            }
-        }
+        ctx.copy_request_meta(&mut m, false, "");
         let orig_delete_at = orig_meta.get_str("X-Delete-At").and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(0);
         conditional_delete_at_update(ctx, &df.device_dir, data_meta, orig_delete_at, new_delete_at);
         m

@@ -8,7 +8,7 @@
 //! so nothing half-written is ever visible.
 
 use crate::diskfile::{OpenError, Opened};
-use crate::meta::{is_sysmeta, is_transient_sysmeta, is_user_meta, title, Meta, ALLOWED_HEADERS};
+use crate::meta::{is_sysmeta, is_transient_sysmeta, is_user_meta, title, Meta};
 use crate::mime::MimeReader;
 use crate::{insufficient_storage, page, text, update, Ctx};
 use aerie_api::{BodyFraming, Header, RequestBody, RequestHead, Response, Status};
@@ -216,24 +216,8 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
     meta.set("Content-Type", content_type.to_vec());
     meta.set("Content-Length", upload_size.to_string());
     meta.set("ETag", etag.clone());
-    for (name, value) in ctx.head.headers() {
-        if is_user_meta(name) || is_sysmeta(name) || is_transient_sysmeta(name) {
-            meta.set(&title(name), value.to_vec());
-        }
-    }
-    let mut copy: Vec<String> = ctx
-        .header("x-backend-replication-headers")
-        .map(|v| v.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default();
-    copy.extend(ALLOWED_HEADERS.iter().map(|s| s.to_string()));
-    for h in copy {
-        if h.eq_ignore_ascii_case("x-delete-at") {
-            continue;
-        }
-        if let Some(v) = ctx.header_bytes(&h) {
-            meta.set(&title(&h), v.to_vec());
-        }
-    }
+    // X-Delete-At is stored normalized, below.
+    ctx.copy_request_meta(&mut meta, true, "x-delete-at");
     if let Some(at) = &delete_at {
         meta.set("X-Delete-At", at.clone());
     }

@@ -30,6 +30,12 @@ pub fn md5_hex(data: &[u8]) -> String {
 impl HashSalt {
     /// `hash_path(account[, container[, object]])`.
     pub fn hash_path(&self, account: &str, container: Option<&str>, object: Option<&str>) -> String {
+        hex(&self.digest(account, container, object))
+    }
+
+    /// The raw MD5 behind [`HashSalt::hash_path`] (rings take partitions
+    /// from its first four bytes).
+    pub fn digest(&self, account: &str, container: Option<&str>, object: Option<&str>) -> [u8; 16] {
         let mut h = Md5::new();
         h.update(&self.prefix);
         h.update(b"/");
@@ -43,7 +49,7 @@ impl HashSalt {
             }
         }
         h.update(&self.suffix);
-        hex(&h.finalize())
+        h.finalize().into()
     }
 }
 

@@ -11,6 +11,7 @@ pub mod path;
 pub mod pickle;
 pub mod ring;
 pub mod swift_conf;
+pub mod swob;
 pub mod timestamp;
 
 pub use hash::HashSalt;

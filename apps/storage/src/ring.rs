@@ -12,7 +12,6 @@
 //! background processes.
 
 use crate::hash::HashSalt;
-use md5::{Digest, Md5};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -106,20 +105,7 @@ impl Ring {
 
     /// The partition of `account[/container[/object]]`.
     pub fn partition(&self, salt: &HashSalt, account: &str, container: Option<&str>, object: Option<&str>) -> u32 {
-        let mut h = Md5::new();
-        h.update(&salt.prefix);
-        h.update(b"/");
-        h.update(account.as_bytes());
-        if let Some(c) = container {
-            h.update(b"/");
-            h.update(c.as_bytes());
-            if let Some(o) = object {
-                h.update(b"/");
-                h.update(o.as_bytes());
-            }
-        }
-        h.update(&salt.suffix);
-        let d = h.finalize();
+        let d = salt.digest(account, container, object);
         let top = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
         top.checked_shr(self.part_shift).unwrap_or(0)
     }
