@@ -7,9 +7,7 @@
 pub mod db;
 
 use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
-use aerie_container::common::{
-    db_error, insufficient_storage, is_true, listing_limit, negotiate, page, query_pairs, text,
-};
+use aerie_container::common::{db_error, is_true, listing_limit, negotiate, page, query_pairs, text};
 use aerie_container::listing::{self, ListParams, Table};
 use aerie_container::meta::{self, Kind};
 use aerie_storage::fs::{Devices, Reserve};
@@ -65,17 +63,12 @@ impl Ctx<'_> {
     }
 
     fn db_path(&self) -> Result<PathBuf, Response> {
-        let dev = self.cfg.devices.device_dir(&self.device).map_err(|_| insufficient_storage(&self.device))?;
         let hash = self.cfg.swift.salt.hash_path(&self.account, None, None);
-        let sfx = &hash[hash.len() - 3..];
-        Ok(dev.join("accounts").join(&self.partition).join(sfx).join(&hash).join(format!("{hash}.db")))
+        aerie_container::common::db_file(&self.cfg.devices, &self.device, &self.partition, "accounts", &hash)
     }
 
     fn check_space(&self) -> Result<(), Response> {
-        match self.cfg.reserve.would_cross(&self.cfg.devices.root.join(&self.device), 0) {
-            Ok(true) => Err(insufficient_storage(&self.device)),
-            _ => Ok(()),
-        }
+        aerie_container::common::check_space(&self.cfg.devices, &self.cfg.reserve, &self.device)
     }
 
     fn policy_name(&self, index: i64) -> Option<String> {

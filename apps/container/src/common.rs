@@ -3,10 +3,28 @@
 
 use crate::db::DbError;
 use aerie_api::{RequestHead, Response, Status};
+use aerie_storage::fs::{Devices, Reserve};
 use aerie_storage::path::form_decode;
 use aerie_storage::Timestamp;
+use std::path::PathBuf;
 
 pub use aerie_storage::swob::{insufficient_storage, page, text};
+
+/// Where a database lives: `<device>/<kind>/<partition>/<suffix>/<hash>/<hash>.db`
+/// (kind `containers` or `accounts`); 507 when the device is unavailable.
+pub fn db_file(devices: &Devices, device: &str, partition: &str, kind: &str, hash: &str) -> Result<PathBuf, Response> {
+    let dev = devices.device_dir(device).map_err(|_| insufficient_storage(device))?;
+    let sfx = &hash[hash.len().saturating_sub(3)..];
+    Ok(dev.join(kind).join(partition).join(sfx).join(hash).join(format!("{hash}.db")))
+}
+
+/// 507 when a write to `device` would cross the free-space reserve.
+pub fn check_space(devices: &Devices, reserve: &Reserve, device: &str) -> Result<(), Response> {
+    match reserve.would_cross(&devices.root.join(device), 0) {
+        Ok(true) => Err(insufficient_storage(device)),
+        _ => Ok(()),
+    }
+}
 
 pub fn db_error(e: DbError, path: &std::path::Path) -> Response {
     match e {

@@ -19,7 +19,7 @@ use aerie_storage::path::{decode_path, split_path, validate_device_partition, Pa
 use aerie_storage::swift_conf::SwiftConf;
 use aerie_storage::timestamp::http_date;
 use aerie_storage::Timestamp;
-use common::{db_error, insufficient_storage, is_true, listing_limit, negotiate, page, query_pairs, text};
+use common::{db_error, is_true, listing_limit, negotiate, page, query_pairs, text};
 use db::{ContainerDb, Info, Row};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,18 +74,12 @@ impl Ctx<'_> {
     }
 
     fn db_path(&self) -> Result<PathBuf, Response> {
-        let dev = self.cfg.devices.device_dir(&self.device).map_err(|_| insufficient_storage(&self.device))?;
         let hash = self.cfg.swift.salt.hash_path(&self.account, Some(&self.container), None);
-        let sfx = &hash[hash.len() - 3..];
-        Ok(dev.join("containers").join(&self.partition).join(sfx).join(&hash).join(format!("{hash}.db")))
+        common::db_file(&self.cfg.devices, &self.device, &self.partition, "containers", &hash)
     }
 
     fn check_space(&self) -> Result<(), Response> {
-        let dev = self.cfg.devices.root.join(&self.device);
-        match self.cfg.reserve.would_cross(&dev, 0) {
-            Ok(true) => Err(insufficient_storage(&self.device)),
-            _ => Ok(()),
-        }
+        common::check_space(&self.cfg.devices, &self.cfg.reserve, &self.device)
     }
 
     /// The policy header, validated (400 on an unknown index).
