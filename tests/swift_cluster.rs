@@ -91,14 +91,6 @@ impl Cluster {
     }
 
     fn restart_node(&mut self, i: usize) {
-        // The killed node's workers may hold its listening sockets for a
-        // moment after the master is gone: wait until the ports are free.
-        for service in ["OBJECT", "CONTAINER", "ACCOUNT", "ADMIN"] {
-            let addr = self.node_addr(i, service);
-            wait_until(&format!("node {i}'s {service} port to be free"), Duration::from_secs(30), || {
-                std::net::TcpListener::bind(addr).is_ok()
-            });
-        }
         self.nodes[i - 1] = Some(Server::start(&self.configs[i - 1]));
     }
 

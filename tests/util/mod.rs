@@ -233,6 +233,14 @@ impl Drop for Server {
             let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
+            // The workers die a moment after the master and hold the
+            // listening sockets until then: wait for the whole group, so a
+            // server started next on the same ports can bind them.
+            // (Zombies hold nothing, and nobody may reap them soon.)
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while group_running(pgid.as_raw()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 }
@@ -243,6 +251,19 @@ fn parse_status(status: &str) -> (Vec<SocketAddr>, Option<SocketAddr>) {
         None => (status, None),
     };
     (data.split(' ').filter(|a| !a.is_empty()).map(|a| a.parse().expect("address")).collect(), admin)
+}
+
+/// Whether any process of process group `pgid` is still running (not a
+/// zombie).
+fn group_running(pgid: i32) -> bool {
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { return false };
+        // After the ")" closing the command name: state, ppid, pgrp.
+        let mut f = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+        let state = f.next();
+        let pgrp = f.nth(1).and_then(|v| v.parse::<i32>().ok());
+        pgrp == Some(pgid) && state != Some("Z")
+    })
 }
 
 /// Live children of a process.
