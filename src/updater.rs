@@ -86,7 +86,7 @@ fn ring_targets(ring: Option<(&Ring, &HashSalt)>, account: &str, container: &str
     let part = ring.partition(salt, account, Some(container), None);
     ring.nodes(part)
         .into_iter()
-        .map(|d| Target { host: d.host(), device: d.device.clone(), partition: part.to_string() })
+        .map(|d| Target { host: d.replication_host(), device: d.device.clone(), partition: part.to_string() })
         .collect()
 }
 
@@ -202,6 +202,18 @@ pub fn run(
         Kind::Container => "account.ring.gz",
     }));
     let salt = config.storage.swift.as_ref().map(|s| s.salt.clone());
+    let settings = aerie_container::updater::Settings {
+        conn_timeout: conn,
+        node_timeout: node,
+        suppression: config.storage.container_updater_suppression,
+    };
+    if kind == Kind::Container && ring_file.get().is_none() {
+        log::warn!(
+            "container updater: no account ring at {}: statistics go only to the account replicas each container's \
+             requests named; the others learn them by replication",
+            swift_dir.join("account.ring.gz").display()
+        );
+    }
     slot.set_state(State::Ready);
     log::info!("{} started: sweeping the {what} under {} every {:?}", kind.name(), root.display(), interval);
     let mut next = Instant::now();
@@ -230,14 +242,15 @@ pub fn run(
                     }
                 }
                 Kind::Container => {
-                    let s = aerie_container::updater::sweep(&root, ring, &mut containers, conn, node, &|| slot.beat());
-                    if s.reported > 0 || s.failed > 0 {
+                    let s = aerie_container::updater::sweep(&root, ring, &mut containers, &settings, &|| slot.beat());
+                    if s.reported > 0 || s.failed > 0 || s.quarantined > 0 {
                         log::info!(
-                            "container updater sweep: {} checked, {} reported, {} to retry, {} without account replicas",
+                            "container updater sweep: {} checked, {} reported, {} to retry, {} without account replicas, {} quarantined",
                             s.checked,
                             s.reported,
                             s.failed,
-                            s.no_targets
+                            s.no_targets,
+                            s.quarantined
                         );
                     }
                 }

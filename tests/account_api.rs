@@ -254,7 +254,8 @@ fn interop_databases_are_shared_with_swifts_account_server() {
 }
 
 /// One node serving all three services on three listeners, with the
-/// updaters sweeping every half second.
+/// updaters sweeping every half second; swift.conf is in the returned
+/// directory (where the updaters look for rings).
 fn full_node() -> (crate::util::Server, TempDir) {
     let dir = TempDir::new("fullnode");
     let root = dir.path().join("node");
@@ -276,18 +277,27 @@ fn full_node() -> (crate::util::Server, TempDir) {
 
 #[test]
 fn account_statistics_follow_object_uploads_through_the_container_updater() {
-    let (s, _dir) = full_node();
+    let (s, dir) = full_node();
     let (obj, cont, acct) = (s.addrs[0], s.addrs[1], s.addrs[2]);
-    let (cont_host, acct_host) = (cont.to_string(), acct.to_string());
-    let to_account =
-        [("X-Account-Host", acct_host.as_str()), ("X-Account-Device", "sda1"), ("X-Account-Partition", "0")];
-    // The container is made before its account exists: the account update
-    // fails (404), and the container updater must deliver it later.
+    // The account ring names this node's account server.
+    crate::util::write_ring(dir.path(), "account", &[(acct, "sda1")]);
+    let part = {
+        let ring = aerie_storage::ring::Ring::load(&dir.path().join("account.ring.gz")).expect("ring");
+        let conf = aerie_storage::swift_conf::parse(crate::util::SWIFT_CONF).expect("conf");
+        ring.partition(&conf.salt, "AUTH_u", None, None).to_string()
+    };
+    assert_eq!(request(acct, "PUT", &format!("/sda1/{part}/AUTH_u"), &[("X-Timestamp", &ts())], b"").status, 201);
+    // The container PUT names an account replica that is down: the update
+    // fails, and the container updater must deliver it through the ring.
     let t = ts();
-    let mut h = to_account.to_vec();
-    h.push(("X-Timestamp", &t));
-    assert_eq!(request(cont, "PUT", "/sda1/0/AUTH_u/c", &h, b"").status, 404);
-    assert_eq!(request(acct, "PUT", "/sda1/0/AUTH_u", &[("X-Timestamp", &ts())], b"").status, 201);
+    let h = [
+        ("X-Account-Host", "127.0.0.1:1"),
+        ("X-Account-Device", "sda1"),
+        ("X-Account-Partition", part.as_str()),
+        ("X-Timestamp", &t),
+    ];
+    assert_eq!(request(cont, "PUT", "/sda1/0/AUTH_u/c", &h, b"").status, 201);
+    let cont_host = cont.to_string();
     let to_container =
         [("X-Container-Host", cont_host.as_str()), ("X-Container-Device", "sda1"), ("X-Container-Partition", "0")];
     let mut total = 0;
@@ -299,7 +309,7 @@ fn account_statistics_follow_object_uploads_through_the_container_updater() {
         h.extend([("X-Timestamp", t.as_str()), ("Content-Type", "application/octet-stream")]);
         assert_eq!(request(obj, "PUT", &format!("/sda1/0/AUTH_u/c/o{i}"), &h, &body).status, 201);
     }
-    let head = || request(acct, "HEAD", "/sda1/0/AUTH_u", &[], b"");
+    let head = || request(acct, "HEAD", &format!("/sda1/{part}/AUTH_u"), &[], b"");
     let figures = |r: &Response| {
         (
             r.header("x-account-container-count").map(str::to_string),
@@ -326,4 +336,14 @@ fn account_statistics_follow_object_uploads_through_the_container_updater() {
     });
     let st = s.status();
     assert!(st["workers"].as_array().is_some_and(|w| w.iter().any(|w| w["role"] == "container-updater")), "{st}");
+    // A container whose account exists on no replica of the ring is
+    // quarantined by the updater, as Swift's does.
+    let t = ts();
+    assert_eq!(request(cont, "PUT", "/sda1/0/AUTH_nowhere/orphan", &[("X-Timestamp", &t)], b"").status, 201);
+    crate::util::wait_until("the orphan container to be quarantined", std::time::Duration::from_secs(30), || {
+        crate::util::files_under(&dir.path().join("node/sda1/quarantined/containers"))
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "db"))
+    });
+    assert_eq!(request(cont, "HEAD", "/sda1/0/AUTH_nowhere/orphan", &[], b"").status, 404);
 }

@@ -136,3 +136,50 @@ fn twenty_thousand_container_rows_from_32_clients_lose_nothing() {
     assert_eq!(h.header("x-account-bytes-used"), Some(expected.values().sum::<u64>().to_string().as_str()));
     assert_eq!(list_all(&n, A, "bytes"), expected);
 }
+
+/// 32 clients PUT the same new database at once, `rounds` times (a new
+/// name each round): every PUT succeeds, and one valid database is left.
+fn concurrent_creators(service: &str, path: impl Fn(usize) -> String, kind: &str) {
+    let n = Node::service_workers(service, 4);
+    let addr = n.addr();
+    for round in 0..8 {
+        let p = path(round);
+        let barrier = Arc::new(std::sync::Barrier::new(CLIENTS));
+        let threads: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (barrier, p) = (Arc::clone(&barrier), p.clone());
+                std::thread::spawn(move || {
+                    let mut c = Client::connect(addr);
+                    barrier.wait();
+                    send(&mut c, "PUT", &p, &[("X-Timestamp", &ts())])
+                })
+            })
+            .collect();
+        let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().expect("client")).collect();
+        assert!(statuses.iter().all(|s| *s == 201 || *s == 202), "round {round}: {statuses:?}");
+        assert!(statuses.contains(&201), "someone created it: {statuses:?}");
+        assert_eq!(n.req("HEAD", &p, &[]).status, 204, "round {round}: readable");
+    }
+    let dbs: Vec<_> = crate::util::files_under(&n.root)
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains(&format!("/{kind}/")))
+        .collect();
+    assert_eq!(dbs.len(), 8, "one file per database, nothing beside them: {dbs:?}");
+    let leftovers: Vec<_> =
+        crate::util::files_under(&n.root.join("sda1/tmp")).into_iter().filter(|f| f.exists()).collect();
+    assert!(leftovers.is_empty(), "temporary databases left: {leftovers:?}");
+    let info_kind = if kind == "accounts" { "account" } else { "container" };
+    for db in dbs {
+        crate::util::swift_db_info(info_kind, &db);
+    }
+}
+
+#[test]
+fn thirty_two_clients_creating_one_account_all_succeed_and_leave_one_database() {
+    concurrent_creators("account", |round| format!("/sda1/0/AUTH_new{round}"), "accounts");
+}
+
+#[test]
+fn thirty_two_clients_creating_one_container_all_succeed_and_leave_one_database() {
+    concurrent_creators("container", |round| format!("/sda1/0/AUTH_t/new{round}"), "containers");
+}

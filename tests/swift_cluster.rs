@@ -423,3 +423,83 @@ fn an_unmounted_device_answers_507_and_the_proxy_stops_using_it() {
         after_reads.join("\n")
     );
 }
+
+/// The primary devices (node numbers, from 1) of an account in the
+/// cluster's account ring, in replica order.
+fn account_primaries(c: &Cluster, account: &str) -> (u32, Vec<usize>) {
+    let ring = aerie_storage::ring::Ring::load(&c.dir.path().join("swift/account.ring.gz")).expect("account ring");
+    let text = std::fs::read_to_string(c.dir.path().join("swift/swift.conf")).expect("swift.conf");
+    let conf = aerie_storage::swift_conf::parse(&text).expect("swift.conf");
+    let part = ring.partition(&conf.salt, account, None, None);
+    let nodes = ring.nodes(part).iter().map(|d| d.device[1..].parse::<usize>().expect("device dN")).collect();
+    (part, nodes)
+}
+
+/// Node `i` without its account listener (its account server is down;
+/// its object and container servers serve on).
+fn without_account_listener(config: &str) -> String {
+    let mut out = String::new();
+    for section in config.split("\n[[listen]]") {
+        if section.contains("pipeline = [\"account\"]") {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\n[[listen]]");
+        }
+        out.push_str(section);
+    }
+    out
+}
+
+/// Issue #20: with two of four account servers down, a container DELETE
+/// through the proxy must reach every account replica still up — the
+/// container servers tell the account host the proxy named for each, and
+/// the container updater tells every replica of the ring — before any
+/// replication runs.
+#[test]
+fn a_container_delete_reaches_every_account_replica_still_up() {
+    let mut c = Cluster::start(4, |_, t| t);
+    c.ok(&["post", "gone"]);
+    c.ok(&["post", "kept"]);
+    let (part, primaries) = account_primaries(&c, "AUTH_test");
+    assert_eq!(primaries.len(), 3);
+    let other = (1..=4).find(|n| !primaries.contains(n)).expect("a node that is no account primary");
+    let listing = |c: &Cluster, node: usize| -> Vec<String> {
+        let r = get(c.node_addr(node, "ACCOUNT"), &format!("/d{node}/{part}/AUTH_test?format=json"));
+        assert_eq!(r.status, 200, "account listing on node {node}: {}", r.text());
+        r.json().as_array().expect("listing").iter().map(|e| e["name"].as_str().unwrap_or("").to_string()).collect()
+    };
+    for &n in &primaries {
+        wait_until("every account replica to list both containers", Duration::from_secs(30), || {
+            listing(&c, n) == ["gone", "kept"]
+        });
+    }
+    // The account servers of the first primary and of the other node go
+    // down; every container server stays up.
+    for n in [primaries[0], other] {
+        let cfg = without_account_listener(&c.configs[n - 1]);
+        c.nodes[n - 1] = None;
+        c.nodes[n - 1] = Some(Server::start(&cfg));
+        assert!(TcpStream::connect(c.node_addr(n, "ACCOUNT")).is_err(), "node {n}'s account server is down");
+    }
+    c.ok(&["delete", "gone"]);
+    c.write_file("o", b"12345");
+    c.ok(&["upload", "kept", "o"]);
+    for &n in &primaries[1..] {
+        wait_until(
+            &format!("node {n}'s account replica to drop the deleted container"),
+            Duration::from_secs(30),
+            || listing(&c, n) == ["kept"],
+        );
+        let r =
+            crate::util::try_request(c.node_addr(n, "ACCOUNT"), "HEAD", &format!("/d{n}/{part}/AUTH_test"), &[], b"")
+                .expect("HEAD the account replica");
+        assert_eq!(r.header("x-account-container-count"), Some("1"), "node {n}");
+        wait_until(&format!("node {n}'s account replica to count the new object"), Duration::from_secs(30), || {
+            crate::util::try_request(c.node_addr(n, "ACCOUNT"), "HEAD", &format!("/d{n}/{part}/AUTH_test"), &[], b"")
+                .is_some_and(|r| r.header("x-account-object-count") == Some("1"))
+        });
+    }
+    let stat = c.stat(&[]);
+    assert_eq!((num(&stat, "Containers"), num(&stat, "Objects")), (1, 1), "{stat:?}");
+}

@@ -101,6 +101,11 @@ pub const STORAGE_OBJECT_UPDATER_INTERVAL: f64 = 5.0;
 /// updater sends changed container statistics to the accounts (it runs
 /// whenever the container service is in a pipeline).
 pub const STORAGE_CONTAINER_UPDATER_INTERVAL: f64 = 5.0;
+/// `storage.container_updater_suppression` (seconds): after an update to
+/// an account failed (no majority of its replicas accepted it), how long
+/// the container updater leaves that account's containers alone (Swift's
+/// `account_suppression_time`).
+pub const STORAGE_CONTAINER_UPDATER_SUPPRESSION: f64 = 60.0;
 
 /// `processors.object.container_update_timeout` (seconds): how long an
 /// object write waits for its container updates before answering.

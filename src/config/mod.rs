@@ -83,6 +83,7 @@ pub struct RawStorage {
     pub fallocate_reserve: String,
     pub object_updater_interval: f64,
     pub container_updater_interval: f64,
+    pub container_updater_suppression: f64,
 }
 
 impl Default for RawStorage {
@@ -94,6 +95,7 @@ impl Default for RawStorage {
             fallocate_reserve: defaults::STORAGE_FALLOCATE_RESERVE.to_string(),
             object_updater_interval: defaults::STORAGE_OBJECT_UPDATER_INTERVAL,
             container_updater_interval: defaults::STORAGE_CONTAINER_UPDATER_INTERVAL,
+            container_updater_suppression: defaults::STORAGE_CONTAINER_UPDATER_SUPPRESSION,
         }
     }
 }
@@ -292,6 +294,9 @@ pub struct StorageConfig {
     pub object_updater_interval: Duration,
     /// How often the container updater sweeps.
     pub container_updater_interval: Duration,
+    /// How long the container updater leaves an account alone after an
+    /// update to it failed.
+    pub container_updater_suppression: Duration,
 }
 
 /// The object service's settings.
@@ -626,6 +631,10 @@ impl RawConfig {
             reserve,
             object_updater_interval: seconds("storage.object_updater_interval", st.object_updater_interval)?,
             container_updater_interval: seconds("storage.container_updater_interval", st.container_updater_interval)?,
+            container_updater_suppression: seconds(
+                "storage.container_updater_suppression",
+                st.container_updater_suppression,
+            )?,
         };
         let config_uses = |n: &str| {
             listen.iter().any(|l| {
@@ -854,6 +863,7 @@ impl Config {
                 fallocate_reserve: self.storage.reserve_text.clone(),
                 object_updater_interval: self.storage.object_updater_interval.as_secs_f64(),
                 container_updater_interval: self.storage.container_updater_interval.as_secs_f64(),
+                container_updater_suppression: self.storage.container_updater_suppression.as_secs_f64(),
             },
         }
     }

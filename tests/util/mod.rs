@@ -810,3 +810,31 @@ pub fn stub_server(
     });
     (addr, rx)
 }
+
+/// Write `<dir>/<kind>.ring.gz` with Swift's own `swift-ring-builder`
+/// (format 1): one replica per device, 2^2 partitions, every device
+/// `(ip:port, device)` in its own zone.
+pub fn write_ring(dir: &Path, kind: &str, devices: &[(SocketAddr, &str)]) -> PathBuf {
+    let bin = swift_python().parent().expect("venv bin").join("swift-ring-builder");
+    let builder = dir.join(format!("{kind}.builder"));
+    let _ = std::fs::remove_file(&builder);
+    let run = |args: &[&str]| {
+        let out = Command::new(&bin).arg(&builder).args(args).output().expect("run swift-ring-builder");
+        // Exit status 1 is a warning (e.g. balance with few devices).
+        assert!(
+            out.status.code().is_some_and(|c| c <= 1),
+            "swift-ring-builder {args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
+    run(&["create", "2", &devices.len().to_string(), "0"]);
+    for (i, (addr, dev)) in devices.iter().enumerate() {
+        let zone = (i + 1).to_string();
+        let (ip, port) = (addr.ip().to_string(), addr.port().to_string());
+        run(&[
+            "add", "--region", "1", "--zone", &zone, "--ip", &ip, "--port", &port, "--device", dev, "--weight", "100",
+        ]);
+    }
+    run(&["rebalance"]);
+    dir.join(format!("{kind}.ring.gz"))
+}

@@ -3,8 +3,8 @@
 //! totals kept by triggers.
 
 use aerie_container::db::{
-    connect_cached, drain_pending, immediate, keep_connection, new_db_id, pickled_int, pickled_text,
-    register_functions, DbError, PENDING_CAP, SYNC_TABLES,
+    connect_cached, create_db, drain_pending, immediate, keep_connection, new_db_id, pickled_int, pickled_text,
+    DbError, PENDING_CAP, SYNC_TABLES,
 };
 use aerie_storage::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -179,16 +179,15 @@ impl AccountDb {
         keep_connection(&self.path, self.id, self.conn);
     }
 
-    /// Create (temp name, fsync, rename) and open.
-    pub fn create(path: &Path, account: &str, put_timestamp: Timestamp, device: &str) -> Result<AccountDb, DbError> {
-        let dir = path.parent().ok_or_else(|| DbError::Other("database path has no directory".into()))?;
-        aerie_storage::fs::create_dirs(dir).map_err(|e| DbError::Other(e.to_string()))?;
-        let tmp = dir.join(format!(".account.tmp{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        {
-            let conn = Connection::open(&tmp)?;
-            register_functions(&conn)?;
-            conn.pragma_update(None, "journal_mode", "DELETE")?;
+    /// Create ([`create_db`]) and open; `true` when this call created it,
+    /// `false` when another creator got there first and theirs is opened.
+    pub fn create(
+        path: &Path,
+        account: &str,
+        put_timestamp: Timestamp,
+        device: &str,
+    ) -> Result<(AccountDb, bool), DbError> {
+        let created = create_db(path, |conn| {
             conn.execute_batch(SCHEMA)?;
             conn.execute_batch(SYNC_TABLES)?;
             let t = put_timestamp.internal();
@@ -196,15 +195,9 @@ impl AccountDb {
                 "UPDATE account_stat SET account = ?, created_at = ?, id = ?, put_timestamp = ?, status_changed_at = ?",
                 params![account, Timestamp::now().internal(), new_db_id(device), t, t],
             )?;
-        }
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| DbError::Other(e.to_string()))?;
-        if path.exists() {
-            let _ = std::fs::remove_file(&tmp);
-        } else {
-            std::fs::rename(&tmp, path).map_err(|e| DbError::Other(e.to_string()))?;
-            let _ = aerie_storage::fs::fsync_dir(dir);
-        }
-        AccountDb::open(path)
+            Ok(())
+        })?;
+        Ok((AccountDb::open(path)?, created))
     }
 
     /// The stat row.

@@ -160,7 +160,7 @@ fn put_account(ctx: &Ctx<'_>) -> Result<Response, Response> {
             }
             (db, info.is_deleted())
         }
-        None => (AccountDb::create(&path, &ctx.account, ts, &ctx.device).map_err(|e| db_error(e, &path))?, true),
+        None => AccountDb::create(&path, &ctx.account, ts, &ctx.device).map_err(|e| db_error(e, &path))?,
     };
     let t = ts.internal();
     db.write(|tx| tx.execute("UPDATE account_stat SET put_timestamp = ? WHERE put_timestamp < ?", [&t, &t]))
@@ -224,7 +224,9 @@ fn put_container_row(ctx: &Ctx<'_>) -> Result<Response, Response> {
         if !ctx.account.starts_with(&ctx.cfg.swift.constraints.auto_create_account_prefix) {
             return Err(page(Status::NOT_FOUND));
         }
-        AccountDb::create(&path, &ctx.account, Timestamp::now(), &ctx.device).map_err(|e| db_error(e, &path))?;
+        let (db, _) =
+            AccountDb::create(&path, &ctx.account, Timestamp::now(), &ctx.device).map_err(|e| db_error(e, &path))?;
+        db.release();
     }
     let info = AccountDb::peek(&path).map_err(|e| db_error(e, &path))?;
     if info.is_deleted() && ctx.header("x-account-override-deleted").is_none_or(|v| v.trim() != "yes") {

@@ -611,11 +611,33 @@ pub fn pickled_text(v: Option<&aerie_storage::pickle::Value>) -> Option<String> 
     v.and_then(|x| x.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
-/// A database id: a uuid-like string plus the device, as Swift makes.
+/// A database id: a random uuid plus the device, as Swift's
+/// `DatabaseBroker._new_db_id` makes it.
 pub fn new_db_id(device: &str) -> String {
-    let seed = format!("{:?}{}{device}", std::time::SystemTime::now(), std::process::id());
-    let h = aerie_storage::hash::md5_hex(seed.as_bytes());
-    format!("{}-{}-{}-{}-{}-{device}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!("{}-{device}", uuid::Uuid::new_v4())
+}
+
+/// Create a new database at `path` as Swift's `DatabaseBroker.initialize`
+/// does: built by `init` under a temporary name in the device's `tmp/`,
+/// fsynced, then renamed into place unless another creator (a thread of
+/// this worker or another process) got there first — then that one
+/// stands and this one is thrown away. Returns whether this call created
+/// it. `path` is `<dev>/<datadir>/<part>/<suffix>/<hash>/<hash>.db`.
+pub fn create_db(path: &Path, init: impl FnOnce(&Connection) -> rusqlite::Result<()>) -> Result<bool, DbError> {
+    let io = |e: std::io::Error| DbError::Other(format!("{}: {e}", path.display()));
+    let dir = path.parent().ok_or_else(|| DbError::Other("database path has no directory".into()))?;
+    // A database outside a device's layout (a tool's, a test's) is built
+    // beside itself.
+    let tmp_dir = path.ancestors().nth(5).map_or_else(|| dir.to_path_buf(), |dev| dev.join("tmp"));
+    let created = aerie_storage::fs::create_dirs(dir).map_err(io)?;
+    let tmp = aerie_storage::fs::TempFile::create(&tmp_dir).map_err(io)?;
+    {
+        let conn = Connection::open(tmp.path())?;
+        register_functions(&conn)?;
+        conn.pragma_update(None, "journal_mode", "DELETE")?;
+        init(&conn)?;
+    }
+    tmp.commit_new(path, &created).map_err(io)
 }
 
 impl ContainerDb {
@@ -653,9 +675,9 @@ impl ContainerDb {
         Ok(())
     }
 
-    /// Create a database (under a temporary name, fsynced, then renamed
-    /// into place) and open it. If another request created it first, that
-    /// one is opened.
+    /// Create a database ([`create_db`]) and open it; `true` when this call
+    /// created it, `false` when another creator got there first and theirs
+    /// is opened.
     pub fn create(
         path: &Path,
         account: &str,
@@ -663,19 +685,8 @@ impl ContainerDb {
         put_timestamp: Timestamp,
         policy: i64,
         device: &str,
-    ) -> Result<ContainerDb, DbError> {
-        let dir = path.parent().ok_or_else(|| DbError::Other("database path has no directory".into()))?;
-        aerie_storage::fs::create_dirs(dir).map_err(|e| DbError::Other(e.to_string()))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp{}",
-            path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&tmp);
-        {
-            let conn = Connection::open(&tmp)?;
-            register_functions(&conn)?;
-            conn.pragma_update(None, "journal_mode", "DELETE")?;
+    ) -> Result<(ContainerDb, bool), DbError> {
+        let created = create_db(path, |conn| {
             conn.execute_batch(SCHEMA)?;
             conn.execute_batch(SYNC_TABLES)?;
             let ts = put_timestamp.internal();
@@ -684,15 +695,9 @@ impl ContainerDb {
                 params![account, container, Timestamp::now().internal(), new_db_id(device), ts, ts, policy],
             )?;
             conn.execute("INSERT INTO policy_stat (storage_policy_index) VALUES (?)", params![policy])?;
-        }
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| DbError::Other(e.to_string()))?;
-        if path.exists() {
-            let _ = std::fs::remove_file(&tmp);
-        } else {
-            std::fs::rename(&tmp, path).map_err(|e| DbError::Other(e.to_string()))?;
-            let _ = aerie_storage::fs::fsync_dir(dir);
-        }
-        ContainerDb::open(path)
+            Ok(())
+        })?;
+        Ok((ContainerDb::open(path)?, created))
     }
 
     /// The info row and its policy's statistics.
@@ -869,7 +874,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("aerie-cdb-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("x.db");
-        let mut db = ContainerDb::create(&path, "a", "c", ts("1"), 0, "sda").expect("create");
+        let (mut db, _) = ContainerDb::create(&path, "a", "c", ts("1"), 0, "sda").expect("create");
         db.merge_rows(&[row("o1", "2", "2", "2", 10, "t"), row("o2", "2", "2", "2", 5, "t")]).expect("merge");
         let i = db.info().expect("info");
         assert_eq!((i.object_count, i.bytes_used), (2, 15));

@@ -198,11 +198,8 @@ fn put_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
     };
     let (mut db, created) = match open(&path)? {
         Some(db) => (db, false),
-        None => (
-            ContainerDb::create(&path, &ctx.account, &ctx.container, ts, requested, &ctx.device)
-                .map_err(|e| db_error(e, &path))?,
-            true,
-        ),
+        None => ContainerDb::create(&path, &ctx.account, &ctx.container, ts, requested, &ctx.device)
+            .map_err(|e| db_error(e, &path))?,
     };
     let mut recreated = false;
     if !created {
@@ -308,8 +305,10 @@ fn put_row(ctx: &Ctx<'_>, delete: bool) -> Result<Response, Response> {
         if !auto {
             return Err(page(Status::NOT_FOUND));
         }
-        ContainerDb::create(&path, &ctx.account, &ctx.container, ts.without_offset(), policy, &ctx.device)
-            .map_err(|e| db_error(e, &path))?;
+        let (db, _) =
+            ContainerDb::create(&path, &ctx.account, &ctx.container, ts.without_offset(), policy, &ctx.device)
+                .map_err(|e| db_error(e, &path))?;
+        db.release();
     }
     let row = if delete {
         Row {

@@ -465,7 +465,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("aerie-list-{}-{}", std::process::id(), names.len()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut db =
-            ContainerDb::create(&dir.join("c.db"), "a", "c", Timestamp::from_secs(1), 0, "sda").expect("create");
+            ContainerDb::create(&dir.join("c.db"), "a", "c", Timestamp::from_secs(1), 0, "sda").expect("create").0;
         let t = Timestamp::from_secs(2);
         let rows: Vec<Row> = names
             .iter()

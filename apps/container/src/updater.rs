@@ -1,24 +1,34 @@
 //! Container statistics to the accounts (SWIFT-BACKEND.md §6.8, §8.2).
 //!
 //! A container PUT or DELETE names the account replicas in `X-Account-*`
-//! headers; the container service remembers them beside the database
-//! (`<hash>.db.accounts`: the partition on the first line, then one `host
-//! device` per line). The updater sends to the account ring's replicas when
-//! the node has the ring (`account.ring.gz` beside swift.conf, as Swift's
-//! updater does: that also covers containers created without a container
-//! PUT, such as the object expirer's auto-created queue containers), and to
-//! the remembered ones otherwise. The container updater — a
-//! background process the master forks — sweeps the databases, and for each
-//! one whose put/delete timestamps, object count or bytes differ from what
-//! it last reported, sends the current figures to those replicas; when a
-//! majority accepts, it records them as reported (Swift's `reported_*`
-//! columns), so a failed update is simply retried on the next sweep.
+//! headers (the proxy gives each container replica its share of them);
+//! the container service tells those at once and remembers them beside the
+//! database (`<hash>.db.accounts`: the partition on the first line, then
+//! one `host device` per line). The container updater — a background
+//! process the master forks — sweeps the databases and, for each one whose
+//! put/delete timestamps, object count or bytes differ from what it last
+//! reported, sends the current figures to **every** account replica, as
+//! Swift's `ContainerUpdater.process_container` does:
+//!
+//! * the replicas come from the account ring (`account.ring.gz` beside
+//!   swift.conf), at their replication addresses, in parallel, with
+//!   `X-Account-Override-Deleted: yes`; only a node without the ring falls
+//!   back to the remembered share (which reaches the other replicas only
+//!   through replication — logged at start);
+//! * a majority of 2xx answers marks the figures reported (Swift's
+//!   `reported_*` columns); every replica answering 404 means no account
+//!   database exists anywhere and the container database is quarantined;
+//!   anything else is a failure: the account's containers are left alone
+//!   for `suppression` (Swift's `account_suppression_time`), then retried;
+//! * a container whose put timestamp is zero (created by a row update
+//!   before its own PUT arrived) is not reported: its figures are not yet
+//!   the container's.
 
 use crate::db::{ContainerDb, Info};
 use aerie_storage::hash::HashSalt;
 use aerie_storage::path::quote;
 use aerie_storage::ring::Ring;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -90,8 +100,8 @@ impl Outcome {
     }
 }
 
-/// PUT the container's figures to every account replica. `extra` headers
-/// (the request's trans-id, referer) are added as given.
+/// PUT the container's figures to every account replica, in parallel.
+/// `extra` headers (the request's trans-id, referer) are added as given.
 pub fn send_update(
     t: &Targets,
     info: &Info,
@@ -108,19 +118,31 @@ pub fn send_update(
     ];
     headers.extend_from_slice(extra);
     let path = quote(&format!("/{}/{}/{}", t.partition, info.account, info.container));
-    let mut out = Outcome { asked: t.nodes.len(), ..Outcome::default() };
-    for (host, dev) in &t.nodes {
+    let one = |host: &str, dev: &str| {
         let p = format!("/{}{path}", quote(dev));
-        match aerie_storage::client::request(host, "PUT", &p, &headers, conn_timeout, node_timeout) {
-            Ok(s) if (200..300).contains(&s) => out.accepted += 1,
-            Ok(404) => {
-                out.not_found += 1;
-                log::error!("account update to {host}/{dev} for /{}/{}: 404", info.account, info.container);
-            }
+        let r = aerie_storage::client::request(host, "PUT", &p, &headers, conn_timeout, node_timeout);
+        match &r {
+            Ok(s) if (200..300).contains(s) => {}
             Ok(s) => log::error!("account update to {host}/{dev} for /{}/{}: {s}", info.account, info.container),
             Err(e) => {
                 log::error!("account update to {host}/{dev} for /{}/{} failed: {e}", info.account, info.container)
             }
+        }
+        r.ok()
+    };
+    let answers: Vec<Option<u16>> = match t.nodes.as_slice() {
+        [(host, dev)] => vec![one(host, dev)],
+        nodes => std::thread::scope(|scope| {
+            let calls: Vec<_> = nodes.iter().map(|(host, dev)| scope.spawn(|| one(host, dev))).collect();
+            calls.into_iter().map(|c| c.join().ok().flatten()).collect()
+        }),
+    };
+    let mut out = Outcome { asked: t.nodes.len(), ..Outcome::default() };
+    for a in answers {
+        match a {
+            Some(s) if (200..300).contains(&s) => out.accepted += 1,
+            Some(404) => out.not_found += 1,
+            _ => {}
         }
     }
     out
@@ -143,8 +165,10 @@ pub struct Sweep {
     pub reported: usize,
     /// Updates to retry.
     pub failed: usize,
-    /// Changed databases with no remembered account replicas.
+    /// Changed databases with no known account replicas.
     pub no_targets: usize,
+    /// Databases quarantined because no account replica has the account.
+    pub quarantined: usize,
 }
 
 /// The updater's memory between sweeps.
@@ -154,6 +178,19 @@ pub struct State {
     since: Option<SystemTime>,
     /// Databases whose update failed, retried whatever their mtime.
     retry: HashSet<PathBuf>,
+    /// Accounts whose update failed, left alone until then.
+    suppressed: HashMap<String, SystemTime>,
+}
+
+/// How the updater runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Connect timeout towards account servers.
+    pub conn_timeout: Duration,
+    /// Response timeout towards account servers.
+    pub node_timeout: Duration,
+    /// How long an account whose update failed is left alone.
+    pub suppression: Duration,
 }
 
 fn container_dbs(root: &Path) -> Vec<PathBuf> {
@@ -181,10 +218,12 @@ fn modified_since(db: &Path, since: SystemTime) -> bool {
     [m(db), m(&db.with_extension("db.pending"))].into_iter().flatten().any(|t| t >= since)
 }
 
-/// An account's replicas from the account ring.
+/// An account's replicas from the account ring, at their replication
+/// addresses (Swift 2.38's updaters send there).
 pub fn ring_targets(ring: &Ring, salt: &HashSalt, account: &str) -> Option<Targets> {
     let part = ring.partition(salt, account, None, None);
-    let nodes: Vec<(String, String)> = ring.nodes(part).into_iter().map(|d| (d.host(), d.device.clone())).collect();
+    let nodes: Vec<(String, String)> =
+        ring.nodes(part).into_iter().map(|d| (d.replication_host(), d.device.clone())).collect();
     (!nodes.is_empty()).then(|| Targets { partition: part.to_string(), nodes })
 }
 
@@ -195,15 +234,18 @@ pub fn sweep(
     root: &Path,
     ring: Option<(&Ring, &HashSalt)>,
     state: &mut State,
-    conn_timeout: Duration,
-    node_timeout: Duration,
+    settings: &Settings,
     beat: &dyn Fn(),
 ) -> Sweep {
     let started = SystemTime::now();
     // A database written during the last sweep is looked at again.
     let since = state.since.map(|s| s - Duration::from_secs(1));
+    state.suppressed.retain(|_, until| *until > started);
     let mut s = Sweep::default();
-    let extra = [("User-Agent".to_string(), format!("container-updater {}", std::process::id()))];
+    let extra = [
+        ("X-Account-Override-Deleted".to_string(), "yes".to_string()),
+        ("User-Agent".to_string(), format!("container-updater {}", std::process::id())),
+    ];
     for db_path in container_dbs(root) {
         beat();
         let retrying = state.retry.remove(&db_path);
@@ -226,7 +268,13 @@ pub fn sweep(
                 continue;
             }
         };
-        if !unreported(&info) {
+        if !unreported(&info) || !aerie_storage::Timestamp::parse(&info.put_timestamp).is_ok_and(|t| t.is_set()) {
+            db.release();
+            continue;
+        }
+        if state.suppressed.contains_key(&info.account) {
+            db.release();
+            state.retry.insert(db_path);
             continue;
         }
         let targets = match ring {
@@ -235,9 +283,10 @@ pub fn sweep(
         };
         let Some(targets) = targets else {
             s.no_targets += 1;
+            db.release();
             continue;
         };
-        let outcome = send_update(&targets, &info, &extra, conn_timeout, node_timeout);
+        let outcome = send_update(&targets, &info, &extra, settings.conn_timeout, settings.node_timeout);
         if outcome.quorum() {
             let marked = db.write(|tx| {
                 tx.execute(
@@ -246,6 +295,7 @@ pub fn sweep(
                     rusqlite::params![info.put_timestamp, info.delete_timestamp, info.object_count, info.bytes_used],
                 )
             });
+            db.release();
             match marked {
                 Ok(_) => s.reported += 1,
                 Err(e) => {
@@ -253,8 +303,21 @@ pub fn sweep(
                     state.retry.insert(db_path);
                 }
             }
+        } else if outcome.asked > 0 && outcome.not_found == outcome.asked {
+            drop(db);
+            log::error!(
+                "container updater: no account replica has /{} for /{}/{}: quarantining {}",
+                info.account,
+                info.account,
+                info.container,
+                db_path.display()
+            );
+            crate::common::quarantine(&db_path);
+            s.quarantined += 1;
         } else {
+            db.release();
             s.failed += 1;
+            state.suppressed.insert(info.account.clone(), started + settings.suppression);
             state.retry.insert(db_path);
         }
     }

@@ -225,6 +225,8 @@ pub struct Opened {
     pub metafile: Option<Meta>,
     /// The `.data` file (open).
     pub file: File,
+    /// Its path (a read that finds it corrupt quarantines it).
+    pub data_path: PathBuf,
     /// Its size.
     pub size: u64,
 }
@@ -312,7 +314,7 @@ impl DiskFile {
                 return Err(OpenError::Expired(ts, Box::new(meta)));
             }
         }
-        Ok(Opened { meta, data_timestamp: data_ts, data_meta, metafile, file, size })
+        Ok(Opened { meta, data_timestamp: data_ts, data_meta, metafile, file, data_path, size })
     }
 
     fn read_meta_file(&self, path: &Path) -> Result<Meta, OpenError> {
@@ -329,6 +331,11 @@ impl DiskFile {
     pub fn quarantine(&self, why: &str) -> OpenError {
         let target_dir = self.device_dir.join("quarantined").join(policy_dir("objects", self.policy));
         let mut target = target_dir.join(&self.hash);
+        // The suffix changes for the replicator, as Swift's
+        // quarantine_dir_renamer says.
+        if let Err(e) = self.invalidate_suffix() {
+            log::warn!("could not invalidate the suffix of {}: {e}", self.hash);
+        }
         let result = create_dirs(&target_dir).and_then(|_| {
             if target.exists() {
                 target = target_dir.join(format!("{}-{}", self.hash, Timestamp::now().normal()));

@@ -2,9 +2,17 @@
 //! requests in Swift's order, single and multiple ranges. Bodies stream
 //! from the file in 64 KiB chunks on the device's pool thread, so a large
 //! GET never sits in memory.
+//!
+//! A GET of the whole object checks what it read, as Swift's
+//! `DiskFileReader` does: the MD5 of the bytes is compared with the stored
+//! ETag once the file has been read to its end, and a mismatch, a file
+//! shorter than its metadata says or an `EIO` while reading moves the
+//! object to quarantine. The bytes already went out (Swift sends them
+//! too); the next GET is a 404, so the proxy reads another replica and the
+//! replicator restores this one.
 
 use crate::conditional::{etag_list, parse_http_date, Conditions, Outcome};
-use crate::diskfile::{OpenError, Opened};
+use crate::diskfile::{DiskFile, OpenError, Opened};
 use crate::meta::is_returned;
 use crate::range::{resolve, Ranges, Span};
 use crate::{open_error_response, page, text, Ctx};
@@ -19,6 +27,35 @@ const CHUNK: usize = 64 * 1024;
 struct FileStream {
     file: File,
     parts: std::collections::VecDeque<Part>,
+    /// Set when the stream reads the whole file from its start.
+    check: Option<Check>,
+}
+
+/// What a whole-file read verifies at its end.
+struct Check {
+    md5: md5::Md5,
+    etag: String,
+    df: DiskFile,
+    data_path: std::path::PathBuf,
+}
+
+impl Check {
+    /// Move the object aside, unless it was replaced meanwhile (a newer
+    /// PUT's files must not go to quarantine with the bad one).
+    fn quarantine(&self, why: &str) {
+        if self.data_path.exists() {
+            self.df.quarantine(why);
+        }
+    }
+
+    /// At the end of the file: the bytes must hash to the stored ETag.
+    fn finish(&mut self) {
+        use md5::Digest;
+        let got = aerie_storage::hash::hex(&std::mem::take(&mut self.md5).finalize());
+        if got != self.etag {
+            self.quarantine(&format!("ETag {} and file's md5 {got} do not match", self.etag));
+        }
+    }
 }
 
 enum Part {
@@ -39,10 +76,22 @@ impl Iterator for FileStream {
                     let mut buf = vec![0u8; n];
                     let r = self.file.seek(SeekFrom::Start(start)).and_then(|_| self.file.read_exact(&mut buf));
                     if let Err(e) = r {
+                        if let Some(c) = self.check.take() {
+                            if e.kind() == io::ErrorKind::UnexpectedEof {
+                                c.quarantine(&format!("Bytes read: {start}, does not match metadata: {end}"));
+                            } else if e.raw_os_error() == Some(nix::libc::EIO) {
+                                c.quarantine(&e.to_string());
+                            }
+                        }
                         return Some(Err(e));
+                    }
+                    if let Some(c) = &mut self.check {
+                        md5::Digest::update(&mut c.md5, &buf);
                     }
                     if start + (n as u64) < end {
                         self.parts.push_front(Part::Span(start + n as u64, end));
+                    } else if let Some(mut c) = self.check.take() {
+                        c.finish();
                     }
                     return Some(Ok(buf));
                 }
@@ -103,7 +152,7 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
             };
         }
     };
-    let Opened { meta, data_timestamp, file, size, .. } = opened;
+    let Opened { meta, data_timestamp, file, data_path, size, .. } = opened;
     let x_ts = meta.get_str("X-Timestamp").and_then(|t| Timestamp::parse(t).ok()).unwrap_or(data_timestamp);
     let stored_etag = meta.get_str("ETag").unwrap_or("").to_string();
     let content_type =
@@ -149,12 +198,16 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
         .header("x-backend-ignore-range-if-metadata-present")
         .is_some_and(|names| names.split(',').map(str::trim).any(|n| !n.is_empty() && meta.get(n).is_some()));
     let range_header = if ignore_range { None } else { ctx.header("range") };
+    let check = || Check { md5: md5::Md5::default(), etag: stored_etag.clone(), df: df.clone(), data_path };
     match resolve(range_header, size) {
-        Ranges::Whole => whole(headers, file, size),
-        Ranges::Spans(spans) if size == 0 => {
-            let _ = spans;
-            whole(headers, file, size)
+        Ranges::Whole | Ranges::Spans(_) if size == 0 => {
+            // Nothing to stream: an empty file either matches its ETag or
+            // not, now.
+            let mut c = check();
+            c.finish();
+            whole(headers, file, size, None)
         }
+        Ranges::Whole => whole(headers, file, size, Some(check())),
         Ranges::Unsatisfiable => {
             let mut r = page(Status::RANGE_NOT_SATISFIABLE);
             // Keep the object's headers (its Content-Type included).
@@ -168,7 +221,7 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
         Ranges::Spans(spans) if spans.len() == 1 => {
             let (s, e) = spans[0];
             headers.push(Header::new("Content-Range", format!("bytes {}-{}/{size}", s, e - 1).into_bytes()));
-            let stream = FileStream { file, parts: [Part::Span(s, e)].into_iter().collect() };
+            let stream = FileStream { file, parts: [Part::Span(s, e)].into_iter().collect(), check: None };
             Response {
                 status: Status::PARTIAL_CONTENT,
                 headers,
@@ -179,8 +232,8 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
     }
 }
 
-fn whole(headers: Vec<Header>, file: File, size: u64) -> Response {
-    let stream = FileStream { file, parts: [Part::Span(0, size)].into_iter().collect() };
+fn whole(headers: Vec<Header>, file: File, size: u64, check: Option<Check>) -> Response {
+    let stream = FileStream { file, parts: [Part::Span(0, size)].into_iter().collect(), check };
     Response { status: Status::OK, headers, body: Body::Stream { len: Some(size), stream: Box::new(stream) } }
 }
 
@@ -208,6 +261,6 @@ fn multipart(mut headers: Vec<Header>, file: File, size: u64, ctype: &[u8], span
     Response {
         status: Status::PARTIAL_CONTENT,
         headers,
-        body: Body::Stream { len: Some(len), stream: Box::new(FileStream { file, parts }) },
+        body: Body::Stream { len: Some(len), stream: Box::new(FileStream { file, parts, check: None }) },
     }
 }

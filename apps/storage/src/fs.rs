@@ -344,6 +344,37 @@ impl TempFile {
     }
 }
 
+impl TempFile {
+    /// Its path (for a writer that opens it itself, such as SQLite).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Like [`TempFile::commit`], but never replaces an existing `dest`:
+    /// `Ok(false)` (and the temporary file removed) when another writer
+    /// published it first. The rename is `renameat2(RENAME_NOREPLACE)`, so
+    /// of concurrent creators exactly one wins, whatever process it is in.
+    pub fn commit_new(mut self, dest: &Path, created: &[PathBuf]) -> io::Result<bool> {
+        self.file.flush()?;
+        self.file.sync_all()?;
+        match nix::fcntl::renameat2(None, &self.path, None, dest, nix::fcntl::RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EEXIST) => return Ok(false),
+            Err(e) => return Err(io::Error::from(e)),
+        }
+        self.committed = true;
+        if let Some(dir) = dest.parent() {
+            fsync_dir(dir)?;
+        }
+        for d in created.iter().rev() {
+            if let Some(parent) = d.parent() {
+                fsync_dir(parent)?;
+            }
+        }
+        Ok(true)
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.committed {

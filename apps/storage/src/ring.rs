@@ -17,22 +17,56 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// One device of a ring.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Device {
     pub id: u16,
+    pub region: u32,
+    pub zone: u32,
     pub ip: String,
     pub port: u16,
+    /// Where replication traffic (and, since Swift 2.38, the updaters'
+    /// requests) goes; the ring gives `ip`/`port` when it names none.
+    pub replication_ip: String,
+    pub replication_port: u16,
     pub device: String,
+    pub weight: f64,
+    pub meta: String,
+}
+
+fn host_port(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
 }
 
 impl Device {
     /// `ip:port`, with IPv6 addresses bracketed.
     pub fn host(&self) -> String {
-        if self.ip.contains(':') {
-            format!("[{}]:{}", self.ip, self.port)
-        } else {
-            format!("{}:{}", self.ip, self.port)
-        }
+        host_port(&self.ip, self.port)
+    }
+
+    /// `replication_ip:replication_port`, with IPv6 addresses bracketed.
+    pub fn replication_host(&self) -> String {
+        host_port(&self.replication_ip, self.replication_port)
+    }
+
+    fn from_json(d: &serde_json::Value) -> Option<Device> {
+        let ip = d["ip"].as_str()?.to_string();
+        let port = u16::try_from(d["port"].as_u64()?).ok()?;
+        Some(Device {
+            id: u16::try_from(d["id"].as_u64()?).ok()?,
+            region: d["region"].as_u64().and_then(|r| u32::try_from(r).ok()).unwrap_or(1),
+            zone: d["zone"].as_u64().and_then(|z| u32::try_from(z).ok()).unwrap_or(0),
+            replication_ip: d["replication_ip"].as_str().map_or_else(|| ip.clone(), str::to_string),
+            replication_port: d["replication_port"].as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or(port),
+            ip,
+            port,
+            device: d["device"].as_str()?.to_string(),
+            weight: d["weight"].as_f64().unwrap_or(0.0),
+            meta: d["meta"].as_str().unwrap_or("").to_string(),
+        })
     }
 }
 
@@ -74,19 +108,7 @@ impl Ring {
         let part_shift = meta["part_shift"].as_u64().filter(|s| *s <= 32).ok_or_else(|| bad("no part_shift"))? as u32;
         let replicas = meta["replica_count"].as_u64().ok_or_else(|| bad("no replica_count"))? as usize;
         let little = meta["byteorder"].as_str().unwrap_or("little") == "little";
-        let devs = meta["devs"]
-            .as_array()
-            .ok_or_else(|| bad("no devs"))?
-            .iter()
-            .map(|d| {
-                Some(Device {
-                    id: u16::try_from(d["id"].as_u64()?).ok()?,
-                    ip: d["ip"].as_str()?.to_string(),
-                    port: u16::try_from(d["port"].as_u64()?).ok()?,
-                    device: d["device"].as_str()?.to_string(),
-                })
-            })
-            .collect();
+        let devs = meta["devs"].as_array().ok_or_else(|| bad("no devs"))?.iter().map(Device::from_json).collect();
         let parts = 1usize << (32 - part_shift);
         let mut rest = &data[10 + json_len..];
         let mut replica2part2dev = Vec::with_capacity(replicas);
@@ -186,13 +208,17 @@ mod tests {
     #[test]
     fn parses_format_1_and_finds_nodes() {
         // part_shift 30: 4 partitions; 2 replicas; device 1 removed (null).
-        let meta = r#"{"devs": [{"id": 0, "ip": "10.0.0.1", "port": 6202, "device": "sda"}, null,
+        let meta = r#"{"devs": [{"id": 0, "ip": "10.0.0.1", "port": 6202, "device": "sda",
+            "replication_ip": "10.1.0.1", "replication_port": 6302, "region": 2, "zone": 3}, null,
             {"id": 2, "ip": "::1", "port": 6202, "device": "sdb"}],
             "part_shift": 30, "replica_count": 2, "byteorder": "little"}"#;
         let r = Ring::parse(&ring_bytes(meta, &[&[0, 2, 0, 2], &[2, 0, 2, 2]])).expect("parse");
         let hosts = |p| r.nodes(p).iter().map(|d| format!("{}/{}", d.host(), d.device)).collect::<Vec<_>>();
         assert_eq!(hosts(0), ["10.0.0.1:6202/sda", "[::1]:6202/sdb"]);
         assert_eq!(hosts(3), ["[::1]:6202/sdb"], "a device is listed once");
+        let first = r.nodes(0)[0];
+        assert_eq!((first.replication_host(), first.region, first.zone), ("10.1.0.1:6302".to_string(), 2, 3));
+        assert_eq!(r.nodes(3)[0].replication_host(), "[::1]:6202", "no replication address: the ring's own");
         let salt = HashSalt { prefix: b"changeme".to_vec(), suffix: b"changeme".to_vec() };
         // md5("changeme/AUTH_t/c/ochangeme") starts 0x12ff...: top 2 bits 00.
         assert_eq!(r.partition(&salt, "AUTH_t", Some("c"), Some("o")), 0);
