@@ -8,7 +8,9 @@
 //! old). The admin listener is separate from the data ports and defaults to
 //! 127.0.0.1.
 
-use crate::scoreboard::{monotonic_ms, Histogram, Scoreboard, Slot, State, HIST_BOUNDS_MS};
+use crate::clock::monotonic_ms;
+use crate::http::CloseReason;
+use crate::scoreboard::{Histogram, QueueCell, QueueId, Scoreboard, Slot, State, HIST_BOUNDS_MS};
 use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -40,7 +42,7 @@ impl Admin {
                     .queues()
                     .map(|q| {
                         json!({
-                            "name": q.name(),
+                            "name": q.id().encode(),
                             "depth": q.depth(),
                             "active": q.active(),
                             "threads": q.threads(),
@@ -55,7 +57,7 @@ impl Admin {
                     .collect();
                 json!({
                     "slot": i,
-                    "role": match s.kind() { 1 => "object-updater", 2 => "container-updater", _ => "worker" },
+                    "role": s.kind().name(),
                     "pid": s.pid(),
                     "index": s.index(),
                     "generation": s.generation(),
@@ -68,6 +70,12 @@ impl Admin {
                     "connections": s.connections(),
                     "accepted": s.accepted(),
                     "recycle_requested": s.recycle() != 0,
+                    "log_lines_dropped": s.log_dropped(),
+                    "unknown_device_requests": s.unknown_device(),
+                    "closed": CloseReason::ALL
+                        .iter()
+                        .map(|r| (r.name().to_string(), json!(s.closed(r.index()))))
+                        .collect::<serde_json::Map<_, _>>(),
                     "queues": queues,
                 })
             })
@@ -75,10 +83,13 @@ impl Admin {
         json!({
             "master": {
                 "pid": h.master_pid(),
+                "phase": h.phase().name(),
                 "generation": h.generation(),
                 "target_workers": h.target_workers(),
                 "reloads": h.reloads(),
                 "failed_reloads": h.failed_reloads(),
+                "upgrades": h.upgrades(),
+                "failed_upgrades": h.failed_upgrades(),
                 "worker_crashes": h.worker_crashes(),
                 "worker_timeouts": h.worker_timeouts(),
                 "started_unix_ms": h.started_unix_ms(),
@@ -100,10 +111,10 @@ impl Admin {
             wait: Histogram,
             io: Histogram,
         }
-        let mut sums: BTreeMap<String, Sum> = BTreeMap::new();
+        let mut sums: BTreeMap<QueueId, Sum> = BTreeMap::new();
         for (_, s) in self.live() {
             for q in s.queues() {
-                let e = sums.entry(q.name()).or_default();
+                let e = sums.entry(q.id()).or_default();
                 e.depth += q.depth();
                 e.active += q.active();
                 e.shed_full += q.shed_full();
@@ -112,16 +123,13 @@ impl Admin {
                 e.io.add(&q.io_histogram());
             }
         }
-        let verdicts: BTreeMap<String, (bool, u64, u64)> = self
-            .scoreboard
-            .devices()
-            .map(|d| (d.name(), (d.slow() != 0, d.recent_io_us(), d.since_unix_ms())))
-            .collect();
+        let verdicts: BTreeMap<QueueId, (bool, u64, u64)> =
+            self.scoreboard.devices().map(|d| (d.id(), (d.slow() != 0, d.recent_io_us(), d.since_unix_ms()))).collect();
         sums.into_iter()
-            .map(|(name, s)| {
-                let (slow, io_us, since) = verdicts.get(&name).copied().unwrap_or((false, 0, 0));
+            .map(|(id, s)| {
+                let (slow, io_us, since) = verdicts.get(&id).copied().unwrap_or((false, 0, 0));
                 json!({
-                    "name": name,
+                    "name": id.encode(),
                     "slow": slow,
                     "slow_since_unix_ms": if slow { Some(since) } else { None },
                     "recent_io_ms": io_us as f64 / 1000.0,
@@ -147,6 +155,8 @@ impl Admin {
             ("aerie_workers_target", "gauge", "Workers wanted.", h.target_workers()),
             ("aerie_reloads_total", "counter", "Successful reloads.", h.reloads()),
             ("aerie_reloads_failed_total", "counter", "Reloads refused or undone.", h.failed_reloads()),
+            ("aerie_upgrades_total", "counter", "Binary upgrades completed.", h.upgrades()),
+            ("aerie_upgrades_failed_total", "counter", "Binary upgrades refused or rolled back.", h.failed_upgrades()),
             ("aerie_worker_crashes_total", "counter", "Worker deaths not asked for.", h.worker_crashes()),
             ("aerie_worker_timeouts_total", "counter", "Workers killed for a stale heartbeat.", h.worker_timeouts()),
         ] {
@@ -157,17 +167,37 @@ impl Admin {
         let slots: Vec<(usize, Slot)> = self.live().collect();
         let label =
             |s: &Slot| format!("worker=\"{}\",pid=\"{}\",generation=\"{}\"", s.index(), s.pid(), s.generation());
-        family(&mut out, "aerie_worker_info", "gauge", "One series per worker process; the value is 1.");
+        family(&mut out, "aerie_master_phase", "gauge", "The master's phase; the value is 1.");
+        let _ = writeln!(out, "aerie_master_phase{{phase=\"{}\"}} 1", h.phase().name());
+        family(&mut out, "aerie_worker_info", "gauge", "One series per child process; the value is 1.");
         for (_, s) in &slots {
-            let _ = writeln!(out, "aerie_worker_info{{{},state=\"{}\"}} 1", label(s), s.state().name());
+            let _ = writeln!(
+                out,
+                "aerie_worker_info{{{},role=\"{}\",state=\"{}\"}} 1",
+                label(s),
+                s.kind().name(),
+                s.state().name()
+            );
         }
         type Get = fn(&Slot) -> u64;
-        let per_worker: [(&str, &str, &str, Get); 5] = [
+        let per_worker: [(&str, &str, &str, Get); 7] = [
             ("aerie_worker_requests_total", "counter", "Requests answered.", Slot::requests),
             ("aerie_worker_received_bytes_total", "counter", "Request-body bytes received.", Slot::bytes_in),
             ("aerie_worker_sent_bytes_total", "counter", "Response-body bytes sent.", Slot::bytes_out),
             ("aerie_worker_connections", "gauge", "Open client connections.", Slot::connections),
             ("aerie_worker_accepted_connections_total", "counter", "Connections accepted.", Slot::accepted),
+            (
+                "aerie_log_lines_dropped_total",
+                "counter",
+                "Log lines dropped because the log writer could not keep up (a slow log disk).",
+                Slot::log_dropped,
+            ),
+            (
+                "aerie_unknown_device_requests_total",
+                "counter",
+                "Requests for a device this node does not have (answered without a queue).",
+                Slot::unknown_device,
+            ),
         ];
         for (name, kind, help, get) in per_worker {
             family(&mut out, name, kind, help);
@@ -175,12 +205,24 @@ impl Admin {
                 let _ = writeln!(out, "{name}{{{}}} {}", label(s), get(s));
             }
         }
+        family(&mut out, "aerie_connections_closed_total", "counter", "Client connections closed, by reason.");
+        for (_, s) in &slots {
+            for r in CloseReason::ALL {
+                let _ = writeln!(
+                    out,
+                    "aerie_connections_closed_total{{{},reason=\"{}\"}} {}",
+                    label(s),
+                    r.name(),
+                    s.closed(r.index())
+                );
+            }
+        }
         family(&mut out, "aerie_worker_heartbeat_age_seconds", "gauge", "Time since the worker's last heartbeat.");
         for (_, s) in &slots {
             let age = now.saturating_sub(s.heartbeat_ms()) as f64 / 1000.0;
             let _ = writeln!(out, "aerie_worker_heartbeat_age_seconds{{{}}} {age}", label(s));
         }
-        type QGet = fn(&crate::scoreboard::QueueCell) -> u64;
+        type QGet = fn(&QueueCell) -> u64;
         let per_queue: [(&str, &str, &str, QGet); 5] = [
             ("aerie_queue_depth", "gauge", "Requests waiting in the queue.", |q| q.depth()),
             ("aerie_queue_active", "gauge", "Requests running on the queue's threads.", |q| q.active()),
@@ -192,14 +234,14 @@ impl Admin {
             family(&mut out, name, kind, help);
             for (_, s) in &slots {
                 for q in s.queues() {
-                    let _ = writeln!(out, "{name}{{{}}} {}", queue_labels(&label(s), &q.name()), get(&q));
+                    let _ = writeln!(out, "{name}{{{}}} {}", queue_labels(&label(s), &q.id()), get(&q));
                 }
             }
         }
         family(&mut out, "aerie_queue_shed_total", "counter", "Requests answered 503 without being run, by reason.");
         for (_, s) in &slots {
             for q in s.queues() {
-                let l = queue_labels(&label(s), &q.name());
+                let l = queue_labels(&label(s), &q.id());
                 let _ = writeln!(out, "aerie_queue_shed_total{{{l},reason=\"full\"}} {}", q.shed_full());
                 let _ = writeln!(out, "aerie_queue_shed_total{{{l},reason=\"age\"}} {}", q.shed_age());
             }
@@ -208,30 +250,29 @@ impl Admin {
             (
                 "aerie_queue_wait_seconds",
                 "Time requests waited in the queue before a thread took them.",
-                crate::scoreboard::QueueCell::wait_histogram as fn(&crate::scoreboard::QueueCell) -> Histogram,
+                QueueCell::wait_histogram as fn(&QueueCell) -> Histogram,
             ),
             (
                 "aerie_queue_io_seconds",
                 "Time requests spent on I/O on the queue's threads (less waits for the client).",
-                crate::scoreboard::QueueCell::io_histogram,
+                QueueCell::io_histogram,
             ),
         ] {
             family(&mut out, name, "histogram", help);
             for (_, s) in &slots {
                 for q in s.queues() {
-                    write_histogram(&mut out, name, &queue_labels(&label(s), &q.name()), &get(&q));
+                    write_histogram(&mut out, name, &queue_labels(&label(s), &q.id()), &get(&q));
                 }
             }
         }
         family(&mut out, "aerie_device_slow", "gauge", "1 while the device's recent I/O time is above slow_latency.");
         for d in self.scoreboard.devices() {
-            let (processor, key) =
-                d.name().split_once(':').map(|(p, k)| (p.to_string(), k.to_string())).unwrap_or_default();
+            let id = d.id();
             let _ = writeln!(
                 out,
                 "aerie_device_slow{{processor=\"{}\",queue=\"{}\"}} {}",
-                escape(&processor),
-                escape(&key),
+                escape(&id.processor),
+                escape(&id.key),
                 d.slow()
             );
         }
@@ -242,13 +283,12 @@ impl Admin {
             "Recent I/O time per request of the device's slowest worker.",
         );
         for d in self.scoreboard.devices() {
-            let (processor, key) =
-                d.name().split_once(':').map(|(p, k)| (p.to_string(), k.to_string())).unwrap_or_default();
+            let id = d.id();
             let _ = writeln!(
                 out,
                 "aerie_device_recent_io_seconds{{processor=\"{}\",queue=\"{}\"}} {}",
-                escape(&processor),
-                escape(&key),
+                escape(&id.processor),
+                escape(&id.key),
                 d.recent_io_us() as f64 / 1e6
             );
         }
@@ -298,9 +338,8 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-fn queue_labels(worker: &str, name: &str) -> String {
-    let (processor, key) = name.split_once(':').unwrap_or((name, ""));
-    format!("{worker},processor=\"{}\",queue=\"{}\"", escape(processor), escape(key))
+fn queue_labels(worker: &str, id: &QueueId) -> String {
+    format!("{worker},processor=\"{}\",queue=\"{}\"", escape(&id.processor), escape(&id.key))
 }
 
 impl Processor for Admin {

@@ -6,16 +6,43 @@
 //! `stop` wait for the outcome and say it; `reload` exits 1 when the server
 //! refused the new configuration.
 
-use crate::config::{Config, Overrides, Source};
-use crate::error::Error;
+use crate::config::{Config, ConfigError, Overrides, Source};
+use crate::exit::ExitCode;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+/// Why a control command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The configuration that says where the server is could not be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The server could not be found, reached, or did not do what was asked.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ControlError {
+    /// A bad configuration is exit 2; anything else 1.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ControlError::Config(e) => e.exit_code(),
+            ControlError::Failed(_) => ExitCode::Failure,
+        }
+    }
+}
+
+type Error = ControlError;
+
 fn fail(msg: impl Into<String>) -> Error {
-    Error::Control(msg.into())
+    ControlError::Failed(msg.into())
+}
+
+fn load(source: &Source, overrides: &Overrides) -> Result<Config, Error> {
+    Ok(Config::load(source, overrides, &crate::catalog::CATALOG)?)
 }
 
 /// GET a path from the admin listener; the body.
@@ -57,7 +84,7 @@ fn master_pid(config: &Config) -> Result<Pid, Error> {
 
 /// `aerie status`
 pub fn status(source: &Source, overrides: &Overrides) -> Result<(), Error> {
-    let config = Config::load(source, overrides)?;
+    let config = load(source, overrides)?;
     let addr = admin_addr(&config).ok_or_else(|| fail("admin.address is off or has port 0: no status to ask"))?;
     print!("{}", admin_get(addr, "/status")?);
     Ok(())
@@ -65,7 +92,7 @@ pub fn status(source: &Source, overrides: &Overrides) -> Result<(), Error> {
 
 /// `aerie reload`
 pub fn reload(source: &Source, overrides: &Overrides) -> Result<(), Error> {
-    let config = Config::load(source, overrides)?;
+    let config = load(source, overrides)?;
     let pid = master_pid(&config)?;
     let before = status_json(&config);
     kill(pid, Signal::SIGHUP).map_err(|e| fail(format!("cannot signal the master (pid {pid}): {e}")))?;
@@ -94,7 +121,7 @@ pub fn reload(source: &Source, overrides: &Overrides) -> Result<(), Error> {
 
 /// `aerie stop`
 pub fn stop(source: &Source, overrides: &Overrides) -> Result<(), Error> {
-    let config = Config::load(source, overrides)?;
+    let config = load(source, overrides)?;
     let pid = master_pid(&config)?;
     kill(pid, Signal::SIGTERM).map_err(|e| fail(format!("cannot signal the master (pid {pid}): {e}")))?;
     let deadline = Instant::now() + config.server.graceful_timeout + Duration::from_secs(10);

@@ -1,45 +1,100 @@
 //! aerie: a node-wide prefork application server for storage nodes.
 //!
 //! The master ([`master`]) binds the listeners ([`listeners`]) and forks
-//! workers ([`worker`]); each worker is one single-threaded mio loop that
-//! speaks HTTP/1.1 ([`http`], sans-io) and hands requests to compiled-in
-//! processors ([`registry`]) inline or on per-key thread pools. `DESIGN.md`
-//! explains the shape; `STYLE.md` the conventions.
+//! workers ([`worker`]) and background roles ([`updater`]); each worker is
+//! one single-threaded mio loop that speaks HTTP/1.1 ([`http`], sans-io) and
+//! hands requests to compiled-in processors ([`catalog`], [`pipeline`])
+//! inline or on per-key thread pools. `DESIGN.md` explains the shape;
+//! `STYLE.md` the conventions.
 //!
-//! Module boundaries: `master` and `worker` never reach into each other;
-//! they share `config`, `listeners` and `sys`. Only `sys` may use `unsafe`.
+//! Layers, imports pointing down only (`tests/layers.rs` checks it):
+//!
+//! ```text
+//! sys exit clock role notify          leaves
+//! config scoreboard http              what every role reads
+//! listeners log catalog child         set-up shared by the roles
+//! pipeline admin worker updater       the children
+//! master cli control                  the master and the command line
+//! ```
+//!
+//! Only `sys` may use `unsafe`.
 
 pub mod admin;
+pub mod catalog;
+pub mod child;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
-pub mod error;
+pub mod exit;
 pub mod http;
 pub mod listeners;
 pub mod log;
 pub mod master;
 pub mod notify;
-pub mod registry;
+pub mod pipeline;
+pub mod role;
 pub mod scoreboard;
 pub mod sys;
 pub mod updater;
 pub mod worker;
 
-use error::Error;
+use exit::ExitCode;
+
+/// Everything that can stop the command from starting or running; each
+/// knows its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad command line.
+    #[error("{0}")]
+    Usage(String),
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// A listener could not be bound.
+    #[error(transparent)]
+    Listen(#[from] listeners::ListenError),
+    /// The log files could not be opened.
+    #[error("could not open the log files: {0}")]
+    OpenLogs(std::io::Error),
+    /// The running binary could not be found (it is what USR2 re-executes).
+    #[error("cannot find my own binary: {0}")]
+    FindExe(std::io::Error),
+    /// The master failed.
+    #[error(transparent)]
+    Master(#[from] master::MasterError),
+    /// A control command (status, reload, stop) failed.
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+}
+
+impl Error {
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Usage(_) => ExitCode::Usage,
+            Error::Config(e) => e.exit_code(),
+            Error::Listen(_) | Error::OpenLogs(_) | Error::FindExe(_) => ExitCode::Failure,
+            Error::Control(e) => e.exit_code(),
+            Error::Master(e) => e.exit_code(),
+        }
+    }
+}
 
 /// Run the command line; returns the exit code.
 pub fn main_with_args<I: IntoIterator<Item = String>>(args: I) -> i32 {
     match run(args) {
-        Ok(()) => error::EXIT_OK,
+        Ok(()) => ExitCode::Ok.code(),
         Err(e) => {
             eprintln!("aerie: {e}");
-            e.exit_code()
+            e.exit_code().code()
         }
     }
 }
 
 fn run<I: IntoIterator<Item = String>>(args: I) -> Result<(), Error> {
     let args = cli::parse(args).map_err(Error::Usage)?;
+    let catalog = &catalog::CATALOG;
     match args.command {
         cli::Command::Help => {
             print!("{}", cli::USAGE);
@@ -50,36 +105,67 @@ fn run<I: IntoIterator<Item = String>>(args: I) -> Result<(), Error> {
             Ok(())
         }
         cli::Command::CheckConfig => {
-            let config = config::Config::load(&args.source, &args.overrides)?;
+            let config = config::Config::load(&args.source, &args.overrides, catalog)?;
             println!("# {}: valid", args.source);
             print!("{}", config.to_toml());
             Ok(())
         }
-        cli::Command::Run => {
-            let config = config::Config::load(&args.source, &args.overrides)?;
-            log::configure(&config.log.settings())
-                .map_err(|e| Error::Usage(format!("could not open the log files: {e}")))?;
-            ::log::info!("aerie {} starting with {}", env!("CARGO_PKG_VERSION"), args.source);
-            let mut inherited = listeners::Inherited::from_env();
-            let (inherited_workers, generation) = master::upgrade_env();
-            let listeners = listeners::reconcile(&config, &mut Vec::new(), &mut inherited)?;
-            inherited.report_unused();
-            let exe = std::env::current_exe().map_err(|e| Error::Usage(format!("cannot find my own binary: {e}")))?;
-            let startup = master::Startup {
-                source: args.source,
-                overrides: args.overrides,
-                config,
-                listeners,
-                exe,
-                args: std::env::args_os().skip(1).collect(),
-                inherited_workers,
-                generation,
-            };
-            master::Master::new(startup)?.run()?;
-            Ok(())
-        }
-        cli::Command::Status => control::status(&args.source, &args.overrides),
-        cli::Command::Reload => control::reload(&args.source, &args.overrides),
-        cli::Command::Stop => control::stop(&args.source, &args.overrides),
+        cli::Command::Run => serve(args),
+        cli::Command::Status => Ok(control::status(&args.source, &args.overrides)?),
+        cli::Command::Reload => Ok(control::reload(&args.source, &args.overrides)?),
+        cli::Command::Stop => Ok(control::stop(&args.source, &args.overrides)?),
     }
+}
+
+/// Run the server. After a USR2 upgrade, a failure before the master is up
+/// goes back to the previous binary instead of ending the node.
+fn serve(args: cli::Args) -> Result<(), Error> {
+    let mut inherited = master::upgrade_env();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| start(&args, &mut inherited)));
+    let result = match result {
+        Ok(r) => r,
+        Err(_) => Err(Error::Usage("the server panicked while starting".into())),
+    };
+    if let Err(e) = &result {
+        if let Some(rollback) = inherited.rollback.take() {
+            ::log::error!("the upgraded binary cannot start ({e}): going back to the previous one");
+            let why = rollback.exec(&std::env::args_os().skip(1).collect::<Vec<_>>());
+            ::log::error!("could not go back to the previous binary: {why}");
+        }
+    }
+    result
+}
+
+fn start(args: &cli::Args, inherited: &mut master::UpgradeInherited) -> Result<(), Error> {
+    let catalog = &catalog::CATALOG;
+    let config = match inherited.config.take() {
+        // Back after a failed upgrade: what this image ran before it.
+        Some(text) => config::RawConfig::parse(&text, &args.source)
+            .and_then(|mut raw| raw.apply(&args.overrides).map(|_| raw))
+            .and_then(|raw| raw.validate(catalog))?,
+        None => config::Config::load(&args.source, &args.overrides, catalog)?,
+    };
+    log::configure(&config.log).map_err(Error::OpenLogs)?;
+    ::log::info!("aerie {} starting with {}", env!("CARGO_PKG_VERSION"), args.source);
+    if inherited.rolled_back {
+        ::log::error!("the upgrade failed: back on this binary, serving the configuration it ran before");
+    }
+    let mut fds = listeners::Inherited::from_env();
+    let listeners = listeners::reconcile(&config, &mut Vec::new(), &mut fds)?;
+    fds.report_unused();
+    let exe = match inherited.exe.take() {
+        Some(p) => p,
+        None => std::env::current_exe().map_err(Error::FindExe)?,
+    };
+    let startup = master::Startup {
+        source: args.source.clone(),
+        overrides: args.overrides.clone(),
+        config,
+        listeners,
+        exe,
+        args: std::env::args_os().skip(1).collect(),
+        inherited: std::mem::take(inherited),
+    };
+    master::Master::new(startup)?.run()?;
+    Ok(())
 }

@@ -82,6 +82,18 @@ pub fn bind(address: SocketAddr, backlog: u32) -> Result<TcpListener, ListenErro
     Ok(socket.into())
 }
 
+/// Duplicates of the sockets a previous image handed over (before they are
+/// adopted), with their keys: what a failed upgrade hands back.
+pub fn duplicate_upgrade_fds() -> Vec<(OwnedFd, String)> {
+    let Ok(spec) = std::env::var(UPGRADE_FDS_ENV) else { return Vec::new() };
+    spec.split(';')
+        .filter_map(|item| {
+            let (fd, key) = item.split_once('=')?;
+            Some((crate::sys::fd::duplicate(fd.parse().ok()?)?, key.to_string()))
+        })
+        .collect()
+}
+
 /// Sockets handed to this process at start.
 #[derive(Debug, Default)]
 pub struct Inherited {
@@ -133,7 +145,9 @@ impl Inherited {
         Some(TcpListener::from(fd))
     }
 
-    /// Report what was handed in but not configured (it is closed).
+    /// Report what was handed in but not configured (it is closed). After
+    /// an upgrade, only once the new image serves: until then the way back
+    /// holds duplicates of every inherited socket anyway.
     pub fn report_unused(self) {
         for k in self.by_key.keys() {
             log::warn!("inherited listener {k} is no longer configured: closing it");

@@ -188,7 +188,11 @@ fn a_failing_disk_answers_errors_and_the_other_devices_keep_serving() {
         std::fs::create_dir_all(&ro_dev).expect("rodev");
         let bind = std::process::Command::new("mount").arg("--bind").arg(&ro).arg(&ro_dev).status();
         assert!(bind.is_ok_and(|s| s.success()));
-        assert_eq!(put("rodev", "first"), 201);
+        // A device added to a running node is served once the master has
+        // seen it (within about a second).
+        crate::util::wait_until("the new device to be served", std::time::Duration::from_secs(10), || {
+            put("rodev", "first") == 201
+        });
         let remount = std::process::Command::new("mount").args(["-o", "remount,bind,ro"]).arg(&ro_dev).status();
         assert!(remount.is_ok_and(|s| s.success()));
         let write = put("rodev", "second");

@@ -9,6 +9,7 @@ mod db_concurrency;
 mod docs;
 mod fuzz_smoke;
 mod http_conformance;
+mod layers;
 mod lifecycle;
 mod object_api;
 mod parser_corpus;

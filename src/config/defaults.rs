@@ -107,21 +107,18 @@ pub const STORAGE_CONTAINER_UPDATER_INTERVAL: f64 = 5.0;
 /// `account_suppression_time`).
 pub const STORAGE_CONTAINER_UPDATER_SUPPRESSION: f64 = 60.0;
 
-/// `processors.object.container_update_timeout` (seconds): how long an
-/// object write waits for its container updates before answering.
-pub const OBJECT_CONTAINER_UPDATE_TIMEOUT: f64 = 1.0;
-/// `processors.object.conn_timeout` (seconds): connect timeout towards
-/// container servers.
-pub const OBJECT_CONN_TIMEOUT: f64 = 0.5;
-/// `processors.object.node_timeout` (seconds): response timeout towards
-/// container servers.
-pub const OBJECT_NODE_TIMEOUT: f64 = 3.0;
-/// `processors.container.conn_timeout` (seconds): connect timeout towards
-/// account servers (account updates and the container updater).
-pub const CONTAINER_CONN_TIMEOUT: f64 = 0.5;
-/// `processors.container.node_timeout` (seconds): response timeout towards
-/// account servers.
-pub const CONTAINER_NODE_TIMEOUT: f64 = 3.0;
+/// `processors.<name>.container_update_timeout` (seconds; the object
+/// service): how long an object write waits for its container updates
+/// before answering.
+pub const CONTAINER_UPDATE_TIMEOUT: f64 = 1.0;
+/// `processors.<name>.conn_timeout` (seconds; the object and container
+/// services): connect timeout towards other storage servers (container
+/// servers for object writes and the object updater, account servers for
+/// container writes and the container updater).
+pub const CONN_TIMEOUT: f64 = 0.5;
+/// `processors.<name>.node_timeout` (seconds): response timeout towards
+/// other storage servers.
+pub const NODE_TIMEOUT: f64 = 3.0;
 
 /// `log.level`: the error-log level (error, warn, info, debug, trace);
 /// `RUST_LOG` overrides it.

@@ -8,12 +8,14 @@
 //! coding other than a lone `chunked`, a bad chunk size, obs-fold or a bare CR
 //! is refused with 400 (501 for an unknown coding) and the connection closed.
 
+pub mod close;
 pub mod date;
 pub mod error;
 pub mod framing;
 pub mod request;
 pub mod response;
 
+pub use close::CloseReason;
 pub use error::HttpError;
 pub use framing::{BodyDecoder, ChunkedDecoder};
 pub use request::{parse_head, HeadLimits, ParsedHead};

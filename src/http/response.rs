@@ -6,8 +6,9 @@
 //! HTTP/1.0 clients. 1xx, 204 and 304 carry no body and no framing header.
 //! A processor's own `Content-Length` is kept only on HEAD responses (where it
 //! describes the body a GET would have sent); `Transfer-Encoding`,
-//! `Connection`, `Date`, `Server` and `Keep-Alive` from a processor are
-//! dropped.
+//! `Connection`, `Date` and `Keep-Alive` from a processor are dropped. A
+//! processor may name itself in `Server` (Swift's servers answer OPTIONS with
+//! `Server: object-server/2.38.3`); then it replaces the server's own.
 
 use aerie_api::{Header, Status, Version};
 
@@ -50,7 +51,7 @@ pub fn framing(
 }
 
 fn is_server_owned(name: &str) -> bool {
-    ["content-length", "transfer-encoding", "connection", "date", "server", "keep-alive"]
+    ["content-length", "transfer-encoding", "connection", "date", "keep-alive"]
         .iter()
         .any(|h| name.eq_ignore_ascii_case(h))
 }
@@ -101,9 +102,16 @@ pub fn write_head(
     out.push(b' ');
     out.extend_from_slice(status.reason().as_bytes());
     out.extend_from_slice(b"\r\n");
+    let mut named = false;
     for h in headers {
         if is_server_owned(&h.name) || h.name.bytes().any(|b| !b.is_ascii_graphic() || b == b':') {
             continue;
+        }
+        if h.name.eq_ignore_ascii_case("server") {
+            if named {
+                continue;
+            }
+            named = true;
         }
         out.extend_from_slice(h.name.as_bytes());
         out.extend_from_slice(b": ");
@@ -121,9 +129,12 @@ pub fn write_head(
     }
     out.extend_from_slice(b"Date: ");
     out.extend_from_slice(date);
-    out.extend_from_slice(b"\r\nServer: ");
-    out.extend_from_slice(SERVER);
     out.extend_from_slice(b"\r\n");
+    if !named {
+        out.extend_from_slice(b"Server: ");
+        out.extend_from_slice(SERVER);
+        out.extend_from_slice(b"\r\n");
+    }
     if !keep_alive || framing == Framing::Close {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if version == Version::Http10 {
@@ -164,6 +175,14 @@ mod tests {
             s,
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4\r\nDate: DATE\r\nServer: aerie/0.1.0\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_processor_may_name_itself_in_server() {
+        let h = [Header::new("Server", &b"object-server/2.38.3"[..]), Header::new("server", &b"twice"[..])];
+        let s = head(Status::OK, &h, Framing::Length(0), Version::Http11, true);
+        assert!(s.contains("\r\nServer: object-server/2.38.3\r\n"), "{s}");
+        assert!(!s.contains("aerie/") && !s.contains("twice"), "one Server header, the processor's: {s}");
     }
 
     #[test]

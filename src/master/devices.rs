@@ -1,12 +1,20 @@
-//! Device health: once a second the master reads every worker's recent
-//! I/O time per queue key (device) from the scoreboard, flags a device slow
-//! when the slowest worker's figure stays above the processor's
-//! `slow_latency` (two readings in a row) and clears it when it has stayed
-//! below for three, logging once on each change. The verdicts go into the
-//! scoreboard's device table, which `/status` and `/metrics` show.
+//! The node's devices, as the master sees them.
+//!
+//! * Which exist: once a second the master lists the devices root (the
+//!   directories in it) into the scoreboard's known-devices table; a worker
+//!   starts a storage queue only for a device in it. A device added to a
+//!   running node is served within about a second.
+//! * How they do: once a second the master reads every worker's recent I/O
+//!   time per queue from the scoreboard, flags a queue (a device) slow when
+//!   the slowest worker's figure stays above the processor's `slow_latency`
+//!   (two readings in a row) and clears it when it has stayed below for
+//!   three, logging once on each change. The verdicts go into the
+//!   scoreboard's health table, which `/status` and `/metrics` show.
 
 use super::Master;
-use crate::scoreboard::{unix_ms, State, DEVICES};
+use crate::clock::unix_ms;
+use crate::role::ProcessKind;
+use crate::scoreboard::{QueueId, State, DEVICES, KNOWN_DEVICES};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -25,28 +33,59 @@ pub(super) struct Health {
 }
 
 impl Master {
+    /// List the devices root into the known-devices table (only when it
+    /// changed, so readers rarely meet a table being rewritten).
+    pub(super) fn scan_devices(&mut self) {
+        let root = &self.config.storage.devices.root;
+        let mut names: Vec<String> = match std::fs::read_dir(root) {
+            Ok(entries) => entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect(),
+            Err(e) => {
+                if self.config.storage.swift.is_some() {
+                    log::warn!("cannot list the devices root {}: {e}", root.display());
+                }
+                Vec::new()
+            }
+        };
+        names.sort();
+        if names.len() > KNOWN_DEVICES {
+            log::warn!("{} devices under {}: only the first {KNOWN_DEVICES} are served", names.len(), root.display());
+            names.truncate(KNOWN_DEVICES);
+        }
+        if names != self.known_devices {
+            self.scoreboard.set_known_devices(&names);
+            self.known_devices = names;
+        }
+    }
+
     pub(super) fn watch_devices(&mut self) {
         if self.devices_checked.elapsed() < Duration::from_secs(1) {
             return;
         }
         self.devices_checked = std::time::Instant::now();
-        let mut recent: BTreeMap<String, u64> = BTreeMap::new();
+        // A readdir of the devices root: a new disk is served within a
+        // second of its directory appearing.
+        self.scan_devices();
+        let mut recent: BTreeMap<QueueId, u64> = BTreeMap::new();
         for (_, s) in self.scoreboard.slots() {
-            if s.state() == State::Free || s.kind() != 0 {
+            if s.state() == State::Free || s.kind() != ProcessKind::Worker {
                 continue;
             }
             for q in s.queues() {
-                let e = recent.entry(q.name()).or_default();
+                let e = recent.entry(q.id()).or_default();
                 *e = (*e).max(q.recent_io_us());
             }
         }
-        self.device_health.retain(|name, _| recent.contains_key(name));
-        for (name, &io_us) in &recent {
-            let processor = name.split(':').next().unwrap_or("");
-            let threshold = self.config.pools.get(processor).copied().unwrap_or_default().slow_latency;
+        self.device_health.retain(|id, _| recent.contains_key(id));
+        for (id, &io_us) in &recent {
+            let name = id.encode();
+            let threshold = self.config.pools.get(&id.processor).copied().unwrap_or_default().slow_latency;
             let h = self
                 .device_health
-                .entry(name.clone())
+                .entry(id.clone())
                 .or_insert(Health { since_unix_ms: unix_ms(), ..Health::default() });
             let high = Duration::from_micros(io_us) > threshold;
             if high == h.slow {
@@ -71,10 +110,10 @@ impl Master {
             }
         }
         let mut n = 0;
-        for ((name, &io_us), i) in recent.iter().zip(0..DEVICES) {
+        for ((id, &io_us), i) in recent.iter().zip(0..DEVICES) {
             let Some(cell) = self.scoreboard.device(i) else { break };
-            let h = self.device_health.get(name).copied().unwrap_or_default();
-            cell.set_name(name);
+            let h = self.device_health.get(id).copied().unwrap_or_default();
+            cell.set_id(id);
             cell.set_slow(u64::from(h.slow));
             cell.set_recent_io_us(io_us);
             cell.set_since_unix_ms(h.since_unix_ms);

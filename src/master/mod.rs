@@ -2,14 +2,17 @@
 //! It never serves a request and never starts a thread (fork copies only
 //! the calling thread).
 //!
-//! Phases, as the log and systemd see them:
+//! Phases ([`Phase`], in the scoreboard and `/status` as `master.phase`;
+//! systemd sees the notifications):
 //!
 //! ```text
 //! Starting ─(all workers of generation 1 ready)─► Running   READY=1
 //! Running ─HUP─► Reloading ─(new generation ready)─► Running   RELOADING=1 … READY=1
 //!                   └─(bad config / new workers cannot boot)─► Running (old generation kept)
-//! Running ─USR2─► exec of the binary (same pid) → Starting with the old workers retiring
-//! Running ─TERM─► Stopping (graceful) ─► exit 0      STOPPING=1
+//! Running ─USR2─► Upgrading ─(exec of the binary, same pid)─► Starting, the old workers retiring
+//!                   └─(the new binary fails its check, or fails before ready:
+//!                      exec back to the old one)─► Running
+//! Running ─TERM─► Stopping (graceful; INT/QUIT hurry it) ─► exit 0      STOPPING=1
 //! Running ─INT/QUIT─► Stopping (fast) ─► exit 0
 //! ```
 //!
@@ -21,25 +24,26 @@ mod devices;
 mod reap;
 mod reload;
 mod signals;
+mod stop;
 mod upgrade;
 mod workers;
 
 use crate::config::{Config, Overrides, Source};
-use crate::error::{EXIT_BOOT_FAILURE, EXIT_FAILURE};
+use crate::exit::ExitCode;
 use crate::listeners::{Listener, Role};
-use crate::scoreboard::Scoreboard;
+use crate::role::ProcessKind;
+use crate::scoreboard::{Phase, Scoreboard};
 use nix::sys::signal::{kill, Signal as Sig};
 use nix::unistd::Pid;
 use signals::{Signal, Signals};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use workers::{CrashLoop, Role as ProcessRole, Worker};
+use workers::{CrashLoop, Worker};
 
-pub use upgrade::{inherited_from_env as upgrade_env, UPGRADE_GENERATION_ENV, UPGRADE_WORKERS_ENV};
-
-/// How long a fast stop waits before SIGKILL.
-const FAST_STOP: Duration = Duration::from_secs(1);
+pub use upgrade::{
+    inherited_from_env as upgrade_env, Inherited as UpgradeInherited, UPGRADE_GENERATION_ENV, UPGRADE_WORKERS_ENV,
+};
 
 /// Why the master stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -59,14 +63,18 @@ pub enum MasterError {
     /// Workers cannot boot.
     #[error("workers cannot start (see the error above); stopping instead of restarting them in a loop")]
     BootFailure,
+    /// The image an upgrade started did not get its first generation ready
+    /// in time.
+    #[error("the first generation was not ready within {0:?}")]
+    NotReady(Duration),
 }
 
 impl MasterError {
     /// The process exit code.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> ExitCode {
         match self {
-            MasterError::BootFailure => EXIT_BOOT_FAILURE,
-            _ => EXIT_FAILURE,
+            MasterError::BootFailure => ExitCode::BootFailure,
+            _ => ExitCode::Failure,
         }
     }
 }
@@ -85,10 +93,9 @@ pub struct Startup {
     pub exe: PathBuf,
     /// The arguments to re-exec it with.
     pub args: Vec<OsString>,
-    /// Workers left by the previous image (USR2), with their generation.
-    pub inherited_workers: Vec<(Pid, u64)>,
-    /// The generation to start with.
-    pub generation: u64,
+    /// What the previous image handed over (USR2): its workers, the
+    /// generation to start with, and the way back to it.
+    pub inherited: UpgradeInherited,
 }
 
 /// The master's state.
@@ -109,8 +116,13 @@ pub struct Master {
     args: Vec<OsString>,
     me: Pid,
     ready_notified: bool,
+    /// Until the first generation is ready after a USR2: the way back to
+    /// the previous image.
+    rollback: Option<upgrade::Rollback>,
+    started: Instant,
     devices_checked: Instant,
-    device_health: std::collections::HashMap<String, devices::Health>,
+    known_devices: Vec<String>,
+    device_health: std::collections::HashMap<crate::scoreboard::QueueId, devices::Health>,
 }
 
 impl Master {
@@ -118,14 +130,20 @@ impl Master {
     pub fn new(s: Startup) -> Result<Master, MasterError> {
         let scoreboard = Scoreboard::create().map_err(MasterError::Scoreboard)?;
         let signals = Signals::install().map_err(MasterError::Signals)?;
-        scoreboard.header().set_generation(s.generation);
-        scoreboard.header().set_target_workers(s.config.server.workers as u64);
+        let h = scoreboard.header();
+        h.set_phase(Phase::Starting);
+        h.set_generation(s.inherited.generation);
+        h.set_target_workers(s.config.server.workers as u64);
+        if s.inherited.rolled_back {
+            h.add_failed_upgrades(1);
+        }
         let now = Instant::now();
         let workers = s
-            .inherited_workers
+            .inherited
+            .workers
             .iter()
             .map(|&(pid, generation)| Worker {
-                role: ProcessRole::Worker,
+                kind: ProcessKind::Worker,
                 pid,
                 slot: None,
                 generation,
@@ -135,12 +153,12 @@ impl Master {
                 killed: false,
             })
             .collect();
-        Ok(Master {
+        let mut m = Master {
             target: s.config.server.workers,
             source: s.source,
             overrides: s.overrides,
             config: s.config,
-            generation: s.generation,
+            generation: s.inherited.generation,
             listeners: s.listeners,
             scoreboard,
             signals,
@@ -152,9 +170,15 @@ impl Master {
             args: s.args,
             me: nix::unistd::getpid(),
             ready_notified: false,
+            rollback: s.inherited.rollback,
+            started: now,
             devices_checked: now,
+            known_devices: Vec::new(),
             device_health: std::collections::HashMap::new(),
-        })
+        };
+        // Workers must know the node's devices before their first request.
+        m.scan_devices();
+        Ok(m)
     }
 
     fn addresses(&self) -> String {
@@ -167,12 +191,26 @@ impl Master {
         s
     }
 
-    /// Run until stopped.
+    fn set_phase(&self, p: Phase) {
+        self.scoreboard.header().set_phase(p);
+    }
+
+    /// Run until stopped. An image started by an upgrade that fails before
+    /// its first generation is ready goes back to the previous image (same
+    /// pid, same sockets) instead of ending the node.
     pub fn run(mut self) -> Result<(), MasterError> {
         crate::sys::process::set_name("aerie: master");
         self.write_pid_file()?;
         log::info!("{}; generation {}, {} workers", self.addresses(), self.generation, self.target);
         let result = self.main_loop();
+        if let Err(e) = &result {
+            if let Some(rollback) = self.rollback.take() {
+                log::error!("the upgraded binary failed before serving ({e}): going back to the previous one");
+                self.kill_own_workers();
+                let why = rollback.exec(&self.args);
+                log::error!("could not go back to the previous binary: {why}");
+            }
+        }
         self.remove_pid_file();
         result
     }
@@ -180,6 +218,9 @@ impl Master {
     fn main_loop(&mut self) -> Result<(), MasterError> {
         loop {
             self.manage_workers()?;
+            if self.rollback.is_some() && self.started.elapsed() > self.config.server.worker_timeout {
+                return Err(MasterError::NotReady(self.config.server.worker_timeout));
+            }
             let mut timeout = self.crashes.next_spawn().map_or(Duration::from_secs(1), |t| {
                 t.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(10), Duration::from_secs(1))
             });
@@ -259,63 +300,6 @@ impl Master {
                 log::warn!("could not hand {} to the workers' user: {e}", p.display());
             }
         }
-    }
-
-    fn handle_term(&mut self) -> Result<(), MasterError> {
-        crate::notify::send("STOPPING=1");
-        log::info!("SIGTERM: graceful stop (up to {:?})", self.config.server.graceful_timeout);
-        self.stop(Sig::SIGTERM, self.config.server.graceful_timeout);
-        Ok(())
-    }
-
-    fn handle_quit(&mut self) -> Result<(), MasterError> {
-        crate::notify::send("STOPPING=1");
-        log::info!("fast stop");
-        self.stop(Sig::SIGQUIT, FAST_STOP);
-        Ok(())
-    }
-
-    /// Signal every worker, wait for them up to `grace`, then SIGKILL.
-    fn stop(&mut self, signal: Sig, grace: Duration) {
-        for w in &self.workers {
-            let _ = kill(w.pid, signal);
-        }
-        let deadline = Instant::now() + grace;
-        let mut killed = false;
-        while !self.workers.is_empty() {
-            for (pid, exit) in reap::reap_all() {
-                if let Some(i) = self.workers.iter().position(|w| w.pid == pid) {
-                    let w = self.workers.swap_remove(i);
-                    self.free_slot(&w);
-                    log::info!("worker {pid} {}", exit.describe());
-                }
-            }
-            // A worker reaped before this stop began (a caller may hold its
-            // exit status, e.g. when several died at once) no longer exists:
-            // waiting for it would never end.
-            let gone: Vec<Worker> = {
-                let (gone, live) = std::mem::take(&mut self.workers)
-                    .into_iter()
-                    .partition(|w| kill(w.pid, None) == Err(nix::errno::Errno::ESRCH));
-                self.workers = live;
-                gone
-            };
-            for w in &gone {
-                self.free_slot(w);
-            }
-            if self.workers.is_empty() {
-                break;
-            }
-            if Instant::now() >= deadline && !killed {
-                for w in &self.workers {
-                    log::warn!("worker {} did not stop in time: SIGKILL", w.pid);
-                    let _ = kill(w.pid, Sig::SIGKILL);
-                }
-                killed = true;
-            }
-            let _ = self.signals.wait(Duration::from_millis(50));
-        }
-        log::info!("stopped");
     }
 
     fn write_pid_file(&self) -> Result<(), MasterError> {

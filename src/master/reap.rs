@@ -17,7 +17,9 @@ impl Exit {
     pub fn describe(&self) -> String {
         match self {
             Exit::Code(0) => "exited cleanly".to_string(),
-            Exit::Code(c) if *c == crate::error::EXIT_BOOT_FAILURE => format!("exited with code {c} (could not boot)"),
+            Exit::Code(c) if *c == crate::exit::ExitCode::BootFailure.code() => {
+                format!("exited with code {c} (could not boot)")
+            }
             Exit::Code(c) => format!("exited with code {c}"),
             Exit::Signal(nix::sys::signal::Signal::SIGKILL, _) => {
                 "killed by SIGKILL: perhaps out of memory?".to_string()

@@ -17,10 +17,25 @@
 //! listener table, so it can be restored; new workers close those.
 
 use super::Master;
-use crate::config::Config;
-use crate::listeners::{reconcile, Inherited, Listener};
+use crate::config::{Config, ConfigError};
+use crate::listeners::{reconcile, Inherited, ListenError, Listener};
+use crate::scoreboard::Phase;
 use std::os::fd::OwnedFd;
 use std::time::Instant;
+
+/// Why a reload was refused (the old generation keeps serving).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The current listeners could not be duplicated (to undo the reload).
+    #[error("could not keep the old listeners: {0}")]
+    KeepListeners(std::io::Error),
+    /// A new listener could not be bound.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+}
 
 /// What a reload in progress can go back to.
 pub struct Pending {
@@ -59,7 +74,7 @@ impl Master {
             log::warn!("SIGHUP: a reload is already in progress; ignoring");
             return;
         }
-        crate::notify::send(&format!("RELOADING=1\nMONOTONIC_USEC={}", crate::scoreboard::monotonic_ms() * 1000));
+        crate::notify::send(&format!("RELOADING=1\nMONOTONIC_USEC={}", crate::clock::monotonic_ms() * 1000));
         log::info!("SIGHUP: reloading {}", self.source);
         if let Err(why) = self.start_reload() {
             self.scoreboard.header().add_failed_reloads(1);
@@ -68,9 +83,9 @@ impl Master {
         }
     }
 
-    fn start_reload(&mut self) -> Result<(), String> {
-        let config = Config::load(&self.source, &self.overrides).map_err(|e| e.to_string())?;
-        let backup = duplicate(&self.listeners).map_err(|e| format!("could not keep the old listeners: {e}"))?;
+    fn start_reload(&mut self) -> Result<(), ReloadError> {
+        let config = Config::load(&self.source, &self.overrides, &crate::catalog::CATALOG)?;
+        let backup = duplicate(&self.listeners).map_err(ReloadError::KeepListeners)?;
         let mut current = std::mem::take(&mut self.listeners);
         let table = match reconcile(&config, &mut current, &mut Inherited::default()) {
             Ok(t) => t,
@@ -78,14 +93,14 @@ impl Master {
                 // Put the table back as it was (the reused sockets are the
                 // same ones; `current` holds those not reused).
                 self.listeners = backup;
-                return Err(e.to_string());
+                return Err(e.into());
             }
         };
         for l in &current {
             log::info!("closing listener {} (no longer configured)", l.local);
         }
         drop(current);
-        if let Err(e) = crate::log::configure(&config.log.settings()) {
+        if let Err(e) = crate::log::configure(&config.log) {
             log::warn!("keeping the old log files: {e}");
         }
         let pending = Pending {
@@ -102,6 +117,7 @@ impl Master {
         self.recycling = None;
         self.scoreboard.header().set_generation(self.generation);
         self.scoreboard.header().set_target_workers(self.target as u64);
+        self.set_phase(Phase::Reloading);
         log::info!("starting generation {} ({} workers; {})", self.generation, self.target, self.addresses());
         Ok(())
     }
@@ -115,6 +131,7 @@ impl Master {
                 self.generation,
                 p.started.elapsed().as_secs_f64()
             );
+            self.set_phase(Phase::Running);
             crate::notify::send(&format!("READY=1\nSTATUS={}", self.addresses()));
         }
     }
@@ -132,13 +149,14 @@ impl Master {
         self.generation = p.generation;
         self.target = p.target;
         self.listeners = p.listeners;
-        if let Err(e) = crate::log::configure(&self.config.log.settings()) {
+        if let Err(e) = crate::log::configure(&self.config.log) {
             log::warn!("could not restore the old log settings: {e}");
         }
         self.scoreboard.header().set_generation(self.generation);
         self.scoreboard.header().set_target_workers(self.target as u64);
         self.scoreboard.header().add_failed_reloads(1);
         log::error!("reload to generation {failed} failed ({why}); generation {} keeps serving", self.generation);
+        self.set_phase(Phase::Running);
         crate::notify::send("READY=1");
     }
 }

@@ -11,8 +11,9 @@
 
 use super::reap::{reap_all, Exit};
 use super::{Master, MasterError};
-use crate::error::EXIT_BOOT_FAILURE;
-use crate::scoreboard::{monotonic_ms, State};
+use crate::exit::ExitCode;
+use crate::role::ProcessKind;
+use crate::scoreboard::{Phase, State};
 use crate::sys::fork::{fork, Forked};
 use nix::sys::signal::{kill, Signal as Sig};
 use nix::unistd::Pid;
@@ -28,20 +29,11 @@ pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest delay between worker starts in a crash loop.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// What a child process is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Serves requests.
-    Worker,
-    /// One of the updaters (see `crate::updater`).
-    Updater(crate::updater::Kind),
-}
-
 /// A child process of the master.
 #[derive(Debug)]
 pub struct Worker {
     /// What it is.
-    pub role: Role,
+    pub kind: ProcessKind,
     /// Its pid.
     pub pid: Pid,
     /// Its scoreboard slot (none for workers inherited across an upgrade).
@@ -136,18 +128,11 @@ impl Master {
     }
 
     /// Fork a child of the current generation. The child never returns.
-    fn spawn(&mut self, role: Role, index: usize) -> Result<(), MasterError> {
-        let Some(slot) = self.scoreboard.claim(self.generation, index) else {
+    fn spawn(&mut self, kind: ProcessKind, index: usize) -> Result<(), MasterError> {
+        let Some(slot) = self.scoreboard.claim(self.generation, index, kind) else {
             log::error!("no free scoreboard slot for a new process");
             return Ok(());
         };
-        if let Some(s) = self.scoreboard.slot(slot) {
-            s.set_kind(match role {
-                Role::Worker => 0,
-                Role::Updater(crate::updater::Kind::Object) => 1,
-                Role::Updater(crate::updater::Kind::Container) => 2,
-            });
-        }
         match fork().map_err(MasterError::Fork)? {
             Forked::Child => {
                 let (master_signals, mut close) = self.signals.take_for_child();
@@ -155,8 +140,8 @@ impl Master {
                 if let Some(pending) = self.reload.take() {
                     close.extend(pending.into_fds());
                 }
-                match (role, self.scoreboard.slot(slot)) {
-                    (Role::Updater(kind), Some(s)) => {
+                match (kind, self.scoreboard.slot(slot)) {
+                    (ProcessKind::ObjectUpdater | ProcessKind::ContainerUpdater, Some(s)) => {
                         // The updater serves no socket: close the listeners.
                         close.extend(self.listeners.drain(..).map(|l| std::os::fd::OwnedFd::from(l.socket)));
                         crate::updater::main(crate::updater::UpdaterArgs {
@@ -186,7 +171,7 @@ impl Master {
                     s.set_pid(pid.as_raw() as u64);
                 }
                 self.workers.push(Worker {
-                    role,
+                    kind,
                     pid,
                     slot: Some(slot),
                     generation: self.generation,
@@ -195,22 +180,21 @@ impl Master {
                     retiring: None,
                     killed: false,
                 });
-                match role {
-                    Role::Worker => log::info!("started worker {index} (pid {pid}, generation {})", self.generation),
-                    Role::Updater(kind) => {
-                        log::info!("started the {} (pid {pid}, generation {})", kind.name(), self.generation)
+                match kind {
+                    ProcessKind::Worker => {
+                        log::info!("started worker {index} (pid {pid}, generation {})", self.generation)
                     }
+                    _ => log::info!("started the {} (pid {pid}, generation {})", kind.name(), self.generation),
                 }
                 Ok(())
             }
         }
     }
 
-    /// The updaters this generation runs: one per storage service in a
-    /// pipeline that has one.
-    fn wanted_updaters(&self) -> Vec<crate::updater::Kind> {
-        use crate::updater::Kind;
-        [("object", Kind::Object), ("container", Kind::Container)]
+    /// The background roles this generation runs: one updater per storage
+    /// service in a pipeline that has one.
+    fn wanted_background(&self) -> Vec<ProcessKind> {
+        [("object", ProcessKind::ObjectUpdater), ("container", ProcessKind::ContainerUpdater)]
             .into_iter()
             .filter(|(service, _)| self.config.uses(service))
             .map(|(_, kind)| kind)
@@ -235,7 +219,7 @@ impl Master {
                 log::info!("worker {pid} (generation {}) {} after retiring", w.generation, exit.describe());
                 continue;
             }
-            if exit == Exit::Code(EXIT_BOOT_FAILURE) {
+            if exit == Exit::Code(ExitCode::BootFailure.code()) {
                 log::error!("worker {pid} (generation {}) {}", w.generation, exit.describe());
                 if w.generation == self.generation && self.reload.is_some() {
                     self.abort_reload("the new workers cannot boot");
@@ -265,7 +249,7 @@ impl Master {
     /// Kill workers whose heartbeat is older than `worker_timeout`, and
     /// retiring ones past `graceful_timeout`.
     pub(super) fn murder_workers(&mut self) {
-        let now_ms = monotonic_ms();
+        let now_ms = crate::clock::monotonic_ms();
         let limit_ms = self.config.server.worker_timeout.as_millis() as u64;
         let grace = self.config.server.graceful_timeout;
         let now = Instant::now();
@@ -302,10 +286,9 @@ impl Master {
     /// Converge on the wanted workers (see the module docs).
     pub(super) fn manage_workers(&mut self) -> Result<(), MasterError> {
         let generation = self.generation;
-        for (n, kind) in self.wanted_updaters().into_iter().enumerate() {
-            let role = Role::Updater(kind);
+        for kind in self.wanted_background() {
             let running =
-                self.workers.iter().any(|w| w.role == role && w.generation == generation && w.retiring.is_none());
+                self.workers.iter().any(|w| w.kind == kind && w.generation == generation && w.retiring.is_none());
             if running {
                 continue;
             }
@@ -314,13 +297,13 @@ impl Master {
                 log::info!("{line}");
             }
             if ok {
-                self.spawn(role, usize::MAX - n)?;
+                self.spawn(kind, 0)?;
             }
         }
         // Pick one worker to recycle at a time.
         if self.recycling.is_none() {
             let flagged = self.workers.iter().find(|w| {
-                w.role == Role::Worker
+                w.kind == ProcessKind::Worker
                     && w.generation == generation
                     && w.retiring.is_none()
                     && w.slot.and_then(|i| self.scoreboard.slot(i)).is_some_and(|s| s.recycle() != 0)
@@ -336,7 +319,10 @@ impl Master {
             .iter()
             .enumerate()
             .filter(|(_, w)| {
-                w.role == Role::Worker && w.generation == generation && w.retiring.is_none() && Some(w.pid) != recycling
+                w.kind == ProcessKind::Worker
+                    && w.generation == generation
+                    && w.retiring.is_none()
+                    && Some(w.pid) != recycling
             })
             .map(|(i, _)| i)
             .collect();
@@ -352,7 +338,7 @@ impl Master {
                 if !ok {
                     break;
                 }
-                self.spawn(Role::Worker, index)?;
+                self.spawn(ProcessKind::Worker, index)?;
             }
             return Ok(());
         }
@@ -383,6 +369,11 @@ impl Master {
         }
         if !self.ready_notified {
             self.ready_notified = true;
+            // Serving: a failed upgrade can no longer go back, and need not.
+            if self.rollback.take().is_some() {
+                self.scoreboard.header().add_upgrades(1);
+            }
+            self.set_phase(Phase::Running);
             crate::notify::send(&format!("READY=1\nMAINPID={}\nSTATUS={}", self.me, self.addresses()));
             log::info!("generation {generation} ready: {} workers", self.target);
         }

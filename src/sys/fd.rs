@@ -38,6 +38,33 @@ pub fn adopt_socket(raw: RawFd) -> Option<OwnedFd> {
     Some(fd)
 }
 
+/// Take ownership of an inherited descriptor number of any kind (the
+/// previous image's executable, handed across an upgrade), if it is open.
+/// The same once-only rule as [`adopt_socket`] holds: the number comes from
+/// aerie's own upgrade variable, which is removed once read.
+pub fn adopt_fd(raw: RawFd) -> Option<OwnedFd> {
+    if raw < 3 {
+        return None;
+    }
+    nix::sys::stat::fstat(raw).ok()?;
+    // SAFETY: the descriptor is open (fstat succeeded) and was handed to
+    // this process by the previous image of this master for it to own;
+    // nothing else refers to it, and it is adopted once (see above).
+    Some(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// A close-on-exec duplicate of an open descriptor number this process
+/// does not own (an inherited socket, before it is adopted), if it is open.
+pub fn duplicate(raw: RawFd) -> Option<OwnedFd> {
+    if raw < 3 {
+        return None;
+    }
+    let new = nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).ok()?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else in
+    // the process knows of: this is its only owner.
+    Some(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
 fn libc_s_ifmt() -> u32 {
     nix::sys::stat::SFlag::S_IFMT.bits()
 }

@@ -14,19 +14,23 @@
 //! connections, lets busy ones finish without keep-alive, and returns when
 //! none are left (the master kills it after `graceful_timeout` regardless).
 
-use super::completion::{Completion, ConnId, Notifier};
-use super::conn::{Conn, Cx, Settings};
-use super::dispatch::ListenerInfo;
+use super::bridge::{Completion, ConnId, Notifier};
+use super::conn::{Close, Conn, Cx, Settings};
+use super::dispatch::{Dispatcher, ListenerInfo};
 use super::pool::Pools;
 use super::timer::Timers;
+use crate::child::SignalFlags;
+use crate::exit::ExitCode;
 use crate::http::date::http_date;
+use crate::http::CloseReason;
+use crate::role::ProcessKind;
 use crate::scoreboard::{Scoreboard, Slot, State};
 use crossbeam_channel::Receiver;
-use mio::net::{TcpListener, UnixStream};
+use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,17 +46,6 @@ pub const CONN_BASE: usize = 1 << 16;
 /// cannot starve the connections already open.
 const ACCEPT_BATCH: usize = 64;
 
-/// Signals the worker acts on, set by handlers and read by the loop.
-#[derive(Default)]
-pub struct SignalFlags {
-    /// SIGTERM: graceful stop.
-    pub term: Arc<AtomicBool>,
-    /// SIGINT or SIGQUIT: stop now.
-    pub quit: Arc<AtomicBool>,
-    /// SIGUSR1: reopen log files.
-    pub reopen: Arc<AtomicBool>,
-}
-
 struct ListenerSlot {
     sock: Option<TcpListener>,
     local: std::net::SocketAddr,
@@ -64,7 +57,7 @@ struct ListenerSlot {
 /// (the fair share is computed over these). The updaters have slots
 /// too, but no connections: counting them made a lone worker defer accepts.
 pub fn is_accepting_peer(s: &Slot, generation: u64) -> bool {
-    s.state() == State::Ready && s.generation() == generation && s.kind() == 0
+    s.state() == State::Ready && s.generation() == generation && s.kind() == ProcessKind::Worker
 }
 
 /// Everything a worker's loop owns.
@@ -72,7 +65,7 @@ pub struct EventLoop {
     poll: Poll,
     listeners: Vec<ListenerSlot>,
     infos: Vec<ListenerInfo>,
-    conns: Slab<Conn>,
+    conns: Slab<Conn<TcpStream>>,
     serial: u64,
     timers: Timers,
     pools: Pools,
@@ -193,6 +186,7 @@ impl EventLoop {
         let generation = self.slot.generation();
         self.peers = self.scoreboard.slots().map(|(_, s)| s).filter(|s| is_accepting_peer(s, generation)).collect();
         self.slot.set_connections(self.conns.len() as u64);
+        self.slot.set_log_dropped(crate::log::dropped());
         self.pools.report(&self.slot);
         if let Some(limit) = self.max_requests {
             if self.slot.recycle() == 0 && self.slot.requests() >= limit {
@@ -203,7 +197,7 @@ impl EventLoop {
     }
 
     /// Run until stopped; returns the process exit code.
-    pub fn run(mut self) -> i32 {
+    pub fn run(mut self) -> ExitCode {
         let mut events = Events::with_capacity(1024);
         self.tick();
         self.slot.set_state(State::Ready);
@@ -220,7 +214,7 @@ impl EventLoop {
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("poll failed: {e}");
-                    return crate::error::EXIT_FAILURE;
+                    return ExitCode::Failure;
                 }
             }
             let now = self.refresh_clock();
@@ -251,15 +245,15 @@ impl EventLoop {
             self.fire_timers(now);
             if self.flags.quit.load(Ordering::Relaxed) {
                 log::info!("stopping now (fast shutdown)");
-                return crate::error::EXIT_OK;
+                return ExitCode::Ok;
             }
             if self.flags.term.load(Ordering::Relaxed) && !self.draining {
                 self.start_draining(now);
             }
             if self.flags.reopen.swap(false, Ordering::Relaxed) {
-                match crate::log::reopen() {
-                    Ok(()) => log::info!("log files reopened"),
-                    Err(e) => log::error!("could not reopen the log files: {e}"),
+                // The log's writer thread reopens the files; this only asks.
+                if let Err(e) = crate::log::reopen() {
+                    log::error!("could not reopen the log files: {e}");
                 }
             }
             if !self.draining && !self.accept_paused {
@@ -267,13 +261,13 @@ impl EventLoop {
             }
             if self.draining && self.conns.is_empty() {
                 log::info!("drained: exiting");
-                return crate::error::EXIT_OK;
+                return ExitCode::Ok;
             }
             if now.duration_since(self.last_parent_check) >= Duration::from_secs(1) {
                 self.last_parent_check = now;
                 if nix::unistd::getppid() != self.master {
                     log::warn!("the master (pid {}) is gone: exiting", self.master);
-                    return crate::error::EXIT_OK;
+                    return ExitCode::Ok;
                 }
             }
         }
@@ -387,7 +381,7 @@ impl EventLoop {
         }
     }
 
-    fn add_conn(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, listener: usize, now: Instant) {
+    fn add_conn(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr, listener: usize, now: Instant) {
         let _ = stream.set_nodelay(true);
         // A listener bound to a specific address is the local address; only
         // a wildcard listener needs to ask the kernel which one was used.
@@ -421,19 +415,22 @@ impl EventLoop {
     /// keep its deadline in the heap.
     fn with_conn<F>(&mut self, key: usize, now: Instant, f: F)
     where
-        F: FnOnce(&mut Conn, &mut Cx<'_>) -> Result<(), super::conn::Close>,
+        F: FnOnce(&mut Conn<TcpStream>, &mut Cx<'_>) -> Result<(), Close>,
     {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let mut cx = Cx {
             settings: &self.settings,
             listeners: &self.infos,
-            pools: &mut self.pools,
-            notifier: &self.notifier,
+            dispatch: Dispatcher {
+                pools: &mut self.pools,
+                notifier: &self.notifier,
+                scoreboard: self.scoreboard,
+                slot: self.slot,
+            },
             now,
             date: &self.date,
             scratch: &mut self.scratch,
             draining: self.draining,
-            slot: self.slot,
         };
         match f(conn, &mut cx) {
             Ok(()) => {
@@ -450,11 +447,12 @@ impl EventLoop {
                     }
                 }
             }
-            Err(_) => self.close(key),
+            Err(Close(reason)) => self.close(key, reason),
         }
     }
 
-    fn close(&mut self, key: usize) {
+    fn close(&mut self, key: usize, reason: CloseReason) {
+        self.slot.add_closed(reason.index());
         if self.conns.contains(key) {
             let conn = self.conns.remove(key);
             if let Some(t) = conn.timer_at {
@@ -490,10 +488,10 @@ impl EventLoop {
                         self.with_conn(conn.key, now, |c, cx| c.on_pipe_ready(cx));
                     }
                 }
-                Completion::Response { conn, status, headers, body, queue_wait } => {
+                Completion::Response(conn, out) => {
                     if self.lookup(conn) {
                         self.with_conn(conn.key, now, |c, cx| {
-                            c.on_response(status, headers, body, queue_wait, cx);
+                            c.on_response(out, cx);
                             c.drive(cx)
                         });
                     }
@@ -524,15 +522,15 @@ impl EventLoop {
 #[cfg(test)]
 mod tests {
     use super::is_accepting_peer;
+    use crate::role::ProcessKind;
     use crate::scoreboard::{Scoreboard, State};
 
     #[test]
     fn only_ready_workers_of_the_generation_are_peers() {
         let sb = Scoreboard::create().expect("map");
-        let w = sb.slot(sb.claim(3, 0).expect("slot")).expect("slot");
-        let u = sb.slot(sb.claim(3, usize::MAX).expect("slot")).expect("slot");
-        u.set_kind(1);
-        let old = sb.slot(sb.claim(2, 0).expect("slot")).expect("slot");
+        let w = sb.slot(sb.claim(3, 0, ProcessKind::Worker).expect("slot")).expect("slot");
+        let u = sb.slot(sb.claim(3, 0, ProcessKind::ObjectUpdater).expect("slot")).expect("slot");
+        let old = sb.slot(sb.claim(2, 0, ProcessKind::Worker).expect("slot")).expect("slot");
         for s in [w, u, old] {
             s.set_state(State::Ready);
         }

@@ -1,30 +1,33 @@
 //! A worker process: what runs in the child after fork, until it exits.
 //!
-//! [`run`] never returns: it ends in `std::process::exit`, so no worker path
-//! can unwind into master code. Its sequence:
+//! [`run`] never returns: it ends in [`crate::child::exit`], so no worker
+//! path can unwind into master code. Its sequence:
 //!
-//! 1. [`after_fork`]: mark the log role, drop the master's signal handlers
-//!    and self-pipe, install the worker's own (TERM: graceful, INT/QUIT:
-//!    now), ask for SIGTERM when the master dies, name the process;
+//! 1. [`crate::child::after_fork`], the hygiene every child does;
 //! 2. build every listener's pipelines (processor construction may fail:
-//!    exit with [`crate::error::EXIT_BOOT_FAILURE`], which the master treats
-//!    as fatal instead of restarting in a loop);
+//!    exit with [`ExitCode::BootFailure`], which the master treats as fatal
+//!    instead of restarting in a loop);
 //! 3. run the event loop; thread pools are created inside it, on demand.
+//!
+//! The rooms: `event_loop` (poll, accept, deadlines, drain), `conn` (one
+//! connection's state machine), `dispatch` (route, 405, inline call, pool
+//! submission, overload), `pool` (per-key threads), `bridge` (what crosses
+//! between the loop and the pool threads), `timer` (deadlines).
 
-pub mod body;
-pub mod completion;
+pub mod bridge;
 pub mod conn;
 pub mod dispatch;
 pub mod event_loop;
 pub mod pool;
 pub mod timer;
 
+use crate::child::{self, ChildError, Inheritance};
 use crate::config::Config;
-use crate::error::{EXIT_BOOT_FAILURE, EXIT_FAILURE};
-use crate::listeners::{Listener, Role};
+use crate::exit::ExitCode;
+use crate::listeners::{Listener, Role as ListenerRole};
+use crate::role::{ProcessKind, Role};
 use dispatch::ListenerInfo;
-use event_loop::{EventLoop, LoopParts, SignalFlags};
-use nix::sys::signal::Signal;
+use event_loop::{EventLoop, LoopParts};
 use std::os::fd::OwnedFd;
 
 /// What the master hands a new worker.
@@ -49,38 +52,80 @@ pub struct WorkerArgs<'a> {
     pub master: nix::unistd::Pid,
 }
 
+/// Why a worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The master gave a slot that does not exist.
+    #[error("no scoreboard slot {0}")]
+    Slot(usize),
+    /// The after-fork steps failed.
+    #[error(transparent)]
+    Child(#[from] ChildError),
+    /// A listener names a `[[listen]]` section that does not exist.
+    #[error("no [[listen]] number {0}")]
+    NoListenSection(usize),
+    /// A pipeline could not be built.
+    #[error("{0}")]
+    BuildPipeline(aerie_api::BuildError),
+    /// A listening socket could not be taken over.
+    #[error("could not use listener {address}: {source}")]
+    Listener {
+        /// Its address.
+        address: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The poll or its waker could not be set up.
+    #[error("could not set up the event loop: {0}")]
+    EventLoop(std::io::Error),
+}
+
+impl WorkerError {
+    /// The exit code: boot failure for a processor that cannot be built (the
+    /// master stops then), a runtime failure otherwise.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            WorkerError::BuildPipeline(_) => ExitCode::BootFailure,
+            WorkerError::Child(e) => e.exit_code(),
+            _ => ExitCode::Failure,
+        }
+    }
+}
+
 /// Run a worker to completion and exit the process.
 pub fn run(args: WorkerArgs<'_>) -> ! {
     let code = match boot(args) {
         Ok(event_loop) => event_loop.run(),
-        Err((code, why)) => {
-            log::error!("worker could not start: {why}");
-            code
+        Err(e) => {
+            log::error!("worker could not start: {e}");
+            e.exit_code()
         }
     };
-    std::process::exit(code)
+    child::exit(code)
 }
 
-fn boot(args: WorkerArgs<'_>) -> Result<EventLoop, (i32, String)> {
+fn boot(args: WorkerArgs<'_>) -> Result<EventLoop, WorkerError> {
     let WorkerArgs { index, slot, generation, scoreboard, config, listeners, close, master_signals, master } = args;
-    crate::log::set_worker(index);
-    let slot = scoreboard.slot(slot).ok_or((EXIT_FAILURE, format!("no scoreboard slot {slot}")))?;
-    slot.set_pid(u64::from(std::process::id()));
-    let (signal_rx, flags) = after_fork(close, master_signals, config).map_err(|e| (EXIT_FAILURE, e))?;
-    if nix::unistd::getppid() != master {
-        return Err((EXIT_FAILURE, "the master exited while this worker was starting".into()));
-    }
+    let slot_id = slot;
+    let slot = scoreboard.slot(slot).ok_or(WorkerError::Slot(slot_id))?;
+    let started = child::after_fork(Inheritance {
+        role: Role::Child(ProcessKind::Worker, index),
+        slot,
+        close,
+        master_signals,
+        master,
+        server: &config.server,
+    })?;
     let mut parts = Vec::with_capacity(listeners.len());
     for l in listeners {
         let info = match l.role {
-            Role::Admin => ListenerInfo::admin(scoreboard),
-            Role::Data(i) => {
-                let cfg = config.listen.get(i).ok_or((EXIT_FAILURE, format!("no [[listen]] number {i}")))?;
-                ListenerInfo::build(config, cfg).map_err(|e| (EXIT_BOOT_FAILURE, e.to_string()))?
+            ListenerRole::Admin => ListenerInfo::admin(scoreboard),
+            ListenerRole::Data(i) => {
+                let cfg = config.listen.get(i).ok_or(WorkerError::NoListenSection(i))?;
+                ListenerInfo::build(config, cfg).map_err(WorkerError::BuildPipeline)?
             }
         };
-        let sock =
-            l.socket.try_clone().map_err(|e| (EXIT_FAILURE, format!("could not use listener {}: {e}", l.local)))?;
+        let sock = l.socket.try_clone().map_err(|source| WorkerError::Listener { address: l.local, source })?;
         parts.push((mio::net::TcpListener::from_std(sock), info));
     }
     let s = &config.server;
@@ -100,15 +145,15 @@ fn boot(args: WorkerArgs<'_>) -> Result<EventLoop, (i32, String)> {
         settings,
         max_connections: s.max_connections,
         pools: config.pools.clone(),
-        signal_rx,
-        flags,
+        signal_rx: mio::net::UnixStream::from_std(started.signal_rx),
+        flags: started.flags,
         master,
         slot,
         max_requests: max_requests(config),
         scoreboard,
         accept_balance: s.accept_balance,
     })
-    .map_err(|e| (EXIT_FAILURE, format!("could not set up the event loop: {e}")))?;
+    .map_err(WorkerError::EventLoop)?;
     log::info!("worker started (generation {generation})");
     Ok(event_loop)
 }
@@ -121,39 +166,6 @@ fn max_requests(config: &Config) -> Option<u64> {
         return None;
     }
     let jitter = config.server.max_requests_jitter;
-    let seed = u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ crate::scoreboard::unix_ms();
+    let seed = u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ crate::clock::unix_ms();
     Some(base + if jitter == 0 { 0 } else { seed % (jitter + 1) })
-}
-
-/// Post-fork hygiene, in one place.
-fn after_fork(
-    close: Vec<OwnedFd>,
-    master_signals: Vec<signal_hook::SigId>,
-    config: &Config,
-) -> Result<(mio::net::UnixStream, SignalFlags), String> {
-    for id in master_signals {
-        signal_hook::low_level::unregister(id);
-    }
-    drop(close);
-    crate::sys::process::set_name("aerie: worker");
-    // Credentials first: changing them clears the parent-death signal.
-    crate::sys::process::drop_privileges(config.server.user.as_ref(), config.server.group.as_ref())?;
-    crate::sys::process::set_parent_death_signal(Signal::SIGTERM)
-        .map_err(|e| format!("could not set the parent-death signal: {e}"))?;
-    let (rx, tx) =
-        std::os::unix::net::UnixStream::pair().map_err(|e| format!("could not make the signal pipe: {e}"))?;
-    rx.set_nonblocking(true).map_err(|e| e.to_string())?;
-    tx.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let flags = SignalFlags::default();
-    let reg = |sig: i32, flag: &std::sync::Arc<std::sync::atomic::AtomicBool>| -> Result<(), String> {
-        signal_hook::flag::register(sig, flag.clone()).map_err(|e| format!("could not handle signal {sig}: {e}"))?;
-        let w = tx.try_clone().map_err(|e| e.to_string())?;
-        signal_hook::low_level::pipe::register(sig, w).map_err(|e| format!("could not handle signal {sig}: {e}"))?;
-        Ok(())
-    };
-    reg(signal_hook::consts::SIGTERM, &flags.term)?;
-    reg(signal_hook::consts::SIGINT, &flags.quit)?;
-    reg(signal_hook::consts::SIGQUIT, &flags.quit)?;
-    reg(signal_hook::consts::SIGUSR1, &flags.reopen)?;
-    Ok((mio::net::UnixStream::from_std(rx), flags))
 }

@@ -23,8 +23,7 @@
 //! a hung disk completes nothing), which the master turns into the
 //! device's slow flag.
 
-use super::body::{chunk_pipe, take_body_wait, ChunkMsg};
-use super::completion::{Completion, ConnId, Notifier, ResponseBody};
+use super::bridge::{chunk_pipe, take_body_wait, ChunkMsg, Completion, ConnId, Notifier, OutBody, Outgoing};
 use crate::config::PoolConfig;
 use crate::scoreboard::{Histogram, HIST_BOUNDS_MS};
 use aerie_api::{Body, QueueKey, Request, Response, SharedProcessor, Status};
@@ -35,8 +34,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Queue keys per worker beyond which new keys are refused (503): a client
-/// must not be able to make a worker start threads without bound.
+/// Queues per worker beyond which new keys that are not devices are
+/// refused (503): a client must not be able to make a worker start threads
+/// without bound. (Device keys need a device the node has.)
 pub const MAX_QUEUES: usize = 256;
 
 /// Stack size of pool threads: processors stream through small buffers, and
@@ -144,7 +144,8 @@ pub enum Refused {
 
 /// All pools of a worker.
 pub struct Pools {
-    queues: HashMap<(&'static str, QueueKey), Queue>,
+    /// Per processor, per key.
+    queues: HashMap<&'static str, HashMap<QueueKey, Queue>>,
     settings: BTreeMap<String, PoolConfig>,
     notifier: Notifier,
 }
@@ -155,21 +156,31 @@ impl Pools {
         Pools { queues: HashMap::new(), settings, notifier }
     }
 
-    /// Queue a job for `(processor, key)` without blocking.
+    /// Whether `(processor, key)` has a queue already.
+    pub fn has_queue(&self, processor: &'static str, key: &QueueKey) -> bool {
+        self.queues.get(processor).is_some_and(|q| q.contains_key(key))
+    }
+
+    fn count(&self) -> usize {
+        self.queues.values().map(HashMap::len).sum()
+    }
+
+    /// Queue a job for `(processor, key)` without blocking. Queues of keys
+    /// that are not devices are bounded in number ([`MAX_QUEUES`]); device
+    /// keys are checked against the node's devices before they get here.
     pub fn submit(&mut self, processor: &'static str, key: QueueKey, job: Job) -> Result<(), Refused> {
-        let id = (processor, key);
-        if !self.queues.contains_key(&id) {
-            if self.queues.len() >= MAX_QUEUES {
+        if !self.has_queue(processor, &key) {
+            if !key.is_device() && self.count() >= MAX_QUEUES {
                 return Err(Refused::NoQueue(format!("more than {MAX_QUEUES} queues")));
             }
-            match self.start_queue(processor, &id.1) {
+            match self.start_queue(processor, &key) {
                 Ok(q) => {
-                    self.queues.insert(id.clone(), q);
+                    self.queues.entry(processor).or_default().insert(key.clone(), q);
                 }
                 Err(e) => return Err(Refused::NoQueue(e)),
             }
         }
-        let Some(q) = self.queues.get_mut(&id) else {
+        let Some(q) = self.queues.get_mut(processor).and_then(|m| m.get_mut(&key)) else {
             return Err(Refused::NoQueue("queue vanished".into()));
         };
         match q.tx.try_send(job) {
@@ -185,12 +196,13 @@ impl Pools {
     /// Write every queue's figures into the worker's scoreboard slot (the
     /// busiest first when there are more queues than cells).
     pub fn report(&self, slot: &crate::scoreboard::Slot) {
-        let mut all: Vec<(&(&'static str, QueueKey), &Queue)> = self.queues.iter().collect();
-        all.sort_by_key(|(id, q)| (std::cmp::Reverse(q.tx.len()), id.0, id.1.clone()));
+        let mut all: Vec<(&'static str, &QueueKey, &Queue)> =
+            self.queues.iter().flat_map(|(p, m)| m.iter().map(move |(k, q)| (*p, k, q))).collect();
+        all.sort_by_key(|(p, k, q)| (std::cmp::Reverse(q.tx.len()), *p, (*k).clone()));
         let mut n = 0;
-        for (i, ((processor, key), q)) in all.into_iter().enumerate() {
+        for (i, (processor, key, q)) in all.into_iter().enumerate() {
             let Some(cell) = slot.queue(i) else { break };
-            cell.set_name(&format!("{processor}:{key}"));
+            cell.set_id(&crate::scoreboard::QueueId::new(processor, key.as_str()));
             cell.set_depth(q.tx.len() as u64);
             cell.set_active(q.stats.active.load(Ordering::Relaxed));
             cell.set_completed(q.stats.completed.load(Ordering::Relaxed));
@@ -279,9 +291,7 @@ fn shed_stale(job: Job, waited: Duration, notifier: &Notifier) {
         String::from_utf8_lossy(job.request.head.target()),
         waited.as_millis()
     );
-    let resp = Response::text(Status::SERVICE_UNAVAILABLE, "waited too long in the device queue; retry later\n")
-        .with_header("Retry-After", &b"1"[..]);
-    deliver(resp, job.conn, waited, notifier);
+    notifier.send(Completion::Response(job.conn, Outgoing::overloaded("waited too long in the device queue", waited)));
 }
 
 /// Run one job on this pool thread and send everything it produces; the
@@ -305,22 +315,13 @@ fn run_job(job: Job, notifier: &Notifier) -> Duration {
 fn deliver(response: Response, conn: ConnId, queue_wait: Duration, notifier: &Notifier) -> Duration {
     let mut producing = Duration::ZERO;
     let Response { status, headers, body } = response;
+    let send = |body| notifier.send(Completion::Response(conn, Outgoing { status, headers, body, queue_wait }));
     match body {
-        Body::Empty => {
-            notifier.send(Completion::Response { conn, status, headers, body: ResponseBody::Empty, queue_wait })
-        }
-        Body::Bytes(b) => {
-            notifier.send(Completion::Response { conn, status, headers, body: ResponseBody::Bytes(b), queue_wait })
-        }
+        Body::Empty => send(OutBody::Empty),
+        Body::Bytes(b) => send(OutBody::Bytes(b)),
         Body::Stream { len, mut stream } => {
             let (tx, rx) = chunk_pipe(notifier.clone(), conn);
-            notifier.send(Completion::Response {
-                conn,
-                status,
-                headers,
-                body: ResponseBody::Stream { len, rx },
-                queue_wait,
-            });
+            send(OutBody::Stream { len, rx });
             loop {
                 let t = Instant::now();
                 let next = catch_unwind(AssertUnwindSafe(|| stream.next_chunk()));

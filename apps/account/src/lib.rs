@@ -99,30 +99,13 @@ impl Processor for AccountServer {
 
     fn call(&self, req: Request) -> Response {
         let Request { head, .. } = req;
-        let Ok(path) = decode_path(head.raw_path()) else { return text(Status::PRECONDITION_FAILED, "Invalid UTF8") };
-        if let Some(r) = aerie_storage::swob::check_method(&head, METHODS, "account-server") {
-            return r;
-        }
-        let method = head.method().clone();
-        if matches!(&method, Method::Other(m) if &**m == "REPLICATE") {
-            return page(Status::NOT_IMPLEMENTED);
-        }
-        let segs = match split_path(&path, 3, 4, false) {
-            Ok(s) => s,
-            Err(e) => return text(Status::BAD_REQUEST, e.to_string()),
+        let (path, ctx) = match self.precheck(&head) {
+            Ok((path, device, partition, account, container)) => {
+                (path, Ctx { cfg: &self.cfg, head: &head, device, partition, account, container })
+            }
+            Err(r) => return r,
         };
-        let mut it = segs.into_iter();
-        let (device, partition, account) = (
-            it.next().flatten().unwrap_or_default(),
-            it.next().flatten().unwrap_or_default(),
-            it.next().flatten().unwrap_or_default(),
-        );
-        let container = it.next().flatten().filter(|c| !c.is_empty());
-        if let Err(e) = validate_device_partition(&device, &partition) {
-            return text(Status::BAD_REQUEST, e.to_string());
-        }
-        let ctx = Ctx { cfg: &self.cfg, head: &head, device, partition, account, container };
-        let r = match (&method, ctx.container.is_some()) {
+        let r = match (head.method(), ctx.container.is_some()) {
             (Method::Put, true) => put_container_row(&ctx),
             (Method::Put, false) => put_account(&ctx),
             (Method::Post, false) => post_account(&ctx),
@@ -134,6 +117,42 @@ impl Processor for AccountServer {
         match r {
             Ok(r) | Err(r) => r,
         }
+    }
+
+    fn unknown_device(&self, head: &RequestHead, device: &str) -> Response {
+        match self.precheck(head) {
+            Err(r) => r,
+            Ok(_) => aerie_storage::swob::insufficient_storage(device),
+        }
+    }
+}
+
+/// The decoded path, device, partition, account and container.
+type Checked = (String, String, String, String, Option<String>);
+
+impl AccountServer {
+    /// Swift's checks before any disk is touched: the path decodes (412),
+    /// the method (405), the path's shape (400). Pure.
+    fn precheck(&self, head: &RequestHead) -> Result<Checked, Response> {
+        let Ok(path) = decode_path(head.raw_path()) else {
+            return Err(text(Status::PRECONDITION_FAILED, "Invalid UTF8"));
+        };
+        if let Some(r) = aerie_storage::swob::check_method(head, METHODS, "account-server") {
+            return Err(r);
+        }
+        if matches!(head.method(), Method::Other(m) if &**m == "REPLICATE") {
+            return Err(page(Status::NOT_IMPLEMENTED));
+        }
+        let segs = split_path(&path, 3, 4, false).map_err(|e| text(Status::BAD_REQUEST, e.to_string()))?;
+        let mut it = segs.into_iter();
+        let (device, partition, account) = (
+            it.next().flatten().unwrap_or_default(),
+            it.next().flatten().unwrap_or_default(),
+            it.next().flatten().unwrap_or_default(),
+        );
+        let container = it.next().flatten().filter(|c| !c.is_empty());
+        validate_device_partition(&device, &partition).map_err(|e| text(Status::BAD_REQUEST, e.to_string()))?;
+        Ok((path, device, partition, account, container))
     }
 }
 

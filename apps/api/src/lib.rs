@@ -51,27 +51,46 @@ pub enum Executor {
     Pooled(QueueKey),
 }
 
-/// The name of a bounded request queue inside one processor's pool, e.g. a
-/// device. Keys are compared by value; each distinct key gets its own queue and
-/// threads.
+/// The name of a bounded request queue inside one processor's pool. Keys
+/// are compared by value; each distinct key gets its own queue and threads.
+///
+/// A **device** key (the storage services' queues) gets a queue only if
+/// the node has that device (a directory of the devices root, as the
+/// master lists them): a request naming another device is answered with
+/// [`Processor::unknown_device`] on the loop thread, so a client cannot
+/// make a worker start threads for devices that do not exist, nor take a
+/// real device's queue away. Other keys are bounded in number per worker.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct QueueKey(pub Box<str>);
+pub struct QueueKey {
+    name: Box<str>,
+    device: bool,
+}
 
 impl QueueKey {
     /// A queue key from any string.
     pub fn new(key: impl Into<Box<str>>) -> Self {
-        QueueKey(key.into())
+        QueueKey { name: key.into(), device: false }
+    }
+
+    /// The queue of a device of the devices root.
+    pub fn device(name: impl Into<Box<str>>) -> Self {
+        QueueKey { name: name.into(), device: true }
     }
 
     /// The key as a string.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// Whether the key names a device.
+    pub fn is_device(&self) -> bool {
+        self.device
     }
 }
 
 impl std::fmt::Display for QueueKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
@@ -98,6 +117,14 @@ pub trait Processor: Send + Sync {
     /// processor is called. `None` (the default) passes every method through.
     fn allowed_methods(&self) -> Option<&[Method]> {
         None
+    }
+
+    /// The answer to a request whose queue is a device this node does not
+    /// have ([`QueueKey::device`]). Called on the loop thread instead of
+    /// [`Processor::call`]: must not block. The default is a plain `507`.
+    fn unknown_device(&self, head: &RequestHead, device: &str) -> Response {
+        let _ = head;
+        Response::text(Status::INSUFFICIENT_STORAGE, format!("no such device: {device}\n"))
     }
 }
 

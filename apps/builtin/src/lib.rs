@@ -226,6 +226,10 @@ impl Processor for Healthcheck {
         // business, so defer to it entirely.
         self.inner.allowed_methods()
     }
+
+    fn unknown_device(&self, head: &RequestHead, device: &str) -> Response {
+        self.inner.unknown_device(head, device)
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use aerie_storage::path::{decode_path, split_path, validate_device_partition, Pa
 use aerie_storage::swift_conf::SwiftConf;
 use aerie_storage::timestamp::http_date;
 use aerie_storage::Timestamp;
-use common::{db_error, is_true, listing_limit, negotiate, page, query_pairs, text};
+use common::{db_error, insufficient_storage, is_true, listing_limit, negotiate, page, query_pairs, text};
 use db::{ContainerDb, Info, Row};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -137,36 +137,20 @@ impl Processor for ContainerServer {
 
     fn call(&self, req: Request) -> Response {
         let Request { head, .. } = req;
-        let Ok(path) = decode_path(head.raw_path()) else {
-            return text(Status::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL");
+        let p = match self.precheck(&head) {
+            Ok(p) => p,
+            Err(r) => return r,
         };
-        if let Some(r) = aerie_storage::swob::check_method(&head, METHODS, "container-server") {
-            return r;
-        }
-        let method = head.method().clone();
-        if matches!(&method, Method::Other(m) if &**m == "REPLICATE" || &**m == "UPDATE") {
-            return page(Status::NOT_IMPLEMENTED);
-        }
-        let segs = match split_path(&path, 4, 5, true) {
-            Ok(s) => s,
-            Err(e) => return text(Status::BAD_REQUEST, e.to_string()),
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            head: &head,
+            device: p.device,
+            partition: p.partition,
+            account: p.account,
+            container: p.container,
+            obj: p.obj,
         };
-        let mut it = segs.into_iter();
-        let (device, partition, account, container) = (
-            it.next().flatten().unwrap_or_default(),
-            it.next().flatten().unwrap_or_default(),
-            it.next().flatten().unwrap_or_default(),
-            it.next().flatten().unwrap_or_default(),
-        );
-        let obj = it.next().flatten().filter(|o| !o.is_empty());
-        if let Err(e) = validate_device_partition(&device, &partition) {
-            return text(Status::BAD_REQUEST, e.to_string());
-        }
-        if let Err(PathError::BadRequest(m)) = aerie_storage::path::check_reserved_names(&account, Some(&container)) {
-            return text(Status::BAD_REQUEST, m);
-        }
-        let ctx = Ctx { cfg: &self.cfg, head: &head, device, partition, account, container, obj };
-        let r = match (&method, ctx.obj.is_some()) {
+        let r = match (head.method(), ctx.obj.is_some()) {
             (Method::Put, false) => put_container(&ctx),
             (Method::Put, true) => put_row(&ctx, false),
             (Method::Delete, true) => put_row(&ctx, true),
@@ -179,6 +163,53 @@ impl Processor for ContainerServer {
         match r {
             Ok(r) | Err(r) => r,
         }
+    }
+
+    fn unknown_device(&self, head: &RequestHead, device: &str) -> Response {
+        match self.precheck(head) {
+            Err(r) => r,
+            Ok(_) => insufficient_storage(device),
+        }
+    }
+}
+
+/// A container request's path, checked.
+struct Checked {
+    device: String,
+    partition: String,
+    account: String,
+    container: String,
+    obj: Option<String>,
+}
+
+impl ContainerServer {
+    /// Swift's checks before any disk is touched: the path decodes (412),
+    /// the method (405), the path's shape and reserved names (400). Pure:
+    /// it also answers requests for devices this node does not have.
+    fn precheck(&self, head: &RequestHead) -> Result<Checked, Response> {
+        let Ok(path) = decode_path(head.raw_path()) else {
+            return Err(text(Status::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"));
+        };
+        if let Some(r) = aerie_storage::swob::check_method(head, METHODS, "container-server") {
+            return Err(r);
+        }
+        if matches!(head.method(), Method::Other(m) if &**m == "REPLICATE" || &**m == "UPDATE") {
+            return Err(page(Status::NOT_IMPLEMENTED));
+        }
+        let segs = split_path(&path, 4, 5, true).map_err(|e| text(Status::BAD_REQUEST, e.to_string()))?;
+        let mut it = segs.into_iter();
+        let (device, partition, account, container) = (
+            it.next().flatten().unwrap_or_default(),
+            it.next().flatten().unwrap_or_default(),
+            it.next().flatten().unwrap_or_default(),
+            it.next().flatten().unwrap_or_default(),
+        );
+        let obj = it.next().flatten().filter(|o| !o.is_empty());
+        validate_device_partition(&device, &partition).map_err(|e| text(Status::BAD_REQUEST, e.to_string()))?;
+        if let Err(PathError::BadRequest(m)) = aerie_storage::path::check_reserved_names(&account, Some(&container)) {
+            return Err(text(Status::BAD_REQUEST, m));
+        }
+        Ok(Checked { device, partition, account, container, obj })
     }
 }
 

@@ -25,7 +25,7 @@ pub mod update;
 
 use aerie_api::{Executor, Method, Processor, Request, RequestHead, Response, Status};
 use aerie_storage::fs::{Devices, Reserve};
-use aerie_storage::path::{decode_path, ObjectPath, PathError};
+use aerie_storage::path::{ObjectPath, PathError};
 use aerie_storage::swift_conf::{PolicyKind, SwiftConf};
 pub use aerie_storage::swob::{insufficient_storage, page, status_page, text};
 use aerie_storage::Timestamp;
@@ -162,42 +162,61 @@ impl Processor for ObjectServer {
 
     fn call(&self, req: Request) -> Response {
         let Request { head, body } = req;
-        let path_str = match decode_path(head.raw_path()) {
-            Ok(p) => p,
-            Err(_) => return text(Status::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"),
+        let (path, policy) = match self.precheck(&head) {
+            Ok(checked) => checked,
+            Err(r) => return r,
         };
-        if let Some(r) = aerie_storage::swob::check_method(&head, METHODS, "object-server") {
-            return r;
-        }
-        let method = head.method().clone();
-        let policy_header = head.header_str("x-backend-storage-policy-index").unwrap_or("").trim().to_string();
-        let policy = if policy_header.is_empty() {
-            Some(0)
-        } else {
-            policy_header.parse::<u32>().ok().filter(|i| self.cfg.swift.policy(*i).is_some())
-        };
-        let Some(policy) = policy else {
-            return text(Status::SERVICE_UNAVAILABLE, format!("No policy with index {policy_header}"));
-        };
-        if matches!(&method, Method::Other(m) if &**m == "REPLICATE" || &**m == "SSYNC") {
-            // Replication verbs are used by Swift's replicators, not the
-            // proxy; this node does not run them yet.
-            return page(Status::NOT_IMPLEMENTED);
-        }
-        let path = match ObjectPath::parse(head.raw_path()) {
-            Ok(p) => p,
-            Err(PathError::NotUtf8) => return text(Status::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL"),
-            Err(e) => return text(Status::BAD_REQUEST, e.to_string()),
-        };
-        let _ = path_str;
         let ctx = Ctx { cfg: &self.cfg, head: &head, path, policy };
-        match method {
+        match head.method() {
             Method::Put => put::put(&ctx, body),
             Method::Get => read::get_or_head(&ctx, false),
             Method::Head => read::get_or_head(&ctx, true),
             Method::Post => post_delete::post(&ctx),
             Method::Delete => post_delete::delete(&ctx),
             _ => page(Status::METHOD_NOT_ALLOWED),
+        }
+    }
+
+    fn unknown_device(&self, head: &RequestHead, device: &str) -> Response {
+        match self.precheck(head) {
+            Err(r) => r,
+            Ok(_) => insufficient_storage(device),
+        }
+    }
+}
+
+impl ObjectServer {
+    /// The checks Swift's `ObjectController.__call__` makes before any
+    /// disk is touched, in its order: the path decodes (412), the method
+    /// (405), the storage policy (503), the path's shape (400). Pure: it
+    /// also answers requests for devices this node does not have.
+    fn precheck(&self, head: &RequestHead) -> Result<(ObjectPath, u32), Response> {
+        let invalid_utf8 = || text(Status::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL");
+        let parsed = ObjectPath::parse(head.raw_path());
+        if matches!(parsed, Err(PathError::NotUtf8)) {
+            return Err(invalid_utf8());
+        }
+        if let Some(r) = aerie_storage::swob::check_method(head, METHODS, "object-server") {
+            return Err(r);
+        }
+        let policy_header = head.header_str("x-backend-storage-policy-index").unwrap_or("").trim();
+        let policy = if policy_header.is_empty() {
+            Some(0)
+        } else {
+            policy_header.parse::<u32>().ok().filter(|i| self.cfg.swift.policy(*i).is_some())
+        };
+        let Some(policy) = policy else {
+            return Err(text(Status::SERVICE_UNAVAILABLE, format!("No policy with index {policy_header}")));
+        };
+        if matches!(head.method(), Method::Other(m) if &**m == "REPLICATE" || &**m == "SSYNC") {
+            // Replication verbs are used by Swift's replicators, not the
+            // proxy; this node does not run them yet.
+            return Err(page(Status::NOT_IMPLEMENTED));
+        }
+        match parsed {
+            Ok(p) => Ok((p, policy)),
+            Err(PathError::NotUtf8) => Err(invalid_utf8()),
+            Err(e) => Err(text(Status::BAD_REQUEST, e.to_string())),
         }
     }
 }

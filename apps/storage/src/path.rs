@@ -241,7 +241,7 @@ pub fn device_of(raw: &[u8]) -> Option<String> {
 /// touched.
 pub fn device_executor(head: &aerie_api::RequestHead) -> aerie_api::Executor {
     match device_of(head.raw_path()) {
-        Some(dev) if dev != "." && dev != ".." => aerie_api::Executor::Pooled(aerie_api::QueueKey::new(dev)),
+        Some(dev) if dev != "." && dev != ".." => aerie_api::Executor::Pooled(aerie_api::QueueKey::device(dev)),
         _ => aerie_api::Executor::Inline,
     }
 }

@@ -1,4 +1,8 @@
-//! Bounded pipes between the loop and a pool thread, one per direction.
+//! The bridge between the loop and the pool threads: the messages pool
+//! threads send back ([`Completion`], through one unbounded channel plus the
+//! loop's single `mio::Waker`), the response they carry ([`Outgoing`], the
+//! one shape every producer of a response uses), and the two bounded body
+//! pipes per pooled request, one per direction.
 //!
 //! * Request bodies: the loop decodes bytes off the socket and `try_send`s
 //!   chunks into a small bounded channel; the pool thread reads them through
@@ -9,19 +13,155 @@
 //!   (blocking when full); the loop `try_recv`s when the socket can take more,
 //!   and waits for `ChunksReady` when the channel is empty.
 //!
-//! The wake-up protocol avoids one message per chunk: the side on the loop
-//! sets a `waiting` flag only when it finds the channel full (or empty), then
+//! The wake-up rule avoids one message per chunk: the side on the loop sets
+//! a `waiting` flag only when it finds the channel full (or empty), then
 //! retries once; the pool side, after each operation, swaps the flag and
 //! notifies only if it was set. With a SeqCst fence between the flag and the
 //! channel operation on both sides, at least one of them sees the other's
 //! update, so a wake-up cannot be lost.
+//!
+//! The completion channel is unbounded but its occupancy is bounded by
+//! construction: each in-flight job produces at most one `Response` and each
+//! pipe at most one outstanding wake-up per direction.
 
-use super::completion::{Completion, ConnId, Notifier};
-use aerie_api::{BodySource, Header};
+use aerie_api::{Body, BodySource, Header, Status};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use mio::Waker;
 use std::io;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Identifies a connection across slab reuse: the slab key and a serial
+/// number unique within the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnId {
+    /// The slab key.
+    pub key: usize,
+    /// The serial number of the connection that had the key.
+    pub serial: u64,
+}
+
+/// A response on its way to the wire: what every producer hands the
+/// connection — a pool thread's processor, an inline processor, and the
+/// loop's own answers (405, 503, body errors). Built once from the
+/// processor's `aerie_api::Response`; the connection writes it.
+pub struct Outgoing {
+    /// The status.
+    pub status: Status,
+    /// The headers, as the producer set them.
+    pub headers: Vec<Header>,
+    /// The body.
+    pub body: OutBody,
+    /// Time the request waited in its queue (zero when not queued).
+    pub queue_wait: Duration,
+}
+
+/// An outgoing body.
+pub enum OutBody {
+    /// No bytes.
+    Empty,
+    /// In memory.
+    Bytes(std::borrow::Cow<'static, [u8]>),
+    /// Produced by the pool thread, chunk by chunk.
+    Stream {
+        /// The exact length, if known.
+        len: Option<u64>,
+        /// The receiving end of the chunk pipe.
+        rx: ChunkRx,
+    },
+}
+
+impl Outgoing {
+    /// A plain-text answer the server makes itself (`Retry-After` and the
+    /// like go in `headers`).
+    pub fn text(status: Status, text: String, headers: Vec<Header>) -> Outgoing {
+        let mut all = vec![Header::new("Content-Type", &b"text/plain; charset=UTF-8"[..])];
+        all.extend(headers);
+        Outgoing { status, headers: all, body: OutBody::Bytes(text.into_bytes().into()), queue_wait: Duration::ZERO }
+    }
+
+    /// `503` with `Retry-After: 1`, the one overload answer (a full or
+    /// missing queue, a job that waited too long).
+    pub fn overloaded(why: &str, queue_wait: Duration) -> Outgoing {
+        let mut o = Outgoing::text(
+            Status::SERVICE_UNAVAILABLE,
+            format!("{why}; retry later\n"),
+            vec![Header::new("Retry-After", &b"1"[..])],
+        );
+        o.queue_wait = queue_wait;
+        o
+    }
+
+    /// A processor's response made on the loop thread (inline). Inline
+    /// streams are drained here: the interface requires them to be in
+    /// memory already.
+    pub fn inline(response: aerie_api::Response) -> Outgoing {
+        let aerie_api::Response { status, headers, body } = response;
+        let body = match body {
+            Body::Empty => OutBody::Empty,
+            Body::Bytes(b) => OutBody::Bytes(b),
+            Body::Stream { mut stream, .. } => {
+                let mut all = Vec::new();
+                loop {
+                    match stream.next_chunk() {
+                        Ok(Some(c)) => all.extend_from_slice(&c),
+                        Ok(None) => break,
+                        Err(e) => {
+                            log::error!("inline response stream failed: {e}");
+                            break;
+                        }
+                    }
+                }
+                OutBody::Bytes(all.into())
+            }
+        };
+        Outgoing { status, headers, body, queue_wait: Duration::ZERO }
+    }
+}
+
+/// A message from a pool thread.
+pub enum Completion {
+    /// The processor started reading the body: send `100 Continue` (with
+    /// these headers) if the client expects it, and start feeding the pipe.
+    WantBody {
+        /// The connection.
+        conn: ConnId,
+        /// Headers for the interim response.
+        headers: Vec<Header>,
+    },
+    /// The request-body pipe has room again.
+    BodyRoom(ConnId),
+    /// The processor answered.
+    Response(ConnId, Outgoing),
+    /// The response-body pipe has chunks again.
+    ChunksReady(ConnId),
+}
+
+/// The sending side, cloned into every pool thread and pipe.
+#[derive(Clone)]
+pub struct Notifier {
+    tx: Sender<Completion>,
+    waker: Arc<Waker>,
+}
+
+impl Notifier {
+    /// A notifier and the loop's receiving end.
+    pub fn new(waker: Arc<Waker>) -> (Notifier, Receiver<Completion>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (Notifier { tx, waker }, rx)
+    }
+
+    /// Send a message and wake the loop. Fails only when the loop is gone
+    /// (the worker is exiting), in which case nobody is waiting.
+    pub fn send(&self, c: Completion) {
+        if self.tx.send(c).is_ok() {
+            if let Err(e) = self.waker.wake() {
+                log::error!("could not wake the event loop: {e}");
+            }
+        }
+    }
+}
 
 /// Chunks in flight per request-body pipe.
 pub const BODY_PIPE_CHUNKS: usize = 4;

@@ -1,0 +1,588 @@
+//! One client connection: a state machine driven by readiness, completions
+//! from pool threads and deadlines. Generic over the byte stream
+//! ([`Stream`]), so its rules are unit-tested over an in-memory pipe
+//! (`tests.rs`); the loop uses mio's `TcpStream`.
+//!
+//! ```text
+//!            head parsed                      response written,
+//!   Idle ───────────────────► Busy ─────────────────────────────► Idle
+//!    │  ▲                      │   keep-alive and body consumed     (pipelined
+//!    │  └──────────────────────┘                                   heads are
+//!    │ protocol error / timeout     │ not keep-alive, error          parsed at
+//!    ▼                              ▼                                once)
+//!  Closing (flush the response; if the client may still be sending, shut
+//!           down our side and read until EOF or the linger deadline) ──► closed
+//! ```
+//!
+//! In `Busy`, three things progress independently: the request body
+//! (`request_body.rs`: decoded from the socket into the body pipe once the
+//! processor asks for it, or discarded after the response), the response
+//! (`response.rs`: head and bytes into the write buffer; streamed chunks
+//! pulled from the chunk pipe while the buffer is below its high-water
+//! mark), and the write buffer (flushed while the socket is writable).
+//! Readiness is edge-triggered, so `readable` and `writable` remember it
+//! until an operation returns `WouldBlock`.
+//!
+//! Deadlines: `header_timeout` for a head once its first byte arrived (and
+//! for a first request), `keepalive_timeout` between requests,
+//! `body_timeout` while the body is being fed or discarded, `write_timeout`
+//! while the client does not take the response, and a short linger when
+//! closing. Every way out is a [`Close`] with its [`CloseReason`].
+//!
+//! The connection never reads more than it can hold: heads up to
+//! `max_header_bytes`, body bytes only while the pipe has room, nothing while
+//! a processor works on a request it has not asked the body of.
+
+mod request_body;
+mod response;
+#[cfg(test)]
+mod tests;
+
+use super::bridge::{ConnId, Outgoing};
+use super::dispatch::{dispatch, Dispatched, Dispatcher, ListenerInfo};
+use crate::http::response::{write_head, Framing};
+use crate::http::{parse_head, BodyDecoder, ChunkedDecoder, CloseReason, HeadLimits, HttpError};
+use aerie_api::{BodyFraming, Header, Method, RequestHead, RequestHeadParts, Status, Version};
+use request_body::ReqBody;
+use response::Resp;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How long a closing connection waits for the client to stop sending.
+const LINGER: Duration = Duration::from_secs(2);
+/// Longest target kept for the access log.
+const LOG_TARGET_MAX: usize = 512;
+
+/// A byte stream a connection runs on: a socket, or a test's pipe.
+pub trait Stream: Read + Write {
+    /// Close our sending side (the client reads end of stream).
+    fn shutdown_write(&mut self) -> io::Result<()>;
+}
+
+impl Stream for mio::net::TcpStream {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+/// Per-worker settings every connection reads.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Head limits.
+    pub limits: HeadLimits,
+    /// Idle time between requests.
+    pub keepalive_timeout: Duration,
+    /// Time to receive a whole head.
+    pub header_timeout: Duration,
+    /// Longest wait for body bytes.
+    pub body_timeout: Duration,
+    /// Longest wait for the client to take response bytes.
+    pub write_timeout: Duration,
+}
+
+/// What a connection needs from its worker while it runs.
+pub struct Cx<'a> {
+    /// Settings.
+    pub settings: &'a Settings,
+    /// Per-listener routing and limits.
+    pub listeners: &'a [ListenerInfo],
+    /// Pools, pipes and the device table, for starting requests.
+    pub dispatch: Dispatcher<'a>,
+    /// This loop turn's time.
+    pub now: Instant,
+    /// This second's `Date` value.
+    pub date: &'a [u8],
+    /// A read buffer shared by all connections of the loop.
+    pub scratch: &'a mut [u8],
+    /// Whether the worker is shutting down (no keep-alive).
+    pub draining: bool,
+}
+
+/// The connection must be closed now, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close(pub CloseReason);
+
+type Step = Result<bool, Close>;
+
+struct Exchange {
+    started: Instant,
+    method: Method,
+    target: String,
+    version: Version,
+    keep_alive: bool,
+    body: Option<ReqBody>,
+    resp: Resp,
+    status: Status,
+    bytes_out: u64,
+    queue_wait: Option<Duration>,
+    /// The server ended the body itself (limit, framing, timeout): this is
+    /// the answer, whatever the processor makes of the truncated body.
+    body_error: Option<HttpError>,
+    /// The client went away in the middle of the request.
+    client_gone: bool,
+}
+
+enum Phase {
+    Idle,
+    Busy(Box<Exchange>),
+    Closing { linger: bool, shut: bool, since: Instant, reason: CloseReason },
+}
+
+/// A client connection.
+pub struct Conn<S: Stream> {
+    /// Identity across slab reuse.
+    pub id: ConnId,
+    sock: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    listener: usize,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// Edge-triggered readiness not yet consumed.
+    pub readable: bool,
+    /// Edge-triggered readiness not yet consumed.
+    pub writable: bool,
+    eof: bool,
+    phase: Phase,
+    idle_since: Instant,
+    head_started: Option<Instant>,
+    last_write: Instant,
+    served: u64,
+    /// The current deadline.
+    pub deadline: Option<Instant>,
+    /// The earliest deadline this connection has in the timer heap.
+    pub timer_at: Option<Instant>,
+}
+
+impl<S: Stream> Conn<S> {
+    /// A freshly accepted connection.
+    pub fn new(id: ConnId, sock: S, peer: SocketAddr, local: SocketAddr, listener: usize, now: Instant) -> Conn<S> {
+        Conn {
+            id,
+            sock,
+            peer,
+            local,
+            listener,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            readable: true,
+            writable: true,
+            eof: false,
+            phase: Phase::Idle,
+            idle_since: now,
+            head_started: None,
+            last_write: now,
+            served: 0,
+            deadline: None,
+            timer_at: None,
+        }
+    }
+
+    /// The stream (the loop registers sockets with its poll).
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.sock
+    }
+
+    /// Make as much progress as possible. `Err(Close)` means drop it.
+    pub fn drive(&mut self, cx: &mut Cx<'_>) -> Result<(), Close> {
+        loop {
+            let progressed = match self.phase {
+                Phase::Idle => self.step_idle(cx)?,
+                Phase::Busy(_) => self.step_busy(cx)?,
+                Phase::Closing { .. } => self.step_closing(cx)?,
+            };
+            if !progressed {
+                break;
+            }
+        }
+        self.deadline = self.compute_deadline(cx.settings);
+        Ok(())
+    }
+
+    fn compute_deadline(&self, s: &Settings) -> Option<Instant> {
+        match &self.phase {
+            Phase::Idle => Some(match self.head_started {
+                Some(t) => t + s.header_timeout,
+                None if self.served == 0 => self.idle_since + s.header_timeout,
+                None => self.idle_since + s.keepalive_timeout,
+            }),
+            Phase::Busy(ex) => {
+                if self.wpos < self.wbuf.len() {
+                    return Some(self.last_write + s.write_timeout);
+                }
+                ex.body.as_ref()?.deadline(s.body_timeout)
+            }
+            Phase::Closing { since, .. } => {
+                if self.wpos < self.wbuf.len() {
+                    Some(self.last_write + s.write_timeout)
+                } else {
+                    Some(*since + LINGER)
+                }
+            }
+        }
+    }
+
+    /// The deadline passed: act on it.
+    pub fn on_timeout(&mut self, cx: &mut Cx<'_>) -> Result<(), Close> {
+        match &mut self.phase {
+            Phase::Idle => {
+                if self.head_started.is_some() || !self.rbuf.is_empty() {
+                    log::debug!("{}: closing: request head not received in time", self.peer);
+                    self.fail(HttpError::Timeout("request head not received in time"), cx);
+                } else {
+                    return Err(Close(CloseReason::IdleTimeout));
+                }
+            }
+            Phase::Busy(ex) => {
+                if self.wpos < self.wbuf.len() {
+                    log::debug!("{}: closing: client stopped reading the response", self.peer);
+                    return Err(Close(CloseReason::WriteTimeout));
+                }
+                let Some(b) = ex.body.as_mut() else { return Ok(()) };
+                if b.discard || !matches!(ex.resp, Resp::Waiting) {
+                    return Err(Close(CloseReason::BodyTimeout));
+                }
+                log::info!(
+                    "{}: request body stalled for {:?}: aborting {}",
+                    self.peer,
+                    cx.settings.body_timeout,
+                    ex.target
+                );
+                ex.body_error = Some(HttpError::Timeout("request body not received in time"));
+                ex.keep_alive = false;
+                b.end();
+            }
+            Phase::Closing { reason, .. } => return Err(Close(*reason)),
+        }
+        self.drive(cx)
+    }
+
+    fn read_some(&mut self, scratch: &mut [u8]) -> Result<usize, Close> {
+        read_into(&mut self.sock, &mut self.rbuf, &mut self.readable, &mut self.eof, self.peer, scratch)
+    }
+
+    fn flush(&mut self, now: Instant) -> Step {
+        let mut progressed = false;
+        while self.writable && self.wpos < self.wbuf.len() {
+            match self.sock.write(self.wbuf.get(self.wpos..).unwrap_or(&[])) {
+                Ok(0) => return Err(Close(CloseReason::WriteError)),
+                Ok(n) => {
+                    self.wpos += n;
+                    self.last_write = now;
+                    progressed = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("{}: write failed: {e}", self.peer);
+                    return Err(Close(CloseReason::WriteError));
+                }
+            }
+        }
+        if self.wpos >= self.wbuf.len() && self.wpos > 0 {
+            self.wbuf.clear();
+            self.wpos = 0;
+            if self.wbuf.capacity() > 4 * response::WRITE_HIGH_WATER {
+                self.wbuf = Vec::new();
+            }
+        }
+        Ok(progressed)
+    }
+
+    fn pending_write(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+
+    fn step_idle(&mut self, cx: &mut Cx<'_>) -> Step {
+        if !self.rbuf.is_empty() {
+            self.head_started.get_or_insert(cx.now);
+            match parse_head(&self.rbuf, &cx.settings.limits) {
+                Ok(Some(head)) => {
+                    self.start_exchange(head, cx);
+                    return Ok(true);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    log::debug!("{}: refused request: {e}", self.peer);
+                    self.fail(e, cx);
+                    return Ok(true);
+                }
+            }
+        }
+        if self.readable && !self.eof && self.rbuf.len() <= cx.settings.limits.max_header_bytes {
+            let n = self.read_some(cx.scratch)?;
+            if n > 0 || self.eof {
+                return Ok(true);
+            }
+        }
+        if self.eof {
+            return Err(Close(CloseReason::ClientClosed));
+        }
+        if cx.draining && self.rbuf.is_empty() && self.served > 0 {
+            // Between requests, with nothing more arrived: close our side
+            // and read until the client closes too, so a request it sends
+            // meanwhile meets a clean end of stream, never a reset.
+            self.phase = Phase::Closing { linger: true, shut: false, since: cx.now, reason: CloseReason::Draining };
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Answer a protocol error and close.
+    fn fail(&mut self, e: HttpError, cx: &mut Cx<'_>) {
+        let status = e.status();
+        let body = e.body();
+        let headers = [Header::new("Content-Type", &b"text/plain; charset=UTF-8"[..])];
+        write_head(
+            &mut self.wbuf,
+            status,
+            &headers,
+            Framing::Length(body.len() as u64),
+            Version::Http11,
+            false,
+            cx.date,
+        );
+        self.wbuf.extend_from_slice(body.as_bytes());
+        log::info!(
+            target: crate::log::ACCESS,
+            "peer={} method=- path=- status={} in=0 out={} dur_ms=0.000 wait_ms=- error=\"{}\"",
+            self.peer,
+            status.0,
+            body.len(),
+            e
+        );
+        self.rbuf = Vec::new();
+        cx.dispatch.slot.add_requests(1);
+        let reason =
+            if matches!(e, HttpError::Timeout(_)) { CloseReason::HeadTimeout } else { CloseReason::BadRequest };
+        self.phase = Phase::Closing { linger: true, shut: false, since: cx.now, reason };
+    }
+
+    fn start_exchange(&mut self, parsed: crate::http::ParsedHead, cx: &mut Cx<'_>) {
+        let len = parsed.len;
+        let raw: Vec<u8> = self.rbuf.get(..len).unwrap_or(&[]).to_vec();
+        self.rbuf.drain(..len.min(self.rbuf.len()));
+        self.head_started = None;
+        let Some(listener) = cx.listeners.get(self.listener) else {
+            self.fail(HttpError::BadRequest("no such listener"), cx);
+            return;
+        };
+        let head = RequestHead::new(RequestHeadParts {
+            raw,
+            method: parsed.method,
+            target: parsed.target,
+            version: parsed.version,
+            headers: parsed.headers,
+            peer: self.peer,
+            local: self.local,
+            framing: parsed.framing,
+            expect_continue: parsed.expect_continue,
+        });
+        if parsed.framing == BodyFraming::None && listener.length_required.contains(head.method()) {
+            self.fail(HttpError::LengthRequired, cx);
+            return;
+        }
+        if let BodyFraming::Length(n) = parsed.framing {
+            if n > listener.max_body_size {
+                self.fail(HttpError::PayloadTooLarge, cx);
+                return;
+            }
+        }
+        let mut target = String::from_utf8_lossy(head.target()).into_owned();
+        if target.len() > LOG_TARGET_MAX {
+            let mut cut = LOG_TARGET_MAX;
+            while !target.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            target.truncate(cut);
+        }
+        let decoder = match parsed.framing {
+            BodyFraming::None | BodyFraming::Length(0) => None,
+            BodyFraming::Length(n) => Some(BodyDecoder::Length(n)),
+            BodyFraming::Chunked => {
+                Some(BodyDecoder::Chunked(ChunkedDecoder::new(cx.settings.limits.max_header_bytes)))
+            }
+        };
+        let body = decoder.map(|d| ReqBody::new(d, listener.max_body_size, head.expect_continue(), cx.now));
+        let has_body = body.is_some();
+        let ex = Box::new(Exchange {
+            started: cx.now,
+            method: head.method().clone(),
+            target,
+            version: head.version(),
+            keep_alive: parsed.keep_alive,
+            body,
+            resp: Resp::Waiting,
+            status: Status::OK,
+            bytes_out: 0,
+            queue_wait: None,
+            body_error: None,
+            client_gone: false,
+        });
+        self.phase = Phase::Busy(ex);
+        match dispatch(listener, head, has_body, self.id, cx.now, &mut cx.dispatch) {
+            Dispatched::Answered(out) => self.on_response(out, cx),
+            Dispatched::Queued(tx) => {
+                if let Phase::Busy(ex) = &mut self.phase {
+                    if let Some(b) = ex.body.as_mut() {
+                        b.tx = tx;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The processor asked for the body (and `100 Continue`, if the client
+    /// expects one, with these headers).
+    pub fn on_want_body(&mut self, headers: Vec<Header>, cx: &mut Cx<'_>) -> Result<(), Close> {
+        if let Phase::Busy(ex) = &mut self.phase {
+            let answered = !matches!(ex.resp, Resp::Waiting);
+            if let Some(b) = ex.body.as_mut() {
+                b.want(&mut self.wbuf, &headers, answered, cx.now);
+            }
+        }
+        self.drive(cx)
+    }
+
+    /// A pipe has room or data again.
+    pub fn on_pipe_ready(&mut self, cx: &mut Cx<'_>) -> Result<(), Close> {
+        self.drive(cx)
+    }
+
+    fn step_busy(&mut self, cx: &mut Cx<'_>) -> Step {
+        let mut progressed = self.pump_body(cx)?;
+        progressed |= self.pull_response()?;
+        if self.pending_write() > 0 {
+            progressed |= self.flush(cx.now)?;
+        }
+        let pending = self.pending_write();
+        let Phase::Busy(ex) = &mut self.phase else { return Ok(progressed) };
+        if !matches!(ex.resp, Resp::Written) || pending > 0 {
+            return Ok(progressed);
+        }
+        if ex.body.as_ref().is_some_and(ReqBody::open) {
+            // Discarding the rest of a body we did not need.
+            return Ok(progressed);
+        }
+        self.finish(cx);
+        Ok(true)
+    }
+
+    /// The exchange is over: count it, log it, and keep the connection or
+    /// close it.
+    fn finish(&mut self, cx: &mut Cx<'_>) {
+        let Phase::Busy(ex) = std::mem::replace(&mut self.phase, Phase::Idle) else { return };
+        self.served += 1;
+        let bytes_in = ex.body.as_ref().map_or(0, |b| b.received);
+        let slot = cx.dispatch.slot;
+        slot.add_requests(1);
+        slot.add_bytes_in(bytes_in);
+        slot.add_bytes_out(ex.bytes_out);
+        let body_clean = ex.body.as_ref().is_none_or(ReqBody::complete);
+        let wait = ex.queue_wait.map_or_else(|| "-".to_string(), |w| format!("{:.3}", w.as_secs_f64() * 1e3));
+        log::info!(
+            target: crate::log::ACCESS,
+            "peer={} method={} path={} status={} in={} out={} dur_ms={:.3} wait_ms={}",
+            self.peer,
+            ex.method,
+            ex.target,
+            ex.status.0,
+            bytes_in,
+            ex.bytes_out,
+            Instant::now().saturating_duration_since(ex.started).as_secs_f64() * 1e3,
+            wait
+        );
+        if ex.keep_alive && !cx.draining && body_clean {
+            self.idle_since = cx.now;
+            if self.rbuf.capacity() > 2 * cx.settings.limits.max_header_bytes && self.rbuf.is_empty() {
+                self.rbuf = Vec::new();
+            }
+        } else {
+            let linger = !body_clean || !self.rbuf.is_empty();
+            let reason = if ex.client_gone {
+                CloseReason::ClientGone
+            } else if cx.draining {
+                CloseReason::Draining
+            } else {
+                CloseReason::Done
+            };
+            self.phase = Phase::Closing { linger, shut: false, since: cx.now, reason };
+        }
+    }
+
+    fn step_closing(&mut self, cx: &mut Cx<'_>) -> Step {
+        let mut progressed = false;
+        if self.pending_write() > 0 {
+            progressed = self.flush(cx.now)?;
+            if self.pending_write() > 0 {
+                return Ok(progressed);
+            }
+        }
+        let Phase::Closing { linger, shut, reason, .. } = &mut self.phase else { return Ok(progressed) };
+        let reason = *reason;
+        if !*linger {
+            return Err(Close(reason));
+        }
+        if !*shut {
+            *shut = true;
+            // Our response is out; tell the client, then read whatever it is
+            // still sending so that closing does not reset the connection and
+            // destroy the response before the client has read it.
+            if self.sock.shutdown_write().is_err() {
+                return Err(Close(reason));
+            }
+        }
+        while self.readable && !self.eof {
+            self.rbuf.clear();
+            self.read_some(cx.scratch)?;
+            self.rbuf.clear();
+            progressed = true;
+        }
+        if self.eof {
+            return Err(Close(reason));
+        }
+        Ok(progressed)
+    }
+}
+
+/// Read once from the stream into `rbuf`. `Ok(0)` means nothing now
+/// (`WouldBlock`, which clears `readable`) or end of stream (sets `eof`).
+fn read_into<S: Read>(
+    sock: &mut S,
+    rbuf: &mut Vec<u8>,
+    readable: &mut bool,
+    eof: &mut bool,
+    peer: SocketAddr,
+    scratch: &mut [u8],
+) -> Result<usize, Close> {
+    loop {
+        match sock.read(scratch) {
+            Ok(0) => {
+                *eof = true;
+                *readable = false;
+                return Ok(0);
+            }
+            Ok(n) => {
+                rbuf.extend_from_slice(scratch.get(..n).unwrap_or(&[]));
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                *readable = false;
+                return Ok(0);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::debug!("{peer}: read failed: {e}");
+                return Err(Close(CloseReason::ReadError));
+            }
+        }
+    }
+}
+
+/// An answer the connection makes itself for a body it ended.
+fn body_error_answer(e: &HttpError) -> Outgoing {
+    Outgoing::text(e.status(), e.body(), Vec::new())
+}
