@@ -427,3 +427,35 @@ fn a_locked_database_answers_503_and_loses_no_row() {
     assert_eq!(h.header("x-container-object-count"), Some("5"), "no row lost while the database was busy");
     assert!(n.server.log().contains("is locked"), "{}", n.server.log());
 }
+
+#[test]
+fn container_and_account_metadata_limits_come_from_swift_conf() {
+    for service in ["container", "account"] {
+        let dir = TempDir::new("metalimits");
+        let root = dir.path().join("node");
+        std::fs::create_dir_all(root.join("sda1")).expect("dev");
+        let conf = dir.path().join("swift.conf");
+        std::fs::write(
+            &conf,
+            format!("{SWIFT_CONF}\n[swift-constraints]\nmax_meta_count = 2\nmax_meta_value_length = 10\n"),
+        )
+        .expect("conf");
+        let n = Node::on(dir, root, conf, service, 1);
+        let (path, prefix) = if service == "container" {
+            ("/sda1/0/AUTH_t/c", "X-Container-Meta-")
+        } else {
+            ("/sda1/0/AUTH_t", "X-Account-Meta-")
+        };
+        let (a, b, c) = (format!("{prefix}A"), format!("{prefix}B"), format!("{prefix}C"));
+        let t = ts();
+        let r = n.req("PUT", path, &[("X-Timestamp", &t), (&a, "1"), (&b, "2"), (&c, "3")]);
+        assert_eq!((r.status, r.text()), (400, "Too many metadata items; max 2".to_string()), "{service}");
+        let r = n.req("PUT", path, &[("X-Timestamp", &ts()), (&a, "01234567890")]);
+        assert_eq!(r.status, 400, "{service}: a value over max_meta_value_length");
+        assert!(r.text().starts_with("Metadata value longer than 10:"), "{service}: {}", r.text());
+        assert_eq!(n.req("PUT", path, &[("X-Timestamp", &ts()), (&a, "1"), (&b, "2")]).status, 201, "{service}");
+        // The limit holds for the stored metadata as a whole, too.
+        let r = n.req("POST", path, &[("X-Timestamp", &ts()), (&c, "3")]);
+        assert_eq!(r.status, 400, "{service}: a third item through POST");
+    }
+}

@@ -110,3 +110,43 @@ fn a_worker_whose_master_died_exits_on_its_own() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn sigint_during_a_graceful_stop_hurries_it() {
+    let mut s = Server::start(&config(
+        "workers = 1\ngraceful_timeout = 60",
+        "",
+        "[[listen.route]]\nprefix = \"/fault\"\npipeline = [\"fault\"]\n",
+    ));
+    s.wait_workers(1);
+    // A request in flight that would hold a graceful stop for 30 s.
+    let mut busy = Client::connect(s.addr());
+    busy.send(b"GET /fault/sleep?ms=30000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    s.signal(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(is_alive(s.pid()), "a graceful stop waits for the request");
+    let asked = Instant::now();
+    s.signal(Signal::SIGINT);
+    let status = s.wait_exit(Duration::from_secs(10)).expect("the master exits soon after SIGINT");
+    assert!(status.success(), "{status:?}");
+    assert!(asked.elapsed() < Duration::from_secs(5), "hurried: {:?}", asked.elapsed());
+    assert!(s.log().contains("fast stop asked during the graceful stop"), "{}", s.log());
+}
+
+#[test]
+fn a_runtime_failure_exits_1_and_a_bad_config_2() {
+    let dir = TempDir::new("exitcodes");
+    let cfg = dir.path().join("a.toml");
+    std::fs::write(
+        &cfg,
+        "[admin]\naddress = \"\"\n[log]\nerror_log = \"/nonexistent/aerie/error.log\"\n[[listen]]\naddress = \"127.0.0.1:0\"\npipeline = [\"hello\"]\n",
+    )
+    .expect("write");
+    let out = aerie(&["-c", &cfg.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could not open the log files"));
+    std::fs::write(&cfg, "[server]\nworkers = 0\n[[listen]]\naddress = \"127.0.0.1:0\"\npipeline = [\"hello\"]\n")
+        .expect("write");
+    assert_eq!(aerie(&["-c", &cfg.to_string_lossy()]).status.code(), Some(2));
+}

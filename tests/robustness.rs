@@ -278,3 +278,52 @@ fn an_object_with_unreadable_metadata_is_quarantined_and_answers_404() {
     );
     assert_eq!(request(addr, "HEAD", "/sda1/0/a/c/o", &[], b"").status, 404);
 }
+
+/// Threads of a process, from /proc.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn requests_for_devices_the_node_lacks_start_no_queue_and_cannot_starve_a_real_one() {
+    let dir = TempDir::new("fakedev");
+    let root = dir.path().join("node");
+    for d in ["sda1", "sdb1"] {
+        std::fs::create_dir_all(root.join(d)).expect("device");
+    }
+    let s = object_node(&dir, &root, "");
+    let worker = s.status()["workers"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["role"] == "worker"))
+        .and_then(|w| w["pid"].as_u64())
+        .expect("the worker's pid") as u32;
+    let before = threads(worker);
+    // Before the fix: every new name got a queue and its threads (one
+    // worker started 1,024 threads), and once 256 names were used a real,
+    // not yet used device got 503 until the worker was replaced.
+    for i in 0..300 {
+        let r = request(s.addr(), "GET", &format!("/fake{i}/0/a/c/o"), &[], b"");
+        assert_eq!(r.status, 507, "fake{i}: {}", r.text());
+        assert!(r.text().contains(&format!("Drive: fake{i}")), "Swift's 507 page: {}", r.text());
+    }
+    assert!(
+        threads(worker) <= before + 1,
+        "no threads for devices that do not exist: {} → {}",
+        before,
+        threads(worker)
+    );
+    let t = ts();
+    let r = request(s.addr(), "PUT", "/sdb1/0/a/c/o", &[("X-Timestamp", &t), ("Content-Type", "text/plain")], b"x");
+    assert_eq!(r.status, 201, "the real device still gets a queue");
+    assert_eq!(request(s.addr(), "GET", "/sdb1/0/a/c/o", &[], b"").text(), "x");
+    // Checks Swift makes before the device still come first.
+    let r = request(s.addr(), "GET", "/fake/0/a/c/o", &[("X-Backend-Storage-Policy-Index", "9")], b"");
+    assert_eq!(r.status, 503, "an unknown policy is 503 even on a device the node lacks");
+    let metrics = s.admin_get("/metrics").text();
+    let unknown: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("aerie_unknown_device_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(unknown >= 300.0, "counted in /metrics: {unknown}");
+}

@@ -5,7 +5,6 @@
 use crate::util::{config, get, is_alive, wait_until, Client, Load, Server, TempDir};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 fn with_fault(server: &str) -> String {
@@ -410,51 +409,6 @@ fn control_commands_reload_status_and_stop_the_running_server() {
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
-}
-
-#[test]
-fn usr2_upgrades_in_place_under_load_and_a_broken_binary_changes_nothing() {
-    let dir = TempDir::new("upgrade");
-    let bin = dir.path().join("aerie");
-    std::fs::copy(env!("CARGO_BIN_EXE_aerie"), &bin).expect("copy binary");
-    let s = Server::start_binary(&bin, &config("workers = 2", "", "[log]\naccess = false"));
-    let pid = s.pid();
-    let old_workers = s.wait_workers(2);
-    let load = Load::start(s.addr(), 3, 2);
-    std::thread::sleep(Duration::from_millis(300));
-    // Install a new binary (a new inode at the same path) and upgrade.
-    let staged = dir.path().join("aerie.new");
-    std::fs::copy(env!("CARGO_BIN_EXE_aerie"), &staged).expect("stage");
-    std::fs::rename(&staged, &bin).expect("install");
-    let new_inode = std::fs::metadata(&bin).expect("stat").ino();
-    s.signal(Signal::SIGUSR2);
-    wait_until("the upgraded master to serve with new workers", Duration::from_secs(30), || {
-        let exe_inode = std::fs::metadata(format!("/proc/{pid}/exe")).map(|m| m.ino()).unwrap_or(0);
-        let now = s.workers();
-        exe_inode == new_inode && now.len() == 2 && now.iter().all(|w| !old_workers.contains(w))
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    let (fresh, ka) = load.finish();
-    eprintln!("fresh {fresh:?}\nkeep-alive {ka:?}");
-    assert_eq!(s.pid(), pid);
-    assert!(is_alive(pid));
-    assert_eq!(fresh.failed, 0, "{:?}", fresh.errors);
-    assert_eq!(ka.mid_response, 0, "{:?}", ka.errors);
-    assert!(fresh.ok > 1000, "{fresh:?}");
-    assert_eq!(generation(&s), 2);
-
-    // A broken binary: the check fails and nothing changes.
-    let broken = dir.path().join("broken");
-    std::fs::write(&broken, "#!/bin/sh\necho 'cannot start' >&2\nexit 1\n").expect("write");
-    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    std::fs::rename(&broken, &bin).expect("install broken");
-    let workers = s.workers();
-    s.signal(Signal::SIGUSR2);
-    assert!(s.wait_log("upgrade aborted", Duration::from_secs(20)), "{}", s.log());
-    assert!(s.log().contains("cannot start"));
-    assert_eq!(s.workers(), workers);
-    assert_eq!(get(s.addr(), "/").text(), "test");
-    assert_eq!(generation(&s), 2);
 }
 
 #[test]

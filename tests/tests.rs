@@ -17,3 +17,4 @@ mod robustness;
 mod slow_disk;
 mod supervision;
 mod swift_cluster;
+mod upgrade;

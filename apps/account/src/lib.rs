@@ -158,7 +158,7 @@ impl AccountServer {
 
 fn store_metadata(db: &mut AccountDb, ctx: &Ctx<'_>, ts: Timestamp, path: &std::path::Path) -> Result<(), Response> {
     let current = db.info().map_err(|e| db_error(e, path))?.metadata;
-    if let Some(json) = meta::merge_request(&current, ctx.head, ts, Kind::Account)? {
+    if let Some(json) = meta::merge_request(&current, ctx.head, ts, Kind::Account, &ctx.cfg.swift.constraints)? {
         db.write(|tx| tx.execute("UPDATE account_stat SET metadata = ?", [&json])).map_err(|e| db_error(e, path))?;
     }
     Ok(())
@@ -168,7 +168,7 @@ fn put_account(ctx: &Ctx<'_>) -> Result<Response, Response> {
     let path = ctx.db_path()?;
     ctx.check_space()?;
     let ts = ctx.timestamp()?;
-    meta::check_request(ctx.head, Kind::Account)?;
+    meta::check_request(ctx.head, Kind::Account, &ctx.cfg.swift.constraints)?;
     let (mut db, created) = match open(&path)? {
         Some(db) => {
             let info = db.info().map_err(|e| db_error(e, &path))?;
@@ -199,7 +199,7 @@ fn put_account(ctx: &Ctx<'_>) -> Result<Response, Response> {
 
 fn post_account(ctx: &Ctx<'_>) -> Result<Response, Response> {
     let ts = ctx.timestamp()?;
-    meta::check_request(ctx.head, Kind::Account)?;
+    meta::check_request(ctx.head, Kind::Account, &ctx.cfg.swift.constraints)?;
     let path = ctx.db_path()?;
     ctx.check_space()?;
     let Some(mut db) = open(&path)? else { return Err(page(Status::NOT_FOUND)) };

@@ -215,7 +215,7 @@ impl ContainerServer {
 
 fn put_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
     let ts = ctx.timestamp()?;
-    meta::check_request(ctx.head, meta::Kind::Container)?;
+    meta::check_request(ctx.head, meta::Kind::Container, &ctx.cfg.swift.constraints)?;
     let path = ctx.db_path()?;
     ctx.check_space()?;
     let explicit = ctx.policy_header()?;
@@ -262,7 +262,8 @@ fn put_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
         }
     }
     let current = db.info().map_err(|e| db_error(e, &path))?.metadata;
-    if let Some(json) = meta::merge_request(&current, ctx.head, ts, meta::Kind::Container)? {
+    if let Some(json) = meta::merge_request(&current, ctx.head, ts, meta::Kind::Container, &ctx.cfg.swift.constraints)?
+    {
         db.write(|tx| tx.execute("UPDATE container_info SET metadata = ?", [&json])).map_err(|e| db_error(e, &path))?;
     }
     let info = db.info().map_err(|e| db_error(e, &path))?;
@@ -420,7 +421,7 @@ fn delete_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
 
 fn post_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
     let ts = ctx.timestamp()?;
-    meta::check_request(ctx.head, meta::Kind::Container)?;
+    meta::check_request(ctx.head, meta::Kind::Container, &ctx.cfg.swift.constraints)?;
     let path = ctx.db_path()?;
     ctx.check_space()?;
     let Some(mut db) = open(&path)? else { return Err(page(Status::NOT_FOUND)) };
@@ -434,7 +435,8 @@ fn post_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
             .map_err(|e| db_error(e, &path))?;
     }
     let current = db.info().map_err(|e| db_error(e, &path))?.metadata;
-    if let Some(json) = meta::merge_request(&current, ctx.head, ts, meta::Kind::Container)? {
+    if let Some(json) = meta::merge_request(&current, ctx.head, ts, meta::Kind::Container, &ctx.cfg.swift.constraints)?
+    {
         db.write(|tx| tx.execute("UPDATE container_info SET metadata = ?", [&json])).map_err(|e| db_error(e, &path))?;
     }
     Ok(Response::new(Status::NO_CONTENT))

@@ -1,8 +1,10 @@
 //! Container and account metadata: the JSON map `{"Name": [value, ts]}`
 //! in the info row, merged by timestamp and validated as a whole (§3.3).
 
-use aerie_api::{RequestHead, Response, Status};
+use aerie_api::{RequestHead, Response};
+use aerie_storage::constraints::{check_metadata, check_totals, MetaTarget};
 use aerie_storage::header::title;
+use aerie_storage::swift_conf::Constraints;
 use aerie_storage::Timestamp;
 use serde_json::{Map, Value};
 
@@ -47,45 +49,19 @@ fn is_stored(kind: Kind, name: &str) -> bool {
         || kind.stored().contains(&l.as_str())
 }
 
-fn bad(msg: impl Into<String>) -> Response {
-    Response::text(Status::BAD_REQUEST, msg.into())
-}
-
-/// Per-request limits (Swift's `check_metadata` for containers and accounts).
-pub fn check_request(head: &RequestHead, kind: Kind) -> Result<(), Response> {
-    let prefix = kind.prefix();
-    let (mut count, mut size) = (0usize, 0usize);
-    for (name, value) in head.headers() {
-        let key = title(name);
-        if value.len() > 8192 {
-            return Err(bad(format!("Header value too long: {}", key.chars().take(128).collect::<String>())));
-        }
-        if !name.to_ascii_lowercase().starts_with(prefix) {
-            continue;
-        }
-        let rest = &key[prefix.len()..];
-        if rest.is_empty() {
-            return Err(bad("Metadata name cannot be empty"));
-        }
-        if std::str::from_utf8(value).is_err() {
-            return Err(bad("Metadata must be valid UTF-8"));
-        }
-        count += 1;
-        size += rest.len() + value.len();
-        if rest.len() > 128 {
-            return Err(bad(format!("Metadata name too long: {prefix}{rest}")));
-        }
-        if value.len() > 256 {
-            return Err(bad(format!("Metadata value longer than 256: {prefix}{rest}")));
-        }
-        if count > 90 {
-            return Err(bad("Too many metadata items; max 90"));
-        }
-        if size > 4096 {
-            return Err(bad("Total metadata too large; max 4096"));
+impl Kind {
+    fn target(self) -> MetaTarget {
+        match self {
+            Kind::Container => MetaTarget::Container,
+            Kind::Account => MetaTarget::Account,
         }
     }
-    Ok(())
+}
+
+/// Per-request limits (Swift's `check_metadata`), with swift.conf's
+/// constraints.
+pub fn check_request(head: &RequestHead, kind: Kind, c: &Constraints) -> Result<(), Response> {
+    check_metadata(head, kind.target(), c)
 }
 
 fn parse(json: &str) -> Map<String, Value> {
@@ -111,7 +87,7 @@ pub fn clear_all(json: &str, ts: &str) -> String {
 }
 
 /// Cumulative limits over the merged map (§3.3).
-fn validate(m: &Map<String, Value>) -> Result<(), Response> {
+fn validate(m: &Map<String, Value>, c: &Constraints) -> Result<(), Response> {
     let (mut count, mut size) = (0usize, 0usize);
     for (k, v) in m {
         let val = v.get(0).and_then(Value::as_str).unwrap_or("");
@@ -125,20 +101,20 @@ fn validate(m: &Map<String, Value>) -> Result<(), Response> {
         count += 1;
         size += rest.len() + val.len();
     }
-    if count > 90 {
-        return Err(bad("Too many metadata items; max 90"));
-    }
-    if size > 4096 {
-        return Err(bad("Total metadata too large; max 4096"));
-    }
-    Ok(())
+    check_totals(count, size, c)
 }
 
 /// Merge the request's metadata headers at `ts` into the stored map
 /// (`current` JSON). `Ok(None)`: nothing to change; `Ok(Some(json))`: the
 /// map to store; `Err(400)` when the merged map breaks a limit (then
 /// nothing is written).
-pub fn merge_request(current: &str, head: &RequestHead, ts: Timestamp, kind: Kind) -> Result<Option<String>, Response> {
+pub fn merge_request(
+    current: &str,
+    head: &RequestHead,
+    ts: Timestamp,
+    kind: Kind,
+    c: &Constraints,
+) -> Result<Option<String>, Response> {
     let updates: Vec<(String, String)> = head
         .headers()
         .filter(|(n, _)| is_stored(kind, n))
@@ -155,6 +131,6 @@ pub fn merge_request(current: &str, head: &RequestHead, ts: Timestamp, kind: Kin
             m.insert(k, Value::from(vec![v, t.clone()]));
         }
     }
-    validate(&m)?;
+    validate(&m, c)?;
     Ok(Some(Value::Object(m).to_string()))
 }

@@ -20,44 +20,7 @@ use std::io::{self, Read, Write};
 
 /// Swift's `check_metadata` for objects: per-request limits (§3.2).
 pub(crate) fn check_metadata(head: &RequestHead, c: &Constraints) -> Result<(), Response> {
-    const PREFIX: &str = "x-object-meta-";
-    let mut count = 0usize;
-    let mut size = 0usize;
-    for (name, value) in head.headers() {
-        let key = title(name);
-        if value.len() > c.max_header_size {
-            let short: String = key.chars().take(c.max_meta_name_length).collect();
-            return Err(text(Status::BAD_REQUEST, format!("Header value too long: {short}")));
-        }
-        if !(name.len() >= PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)) {
-            continue;
-        }
-        let rest = &key[PREFIX.len()..];
-        if rest.is_empty() {
-            return Err(text(Status::BAD_REQUEST, "Metadata name cannot be empty"));
-        }
-        count += 1;
-        size += rest.len() + value.len();
-        if rest.len() > c.max_meta_name_length {
-            return Err(text(Status::BAD_REQUEST, format!("Metadata name too long: {PREFIX}{rest}")));
-        }
-        if value.len() > c.max_meta_value_length {
-            return Err(text(
-                Status::BAD_REQUEST,
-                format!("Metadata value longer than {}: {PREFIX}{rest}", c.max_meta_value_length),
-            ));
-        }
-        if count > c.max_meta_count {
-            return Err(text(Status::BAD_REQUEST, format!("Too many metadata items; max {}", c.max_meta_count)));
-        }
-        if size > c.max_meta_overall_size {
-            return Err(text(
-                Status::BAD_REQUEST,
-                format!("Total metadata too large; max {}", c.max_meta_overall_size),
-            ));
-        }
-    }
-    Ok(())
+    aerie_storage::constraints::check_metadata(head, aerie_storage::constraints::MetaTarget::Object, c)
 }
 
 /// `normalize_delete_at_timestamp`: `%010d` of the value clamped to

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod constraints;
 pub mod fs;
 pub mod hash;
 pub mod header;
