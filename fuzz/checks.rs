@@ -7,9 +7,9 @@
 use aerie::http::framing::ChunkedDecoder;
 use aerie::http::request::{parse_head, HeadLimits};
 use aerie_api::{BodyFraming, Method, RequestHead, RequestHeadParts, Version};
-use aerie_container::common::{listing_limit, negotiate, query_pairs};
 use aerie_object::conditional::{etag_list, parse_http_date};
 use aerie_object::range::{resolve, Ranges};
+use aerie_storage::db::http::{listing_limit, negotiate, query_pairs};
 use aerie_storage::path::{
     decode_path, form_decode, is_safe_device_name, percent_decode, quote, split_path, validate_device_partition,
 };

@@ -2,7 +2,7 @@
 //! `account_stat` row, container rows merged as §7.6 says, and per-policy
 //! totals kept by triggers.
 
-use aerie_container::db::{
+use aerie_storage::db::{
     connect_cached, create_db, drain_pending, immediate, keep_connection, new_db_id, pickled_int, pickled_text,
     DbError, PENDING_CAP, SYNC_TABLES,
 };
@@ -148,6 +148,7 @@ impl AccountDb {
     pub fn open(path: &Path) -> Result<AccountDb, DbError> {
         let (conn, id) = connect_cached(path)?;
         let mut db = AccountDb { conn, path: path.to_path_buf(), id };
+        DbError::check_table(&db.conn, "account_stat")?;
         db.info()?;
         drain_pending(path, 0, pending_row, |rows| db.merge_containers(&rows))?;
         Ok(db)

@@ -7,13 +7,14 @@
 pub mod db;
 
 use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
-use aerie_container::common::{db_error, is_true, listing_limit, negotiate, page, query_pairs, text};
-use aerie_container::listing::{self, ListParams, Table};
-use aerie_container::meta::{self, Kind};
+use aerie_storage::db::http::{db_error, is_true, listing_limit, negotiate, query_pairs};
+use aerie_storage::db::listing::{self, ListParams, Table};
+use aerie_storage::db::meta::{self, Kind};
 use aerie_storage::fs::{Devices, Reserve};
 use aerie_storage::header::title;
 use aerie_storage::path::{decode_path, split_path, validate_device_partition};
 use aerie_storage::swift_conf::SwiftConf;
+use aerie_storage::swob::{page, text};
 use aerie_storage::Timestamp;
 use db::{AccountDb, ContainerRow, Info};
 use std::path::PathBuf;
@@ -64,11 +65,11 @@ impl Ctx<'_> {
 
     fn db_path(&self) -> Result<PathBuf, Response> {
         let hash = self.cfg.swift.salt.hash_path(&self.account, None, None);
-        aerie_container::common::db_file(&self.cfg.devices, &self.device, &self.partition, "accounts", &hash)
+        aerie_storage::db::http::db_file(&self.cfg.devices, &self.device, &self.partition, "accounts", &hash)
     }
 
     fn check_space(&self) -> Result<(), Response> {
-        aerie_container::common::check_space(&self.cfg.devices, &self.cfg.reserve, &self.device)
+        aerie_storage::db::http::check_space(&self.cfg.devices, &self.cfg.reserve, &self.device)
     }
 
     fn policy_name(&self, index: i64) -> Option<String> {
@@ -276,7 +277,7 @@ fn put_container_row(ctx: &Ctx<'_>) -> Result<Response, Response> {
     };
     // Into the pending file, as Swift does; merged by the next reader, or
     // now when the file has grown large.
-    if aerie_container::db::append_pending(&path, &db::pending_record(&row)).map_err(|e| db_error(e, &path))? {
+    if aerie_storage::db::append_pending(&path, &db::pending_record(&row)).map_err(|e| db_error(e, &path))? {
         AccountDb::merge_large_pending(&path).map_err(|e| db_error(e, &path))?;
     }
     Ok(Response::new(if del.trim() > put.trim() { Status::NO_CONTENT } else { Status::CREATED }))

@@ -7,20 +7,22 @@
 //! pool threads. Checks follow Swift's order (§1.2).
 #![forbid(unsafe_code)]
 
-pub mod common;
 pub mod db;
-pub mod listing;
-pub mod meta;
+pub mod rows;
+pub mod schema;
 pub mod updater;
 
 use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
+use aerie_storage::db::http::{db_error, is_true, listing_limit, negotiate, query_pairs};
+use aerie_storage::db::{listing, meta};
 use aerie_storage::fs::{Devices, Reserve};
 use aerie_storage::path::{decode_path, split_path, validate_device_partition, PathError};
 use aerie_storage::swift_conf::SwiftConf;
+use aerie_storage::swob::{insufficient_storage, page, text};
 use aerie_storage::timestamp::http_date;
 use aerie_storage::Timestamp;
-use common::{db_error, insufficient_storage, is_true, listing_limit, negotiate, page, query_pairs, text};
-use db::{ContainerDb, Info, Row};
+use db::{ContainerDb, Info};
+use rows::Row;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,11 +77,11 @@ impl Ctx<'_> {
 
     fn db_path(&self) -> Result<PathBuf, Response> {
         let hash = self.cfg.swift.salt.hash_path(&self.account, Some(&self.container), None);
-        common::db_file(&self.cfg.devices, &self.device, &self.partition, "containers", &hash)
+        aerie_storage::db::http::db_file(&self.cfg.devices, &self.device, &self.partition, "containers", &hash)
     }
 
     fn check_space(&self) -> Result<(), Response> {
-        common::check_space(&self.cfg.devices, &self.cfg.reserve, &self.device)
+        aerie_storage::db::http::check_space(&self.cfg.devices, &self.cfg.reserve, &self.device)
     }
 
     /// The policy header, validated (400 on an unknown index).
@@ -277,29 +279,9 @@ fn put_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
 
 /// §6.8: tell every account replica; `Some(404)` when all said 404.
 fn account_update(ctx: &Ctx<'_>, info: &Info) -> Result<Option<Response>, Response> {
-    let hosts: Vec<String> =
-        ctx.header("x-account-host").unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
-    let devices: Vec<String> =
-        ctx.header("x-account-device").unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
-    let partition = ctx.header("x-account-partition").unwrap_or("").trim().to_string();
-    if hosts.len() != devices.len() {
-        return Err(text(
-            Status::BAD_REQUEST,
-            format!(
-                "The number of account hosts and devices should match: {} vs {}",
-                ctx.header("x-account-host").unwrap_or(""),
-                ctx.header("x-account-device").unwrap_or("")
-            ),
-        ));
-    }
-    if partition.is_empty() {
-        return Ok(None);
-    }
-    let nodes: Vec<(String, String)> =
-        hosts.into_iter().zip(devices).filter(|(h, d)| !h.is_empty() && !d.is_empty()).collect();
-    if nodes.is_empty() {
-        return Ok(None);
-    }
+    let replicas = aerie_storage::replicas::Replicas::from_headers(ctx.head, "account")
+        .map_err(|e| text(Status::BAD_REQUEST, e.to_string()))?;
+    let Some(aerie_storage::replicas::Replicas { partition, nodes }) = replicas else { return Ok(None) };
     let targets = updater::Targets { partition, nodes };
     // Remembered for the container updater, which keeps the account's
     // figures current as rows change and retries what fails here.
@@ -383,7 +365,7 @@ fn put_row(ctx: &Ctx<'_>, delete: bool) -> Result<Response, Response> {
     };
     // Into the pending file, as Swift does; merged by the next reader, or
     // now when the file has grown large.
-    if db::append_pending(&path, &db::pending_record(&row)).map_err(|e| db_error(e, &path))? {
+    if aerie_storage::db::append_pending(&path, &rows::pending_record(&row)).map_err(|e| db_error(e, &path))? {
         ContainerDb::merge_large_pending(&path).map_err(|e| db_error(e, &path))?;
     }
     Ok(Response::new(if delete { Status::NO_CONTENT } else { Status::CREATED }))

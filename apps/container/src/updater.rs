@@ -312,7 +312,7 @@ pub fn sweep(
                 info.container,
                 db_path.display()
             );
-            crate::common::quarantine(&db_path);
+            aerie_storage::db::quarantine(&db_path);
             s.quarantined += 1;
         } else {
             db.release();

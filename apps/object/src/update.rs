@@ -228,31 +228,19 @@ fn base_headers(ctx: &Ctx<'_>) -> Vec<(String, String)> {
 
 /// The container update for an object write (§4.9).
 pub(crate) fn container_update(ctx: &Ctx<'_>, device_dir: &Path, op: &str, mut headers: Vec<(String, String)>) {
-    let hosts: Vec<String> =
-        ctx.header("x-container-host").unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
-    let devices: Vec<String> =
-        ctx.header("x-container-device").unwrap_or("").split(',').map(|s| s.trim().to_string()).collect();
-    let partition = ctx.header("x-container-partition").unwrap_or("").trim().to_string();
-    if hosts.len() != devices.len() {
-        log::error!(
-            "container update failed: different numbers of hosts and devices in request: {:?} vs {:?}",
-            ctx.header("x-container-host").unwrap_or(""),
-            ctx.header("x-container-device").unwrap_or("")
-        );
-        return;
-    }
-    if partition.is_empty() {
-        return;
-    }
-    let targets: Vec<Target> = hosts
+    let replicas = match aerie_storage::replicas::Replicas::from_headers(ctx.head, "container") {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            log::error!("container update failed: {e}");
+            return;
+        }
+    };
+    let targets: Vec<Target> = replicas
+        .nodes
         .into_iter()
-        .zip(devices)
-        .filter(|(h, d)| !h.is_empty() && !d.is_empty())
-        .map(|(host, device)| Target { host, device, partition: partition.clone() })
+        .map(|(host, device)| Target { host, device, partition: replicas.partition.clone() })
         .collect();
-    if targets.is_empty() {
-        return;
-    }
     headers.extend(base_headers(ctx));
     headers.push(("X-Backend-Storage-Policy-Index".into(), ctx.policy.to_string()));
     let (account, container) = container_path(ctx);
@@ -327,17 +315,17 @@ pub(crate) fn delete_at_update(
     let mut targets = Vec::new();
     let mut container = computed.clone();
     if op != "DELETE" {
-        let Some(hosts) = ctx.header("x-delete-at-host") else { return };
+        if ctx.header("x-delete-at-host").is_none() {
+            return;
+        }
         if let Some(pc) = ctx.header("x-delete-at-container") {
             if pc != computed {
                 container = pc.trim().parse::<f64>().map(crate::put::normalize_delete_at).unwrap_or(computed.clone());
             }
         }
-        let partition = ctx.header("x-delete-at-partition").unwrap_or("").trim().to_string();
-        let devices = ctx.header("x-delete-at-device").unwrap_or("");
-        for (hst, dev) in hosts.split(',').map(str::trim).zip(devices.split(',').map(str::trim)) {
-            if !hst.is_empty() && !dev.is_empty() && !partition.is_empty() {
-                targets.push(Target { host: hst.to_string(), device: dev.to_string(), partition: partition.clone() });
+        if let Some(r) = aerie_storage::replicas::Replicas::from_headers_lenient(ctx.head, "delete-at") {
+            for (host, device) in r.nodes {
+                targets.push(Target { host, device, partition: r.partition.clone() });
             }
         }
         headers.push(("X-Size".into(), "0".into()));

@@ -1,14 +1,13 @@
-//! Pieces the container and account services share: Swift's error pages,
-//! database-error statuses, quarantine, query parsing, format negotiation.
+//! What the container and account services share on the HTTP side: where
+//! a database lives, the free-space check, what a database error answers,
+//! query strings, listing limits and format negotiation.
 
-use crate::db::DbError;
+use super::{quarantine, DbError};
+use crate::fs::{Devices, Reserve};
+use crate::path::form_decode;
+use crate::swob::{insufficient_storage, page, text};
 use aerie_api::{RequestHead, Response, Status};
-use aerie_storage::fs::{Devices, Reserve};
-use aerie_storage::path::form_decode;
-use aerie_storage::Timestamp;
 use std::path::PathBuf;
-
-pub use aerie_storage::swob::{insufficient_storage, page, text};
 
 /// Where a database lives: `<device>/<kind>/<partition>/<suffix>/<hash>/<hash>.db`
 /// (kind `containers` or `accounts`); 507 when the device is unavailable.
@@ -26,6 +25,8 @@ pub fn check_space(devices: &Devices, reserve: &Reserve, device: &str) -> Result
     }
 }
 
+/// The answer to a failed database operation (a corrupt database is
+/// quarantined first).
 pub fn db_error(e: DbError, path: &std::path::Path) -> Response {
     match e {
         DbError::Busy => {
@@ -44,30 +45,7 @@ pub fn db_error(e: DbError, path: &std::path::Path) -> Response {
     }
 }
 
-/// Move a corrupt database's directory to `<dev>/quarantined/<kind>s/`.
-pub fn quarantine(db_path: &std::path::Path) {
-    let Some(hash_dir) = db_path.parent() else { return };
-    let Some(dev) = hash_dir.parent().and_then(|p| p.parent()).and_then(|p| p.parent()).and_then(|p| p.parent()) else {
-        return;
-    };
-    let kind = hash_dir
-        .parent()
-        .and_then(|p| p.parent())
-        .and_then(|p| p.parent())
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "containers".into());
-    let target_dir = dev.join("quarantined").join(kind);
-    let name = hash_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut target = target_dir.join(&name);
-    if target.exists() {
-        target = target_dir.join(format!("{name}-{}", Timestamp::now().normal()));
-    }
-    if let Err(e) = aerie_storage::fs::create_dirs(&target_dir).and_then(|_| std::fs::rename(hash_dir, &target)) {
-        log::error!("could not quarantine {}: {e}", hash_dir.display());
-    }
-}
-
+/// Swift's `config_true_value` for a header or query value.
 pub fn is_true(v: Option<&str>) -> bool {
     v.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "t" | "y"))
 }
@@ -113,6 +91,8 @@ pub fn negotiate(head: &RequestHead, query: &[(String, String)]) -> Result<&'sta
     best.map(|(_, _, o)| o).ok_or_else(|| page(Status::NOT_ACCEPTABLE))
 }
 
+/// The query string's pairs, form-decoded; 400 for a value that is not
+/// UTF-8.
 pub fn query_pairs(head: &RequestHead) -> Result<Vec<(String, String)>, Response> {
     let Some(q) = head.query() else { return Ok(Vec::new()) };
     let mut out = Vec::new();

@@ -1,11 +1,11 @@
 //! Container and account metadata: the JSON map `{"Name": [value, ts]}`
 //! in the info row, merged by timestamp and validated as a whole (§3.3).
 
+use crate::constraints::{check_metadata, check_totals, MetaTarget};
+use crate::header::title;
+use crate::swift_conf::Constraints;
+use crate::Timestamp;
 use aerie_api::{RequestHead, Response};
-use aerie_storage::constraints::{check_metadata, check_totals, MetaTarget};
-use aerie_storage::header::title;
-use aerie_storage::swift_conf::Constraints;
-use aerie_storage::Timestamp;
 use serde_json::{Map, Value};
 
 /// Whose metadata: the header prefixes and the extra stored headers differ.
