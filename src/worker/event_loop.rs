@@ -14,6 +14,7 @@
 //! connections, lets busy ones finish without keep-alive, and returns when
 //! none are left (the master kills it after `graceful_timeout` regardless).
 
+use super::accept::{is_accepting_peer, DEFER_RECHECK};
 use super::bridge::{Completion, ConnId, Notifier};
 use super::conn::{Close, Conn, Cx, Settings};
 use super::dispatch::{Dispatcher, ListenerInfo};
@@ -23,7 +24,6 @@ use crate::child::SignalFlags;
 use crate::exit::ExitCode;
 use crate::http::date::http_date;
 use crate::http::CloseReason;
-use crate::role::ProcessKind;
 use crate::scoreboard::{Scoreboard, Slot, State};
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream, UnixStream};
@@ -42,60 +42,44 @@ pub const WAKER: Token = Token(1);
 pub const LISTENER_BASE: usize = 2;
 /// First connection token.
 pub const CONN_BASE: usize = 1 << 16;
-/// Connections accepted per listener per loop turn, so one busy listener
-/// cannot starve the connections already open.
-const ACCEPT_BATCH: usize = 64;
-
-struct ListenerSlot {
-    sock: Option<TcpListener>,
-    local: std::net::SocketAddr,
+pub(super) struct ListenerSlot {
+    pub(super) sock: Option<TcpListener>,
+    pub(super) local: std::net::SocketAddr,
     /// An accept batch was cut short: accept again without waiting.
-    more: bool,
-}
-
-/// Whether a slot is a worker of this generation that accepts connections
-/// (the fair share is computed over these). The updaters have slots
-/// too, but no connections: counting them made a lone worker defer accepts.
-pub fn is_accepting_peer(s: &Slot, generation: u64) -> bool {
-    s.state() == State::Ready && s.generation() == generation && s.kind() == ProcessKind::Worker
+    pub(super) more: bool,
 }
 
 /// Everything a worker's loop owns.
 pub struct EventLoop {
-    poll: Poll,
-    listeners: Vec<ListenerSlot>,
-    infos: Vec<ListenerInfo>,
-    conns: Slab<Conn<TcpStream>>,
-    serial: u64,
-    timers: Timers,
-    pools: Pools,
-    notifier: Notifier,
-    completions: Receiver<Completion>,
-    settings: Settings,
-    max_connections: usize,
-    signal_rx: UnixStream,
-    flags: SignalFlags,
-    draining: bool,
-    accept_paused: bool,
-    scratch: Vec<u8>,
-    date_secs: u64,
-    date: [u8; 29],
-    master: nix::unistd::Pid,
-    last_parent_check: Instant,
-    slot: Slot,
-    max_requests: Option<u64>,
-    scoreboard: Scoreboard,
+    pub(super) poll: Poll,
+    pub(super) listeners: Vec<ListenerSlot>,
+    pub(super) infos: Vec<ListenerInfo>,
+    pub(super) conns: Slab<Conn<TcpStream>>,
+    pub(super) serial: u64,
+    pub(super) timers: Timers,
+    pub(super) pools: Pools,
+    pub(super) notifier: Notifier,
+    pub(super) completions: Receiver<Completion>,
+    pub(super) settings: Settings,
+    pub(super) max_connections: usize,
+    pub(super) signal_rx: UnixStream,
+    pub(super) flags: SignalFlags,
+    pub(super) draining: bool,
+    pub(super) accept_paused: bool,
+    pub(super) scratch: Vec<u8>,
+    pub(super) date_secs: u64,
+    pub(super) date: [u8; 29],
+    pub(super) master: nix::unistd::Pid,
+    pub(super) last_parent_check: Instant,
+    pub(super) slot: Slot,
+    pub(super) max_requests: Option<u64>,
+    pub(super) scoreboard: Scoreboard,
     /// Slots of the ready workers of this generation (refreshed each tick).
-    peers: Vec<Slot>,
+    pub(super) peers: Vec<Slot>,
     /// Since when accepting has been deferred to less busy workers.
-    deferred_since: Option<Instant>,
-    accept_balance: bool,
+    pub(super) deferred_since: Option<Instant>,
+    pub(super) accept_balance: bool,
 }
-
-/// Poll again this soon while accepts are deferred to other workers.
-const DEFER_RECHECK: Duration = Duration::from_millis(2);
-/// Accept anyway once pending connections waited this long for others.
-const DEFER_MAX: Duration = Duration::from_millis(50);
 
 /// What the loop needs to start.
 pub struct LoopParts {
@@ -303,117 +287,9 @@ impl EventLoop {
         }
     }
 
-    /// Whether this worker holds clearly more than its share of the
-    /// generation's connections. All workers accept on the same sockets and
-    /// the kernel wakes them all; left alone, the one that wakes first takes
-    /// a whole burst (measured: 2% to 64% of 50 keep-alive connections over
-    /// 4 workers). A worker over its share leaves new connections to the
-    /// others for a few milliseconds.
-    fn over_fair_share(&self) -> bool {
-        let n = self.peers.len() as u64;
-        if n <= 1 || !self.accept_balance {
-            return false;
-        }
-        let total: u64 = self.peers.iter().map(|s| s.connections()).sum();
-        let mine = self.conns.len() as u64;
-        // mine > total/n * 9/8 + 1, in integers.
-        mine * n * 8 > total * 9 + 8 * n
-    }
-
-    fn accept_all(&mut self, now: Instant) {
-        if !self.listeners.iter().any(|l| l.more && l.sock.is_some()) {
-            self.deferred_since = None;
-            return;
-        }
-        if self.over_fair_share() {
-            match self.deferred_since {
-                None => {
-                    self.deferred_since = Some(now);
-                    return;
-                }
-                Some(t) if now.duration_since(t) < DEFER_MAX => return,
-                Some(_) => {}
-            }
-        }
-        self.deferred_since = None;
-        for i in 0..self.listeners.len() {
-            let mut accepted = 0;
-            loop {
-                if self.conns.len() >= self.max_connections {
-                    if !self.accept_paused {
-                        log::warn!(
-                            "max_connections ({}) reached: not accepting until one closes",
-                            self.max_connections
-                        );
-                    }
-                    self.accept_paused = true;
-                    return;
-                }
-                let Some(slot) = self.listeners.get_mut(i) else { break };
-                if !slot.more {
-                    break;
-                }
-                let Some(sock) = slot.sock.as_ref() else { break };
-                if accepted >= ACCEPT_BATCH {
-                    break;
-                }
-                match sock.accept() {
-                    Ok((stream, peer)) => {
-                        accepted += 1;
-                        self.add_conn(stream, peer, i, now);
-                        self.slot.set_connections(self.conns.len() as u64);
-                        if self.over_fair_share() {
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => slot.more = false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        // EMFILE/ENFILE/ENOBUFS: the connection stays in the
-                        // backlog; try again on the next turn (bounded by the
-                        // one-second poll cap) instead of spinning.
-                        log::warn!("accept failed: {e}");
-                        slot.more = false;
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    fn add_conn(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr, listener: usize, now: Instant) {
-        let _ = stream.set_nodelay(true);
-        // A listener bound to a specific address is the local address; only
-        // a wildcard listener needs to ask the kernel which one was used.
-        let bound = self.listeners.get(listener).map(|l| l.local);
-        let local = match bound {
-            Some(a) if !a.ip().is_unspecified() => a,
-            _ => match stream.local_addr() {
-                Ok(a) => a,
-                Err(e) => {
-                    log::debug!("{peer}: connection lost before setup: {e}");
-                    return;
-                }
-            },
-        };
-        self.serial += 1;
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        let id = ConnId { key, serial: self.serial };
-        if let Err(e) =
-            self.poll.registry().register(&mut stream, Token(CONN_BASE + key), Interest::READABLE | Interest::WRITABLE)
-        {
-            log::warn!("could not register a connection: {e}");
-            return;
-        }
-        entry.insert(Conn::new(id, stream, peer, local, listener, now));
-        self.slot.add_accepted(1);
-        self.with_conn(key, now, |c, cx| c.drive(cx));
-    }
-
     /// Run `f` on a connection with a fresh context; close it on `Err`, and
     /// keep its deadline in the heap.
-    fn with_conn<F>(&mut self, key: usize, now: Instant, f: F)
+    pub(super) fn with_conn<F>(&mut self, key: usize, now: Instant, f: F)
     where
         F: FnOnce(&mut Conn<TcpStream>, &mut Cx<'_>) -> Result<(), Close>,
     {
@@ -516,28 +392,5 @@ impl EventLoop {
                 None => {}
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_accepting_peer;
-    use crate::role::ProcessKind;
-    use crate::scoreboard::{Scoreboard, State};
-
-    #[test]
-    fn only_ready_workers_of_the_generation_are_peers() {
-        let sb = Scoreboard::create().expect("map");
-        let w = sb.slot(sb.claim(3, 0, ProcessKind::Worker).expect("slot")).expect("slot");
-        let u = sb.slot(sb.claim(3, 0, ProcessKind::ObjectUpdater).expect("slot")).expect("slot");
-        let old = sb.slot(sb.claim(2, 0, ProcessKind::Worker).expect("slot")).expect("slot");
-        for s in [w, u, old] {
-            s.set_state(State::Ready);
-        }
-        assert!(is_accepting_peer(&w, 3));
-        assert!(!is_accepting_peer(&u, 3), "the updater accepts nothing");
-        assert!(!is_accepting_peer(&old, 3), "an older generation is draining");
-        w.set_state(State::Starting);
-        assert!(!is_accepting_peer(&w, 3));
     }
 }

@@ -17,6 +17,7 @@ pub mod conditional;
 pub mod diskfile;
 pub mod meta;
 pub mod mime;
+pub mod ondisk;
 mod post_delete;
 mod put;
 pub mod range;
