@@ -14,7 +14,6 @@
 //! submission, overload), `pool` (per-key threads), `bridge` (what crosses
 //! between the loop and the pool threads), `timer` (deadlines).
 
-pub mod accept;
 pub mod bridge;
 pub mod conn;
 pub mod dispatch;

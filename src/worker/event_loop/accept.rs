@@ -3,11 +3,11 @@
 //! than its share of the generation's connections leaves new ones to the
 //! others for a few milliseconds (`server.accept_balance`).
 
-use super::bridge::ConnId;
-use super::conn::Conn;
-use super::event_loop::{EventLoop, CONN_BASE};
+use super::{EventLoop, CONN_BASE};
 use crate::role::ProcessKind;
 use crate::scoreboard::{Slot, State};
+use crate::worker::bridge::ConnId;
+use crate::worker::conn::Conn;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;

@@ -14,7 +14,8 @@
 //! connections, lets busy ones finish without keep-alive, and returns when
 //! none are left (the master kills it after `graceful_timeout` regardless).
 
-use super::accept::{is_accepting_peer, DEFER_RECHECK};
+mod accept;
+
 use super::bridge::{Completion, ConnId, Notifier};
 use super::conn::{Close, Conn, Cx, Settings};
 use super::dispatch::{Dispatcher, ListenerInfo};
@@ -25,6 +26,7 @@ use crate::exit::ExitCode;
 use crate::http::date::http_date;
 use crate::http::CloseReason;
 use crate::scoreboard::{Scoreboard, Slot, State};
+use accept::{is_accepting_peer, DEFER_RECHECK};
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
