@@ -174,7 +174,6 @@ pub struct StorageConfig {
 
 /// `[server]`, validated.
 #[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)]
 pub struct ServerConfig {
     pub workers: usize,
     pub graceful_timeout: Duration,

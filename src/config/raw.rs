@@ -27,7 +27,6 @@ pub struct RawConfig {
 /// `[storage]`: where the storage services keep their data.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawStorage {
     pub devices: String,
     pub mount_check: bool,
@@ -55,7 +54,6 @@ impl Default for RawStorage {
 /// `[admin]`: the status and metrics listener.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawAdmin {
     pub address: String,
 }
@@ -69,7 +67,6 @@ impl Default for RawAdmin {
 /// `[server]`
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawServer {
     pub workers: usize,
     pub graceful_timeout: f64,
@@ -117,7 +114,6 @@ impl Default for RawServer {
 /// `[[listen]]`
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawListen {
     pub address: String,
     pub backlog: u32,
@@ -145,7 +141,6 @@ impl Default for RawListen {
 /// boundary) go to `pipeline` instead of the listener's own.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawRoute {
     pub prefix: String,
     pub pipeline: Vec<String>,
@@ -154,7 +149,6 @@ pub struct RawRoute {
 /// `[processors.<name>]`: the pool of a pooled processor.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawPool {
     pub threads_per_device: usize,
     pub queue_per_device: usize,
@@ -189,7 +183,6 @@ impl Default for RawPool {
 /// `[log]`
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
-#[allow(missing_docs)]
 pub struct RawLog {
     pub level: String,
     pub access: bool,

@@ -56,23 +56,28 @@ pub(super) fn add(w: &[AtomicU64], i: usize, v: u64) {
     }
 }
 
-/// Getters, setters and adders for fixed word offsets of a view.
-macro_rules! counters {
-    ($ty:ident { $($get:ident / $setter:ident / $adder:ident = $idx:expr;)* }) => {
-        #[allow(dead_code)]
+/// Accessors for fixed word offsets of a view: a getter for every field,
+/// and a setter for a gauge or an adder for a counter.
+macro_rules! fields {
+    ($ty:ident { $($kind:ident $get:ident / $op:ident = $idx:expr;)* }) => {
         impl $ty {
             $(
                 #[doc = concat!("`", stringify!($get), "`.")]
                 pub fn $get(&self) -> u64 { $crate::scoreboard::cells::word(self.w, $idx) }
-                #[doc = concat!("Set `", stringify!($get), "`.")]
-                pub fn $setter(&self, v: u64) { $crate::scoreboard::cells::set(self.w, $idx, v) }
-                #[doc = concat!("Add to `", stringify!($get), "`.")]
-                pub fn $adder(&self, v: u64) { $crate::scoreboard::cells::add(self.w, $idx, v) }
+                fields!(@$kind $get $op $idx);
             )*
         }
     };
+    (@gauge $get:ident $op:ident $idx:expr) => {
+        #[doc = concat!("Set `", stringify!($get), "`.")]
+        pub fn $op(&self, v: u64) { $crate::scoreboard::cells::set(self.w, $idx, v) }
+    };
+    (@counter $get:ident $op:ident $idx:expr) => {
+        #[doc = concat!("Add to `", stringify!($get), "`.")]
+        pub fn $op(&self, v: u64) { $crate::scoreboard::cells::add(self.w, $idx, v) }
+    };
 }
-pub(super) use counters;
+pub(super) use fields;
 
 /// Store a name (truncated to [`NAME_MAX`] bytes) at `at`, its length at
 /// `len_at`.

@@ -4,7 +4,7 @@
 //! start threads for devices that do not exist), and each queue's health
 //! verdict (the slow flag, judged by the master from the workers' figures).
 
-use super::cells::{counters, name, set_name, NAME_WORDS};
+use super::cells::{fields, name, set_name, NAME_WORDS};
 use super::slot::QueueId;
 use std::sync::atomic::AtomicU64;
 
@@ -29,10 +29,10 @@ pub struct DeviceCell {
     pub(super) w: &'static [AtomicU64],
 }
 
-counters!(DeviceCell {
-    slow / set_slow / add_slow = D_SLOW;
-    recent_io_us / set_recent_io_us / add_recent_io_us = D_RECENT_IO;
-    since_unix_ms / set_since_unix_ms / add_since_unix_ms = D_SINCE;
+fields!(DeviceCell {
+    gauge slow / set_slow = D_SLOW;
+    gauge recent_io_us / set_recent_io_us = D_RECENT_IO;
+    gauge since_unix_ms / set_since_unix_ms = D_SINCE;
 });
 
 impl DeviceCell {

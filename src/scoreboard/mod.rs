@@ -23,7 +23,7 @@ pub use cells::{Histogram, HIST_BOUNDS_MS, NAME_MAX};
 pub use devices::{DeviceCell, KnownDevice, DEVICES, KNOWN_DEVICES};
 pub use slot::{QueueCell, QueueId, Slot, State, CLOSE_REASONS, QUEUES};
 
-use cells::{counters, word};
+use cells::{fields, word};
 use devices::{DEVICE_WORDS, KNOWN_WORDS};
 use slot::{SLOT_QUEUE_WORDS, SLOT_WORDS};
 use std::sync::atomic::AtomicU64;
@@ -112,18 +112,18 @@ pub struct Header {
     w: &'static [AtomicU64],
 }
 
-counters!(Header {
-    master_pid / set_master_pid / add_master_pid = H_MASTER_PID;
-    generation / set_generation / add_generation = H_GENERATION;
-    target_workers / set_target_workers / add_target_workers = H_TARGET;
-    reloads / set_reloads / add_reloads = H_RELOADS;
-    failed_reloads / set_failed_reloads / add_failed_reloads = H_FAILED_RELOADS;
-    upgrades / set_upgrades / add_upgrades = H_UPGRADES;
-    failed_upgrades / set_failed_upgrades / add_failed_upgrades = H_FAILED_UPGRADES;
-    worker_crashes / set_worker_crashes / add_worker_crashes = H_CRASHES;
-    worker_timeouts / set_worker_timeouts / add_worker_timeouts = H_TIMEOUTS;
-    started_unix_ms / set_started_unix_ms / add_started_unix_ms = H_STARTED;
-    device_count / set_device_count / add_device_count = H_DEVICE_COUNT;
+fields!(Header {
+    gauge master_pid / set_master_pid = H_MASTER_PID;
+    gauge generation / set_generation = H_GENERATION;
+    gauge target_workers / set_target_workers = H_TARGET;
+    counter reloads / add_reloads = H_RELOADS;
+    counter failed_reloads / add_failed_reloads = H_FAILED_RELOADS;
+    counter upgrades / add_upgrades = H_UPGRADES;
+    counter failed_upgrades / add_failed_upgrades = H_FAILED_UPGRADES;
+    counter worker_crashes / add_worker_crashes = H_CRASHES;
+    counter worker_timeouts / add_worker_timeouts = H_TIMEOUTS;
+    gauge started_unix_ms / set_started_unix_ms = H_STARTED;
+    gauge device_count / set_device_count = H_DEVICE_COUNT;
 });
 
 impl Header {
@@ -258,7 +258,7 @@ mod tests {
         let slot = sb.slot(a).expect("slot");
         assert_eq!(slot.state(), State::Starting);
         assert_eq!(sb.slot(b).map(|s| s.kind()), Some(ProcessKind::ContainerUpdater));
-        slot.set_requests(5);
+        slot.add_requests(5);
         slot.add_closed(3);
         assert_eq!(slot.closed(3), 1);
         slot.reset();

@@ -1,7 +1,7 @@
 //! A child process's slot: its identity and state, its counters, and the
 //! figures of its queues (one cell per `processor:key` queue).
 
-use super::cells::{counters, histogram, name, set, set_histogram, set_name, word, Histogram, HIST_WORDS, NAME_WORDS};
+use super::cells::{fields, histogram, name, set, set_histogram, set_name, word, Histogram, HIST_WORDS, NAME_WORDS};
 use crate::role::ProcessKind;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -117,21 +117,21 @@ pub struct Slot {
     pub(super) q: &'static [AtomicU64],
 }
 
-counters!(Slot {
-    pid / set_pid / add_pid = S_PID;
-    recycle / set_recycle / add_recycle = S_RECYCLE;
-    generation / set_generation / add_generation = S_GENERATION;
-    index / set_index / add_index = S_INDEX;
-    started_unix_ms / set_started_unix_ms / add_started_unix_ms = S_STARTED;
-    heartbeat_ms / set_heartbeat_ms / add_heartbeat_ms = S_HEARTBEAT;
-    requests / set_requests / add_requests = S_REQUESTS;
-    bytes_in / set_bytes_in / add_bytes_in = S_BYTES_IN;
-    bytes_out / set_bytes_out / add_bytes_out = S_BYTES_OUT;
-    connections / set_connections / add_connections = S_CONNECTIONS;
-    accepted / set_accepted / add_accepted = S_ACCEPTED;
-    queue_count / set_queue_count / add_queue_count = S_QUEUE_COUNT;
-    log_dropped / set_log_dropped / add_log_dropped = S_LOG_DROPPED;
-    unknown_device / set_unknown_device / add_unknown_device = S_UNKNOWN_DEVICE;
+fields!(Slot {
+    gauge pid / set_pid = S_PID;
+    gauge recycle / set_recycle = S_RECYCLE;
+    gauge generation / set_generation = S_GENERATION;
+    gauge index / set_index = S_INDEX;
+    gauge started_unix_ms / set_started_unix_ms = S_STARTED;
+    gauge heartbeat_ms / set_heartbeat_ms = S_HEARTBEAT;
+    counter requests / add_requests = S_REQUESTS;
+    counter bytes_in / add_bytes_in = S_BYTES_IN;
+    counter bytes_out / add_bytes_out = S_BYTES_OUT;
+    gauge connections / set_connections = S_CONNECTIONS;
+    counter accepted / add_accepted = S_ACCEPTED;
+    gauge queue_count / set_queue_count = S_QUEUE_COUNT;
+    gauge log_dropped / set_log_dropped = S_LOG_DROPPED;
+    counter unknown_device / add_unknown_device = S_UNKNOWN_DEVICE;
 });
 
 impl Slot {
@@ -204,15 +204,15 @@ pub struct QueueCell {
     w: &'static [AtomicU64],
 }
 
-counters!(QueueCell {
-    depth / set_depth / add_depth = Q_DEPTH;
-    active / set_active / add_active = Q_ACTIVE;
-    threads / set_threads / add_threads = Q_THREADS;
-    capacity / set_capacity / add_capacity = Q_CAPACITY;
-    shed_full / set_shed_full / add_shed_full = Q_SHED_FULL;
-    shed_age / set_shed_age / add_shed_age = Q_SHED_AGE;
-    completed / set_completed / add_completed = Q_COMPLETED;
-    recent_io_us / set_recent_io_us / add_recent_io_us = Q_RECENT_IO;
+fields!(QueueCell {
+    gauge depth / set_depth = Q_DEPTH;
+    gauge active / set_active = Q_ACTIVE;
+    gauge threads / set_threads = Q_THREADS;
+    gauge capacity / set_capacity = Q_CAPACITY;
+    gauge shed_full / set_shed_full = Q_SHED_FULL;
+    gauge shed_age / set_shed_age = Q_SHED_AGE;
+    gauge completed / set_completed = Q_COMPLETED;
+    gauge recent_io_us / set_recent_io_us = Q_RECENT_IO;
 });
 
 impl QueueCell {

@@ -93,7 +93,6 @@ END;
 
 /// The account's stat row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub struct Info {
     pub account: String,
     pub created_at: String,
@@ -125,7 +124,6 @@ impl Info {
 
 /// A container row as sent by a container server (§7.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub struct ContainerRow {
     pub name: String,
     pub put_timestamp: String,

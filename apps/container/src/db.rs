@@ -22,7 +22,6 @@ use std::path::Path;
 
 /// A container's info row joined with its policy's statistics.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub struct Info {
     pub account: String,
     pub container: String,

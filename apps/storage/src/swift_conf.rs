@@ -32,7 +32,6 @@ pub struct Policy {
 
 /// The cluster constraints the storage node enforces.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub struct Constraints {
     pub max_file_size: u64,
     pub max_meta_name_length: usize,
