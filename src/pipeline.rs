@@ -17,7 +17,7 @@ fn swift(config: &Config) -> Result<aerie_storage::swift_conf::SwiftConf, BuildE
 }
 
 fn build_object(config: &Config) -> Result<SharedProcessor, BuildError> {
-    let remote = config.pools.get("object").map(|p| p.remote).unwrap_or_default();
+    let remote = config.pools.get("object").map(|p| p.settings).unwrap_or_default();
     let server = aerie_object::ObjectServer::new(aerie_object::ObjectConfig {
         devices: config.storage.devices.clone(),
         swift: swift(config)?,
@@ -25,12 +25,13 @@ fn build_object(config: &Config) -> Result<SharedProcessor, BuildError> {
         container_update_timeout: remote.update_wait(),
         conn_timeout: remote.conn(),
         node_timeout: remote.node(),
+        etag_validate_pct: remote.etag_validate_pct(),
     })?;
     Ok(Arc::new(server))
 }
 
 fn build_container(config: &Config) -> Result<SharedProcessor, BuildError> {
-    let remote = config.pools.get("container").map(|p| p.remote).unwrap_or_default();
+    let remote = config.pools.get("container").map(|p| p.settings).unwrap_or_default();
     Ok(Arc::new(aerie_container::ContainerServer::new(aerie_container::ContainerConfig {
         devices: config.storage.devices.clone(),
         swift: swift(config)?,

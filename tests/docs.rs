@@ -150,7 +150,7 @@ fn the_config_man_page_documents_every_key_with_its_real_default() {
     }
     // The settings only some processors take (the catalog says which).
     for s in Setting::ALL {
-        want.push(("[processors.NAME]".into(), s.key().into(), toml::Value::Float(s.default_seconds())));
+        want.push(("[processors.NAME]".into(), s.key().into(), toml::Value::Float(s.default_value())));
     }
     let documented = man_page_keys();
     for w in &want {

@@ -119,6 +119,12 @@ pub const CONN_TIMEOUT: f64 = 0.5;
 /// `processors.<name>.node_timeout` (seconds): response timeout towards
 /// other storage servers.
 pub const NODE_TIMEOUT: f64 = 3.0;
+/// `processors.<name>.etag_validate_pct` (the object service): the share,
+/// in percent, of whole-object GETs whose bytes are hashed as they are read
+/// and checked against the stored ETag — a mismatch quarantines the object
+/// (Swift's `etag_validate_pct`, whose default is 100). Hashing costs about
+/// a CPU-millisecond per MiB.
+pub const ETAG_VALIDATE_PCT: f64 = 100.0;
 
 /// `log.level`: the error-log level (error, warn, info, debug, trace);
 /// `RUST_LOG` overrides it.

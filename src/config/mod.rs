@@ -89,11 +89,16 @@ pub enum Setting {
     ConnTimeout,
     /// `node_timeout`: response timeout towards other storage servers.
     NodeTimeout,
+    /// `etag_validate_pct`: the share (percent) of whole-object GETs whose
+    /// bytes are checked against the stored ETag as they are read (Swift's
+    /// object-server setting of the same name).
+    EtagValidatePct,
 }
 
 impl Setting {
     /// Every setting.
-    pub const ALL: [Setting; 3] = [Setting::ContainerUpdateTimeout, Setting::ConnTimeout, Setting::NodeTimeout];
+    pub const ALL: [Setting; 4] =
+        [Setting::ContainerUpdateTimeout, Setting::ConnTimeout, Setting::NodeTimeout, Setting::EtagValidatePct];
 
     /// The key in the file.
     pub fn key(self) -> &'static str {
@@ -101,21 +106,28 @@ impl Setting {
             Setting::ContainerUpdateTimeout => "container_update_timeout",
             Setting::ConnTimeout => "conn_timeout",
             Setting::NodeTimeout => "node_timeout",
+            Setting::EtagValidatePct => "etag_validate_pct",
         }
     }
 
-    /// The default, in seconds.
-    pub fn default_seconds(self) -> f64 {
+    /// The default (seconds, or a percentage for [`Setting::is_percent`]).
+    pub fn default_value(self) -> f64 {
         match self {
             Setting::ContainerUpdateTimeout => defaults::CONTAINER_UPDATE_TIMEOUT,
             Setting::ConnTimeout => defaults::CONN_TIMEOUT,
             Setting::NodeTimeout => defaults::NODE_TIMEOUT,
+            Setting::EtagValidatePct => defaults::ETAG_VALIDATE_PCT,
         }
     }
 
-    /// The default.
+    /// Whether the value is a percentage (0 to 100) rather than seconds.
+    pub fn is_percent(self) -> bool {
+        self == Setting::EtagValidatePct
+    }
+
+    /// The default of a setting in seconds.
     pub fn default(self) -> Duration {
-        Duration::from_secs_f64(self.default_seconds())
+        Duration::from_secs_f64(self.default_value())
     }
 }
 
@@ -236,22 +248,24 @@ pub struct PoolConfig {
     /// flagged slow.
     pub slow_latency: Duration,
     /// The processor's own [`Setting`]s (`None`: it takes no such setting).
-    pub remote: RemoteSettings,
+    pub settings: ProcessorSettings,
 }
 
 /// The settings some processors take besides their pool's; the catalog
 /// says which ([`Catalog::settings`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RemoteSettings {
+pub struct ProcessorSettings {
     /// How long a write waits for the updates it sends to other servers.
     pub container_update_timeout: Option<Duration>,
     /// Connect timeout towards other storage servers.
     pub conn_timeout: Option<Duration>,
     /// Response timeout towards other storage servers.
     pub node_timeout: Option<Duration>,
+    /// Percent of whole-object GETs checked against their ETag.
+    pub etag_validate_pct: Option<f64>,
 }
 
-impl RemoteSettings {
+impl ProcessorSettings {
     /// The connect timeout, or its default.
     pub fn conn(&self) -> Duration {
         self.conn_timeout.unwrap_or_else(|| Setting::ConnTimeout.default())
@@ -266,6 +280,11 @@ impl RemoteSettings {
     pub fn update_wait(&self) -> Duration {
         self.container_update_timeout.unwrap_or_else(|| Setting::ContainerUpdateTimeout.default())
     }
+
+    /// The share of GETs checked, or its default.
+    pub fn etag_validate_pct(&self) -> f64 {
+        self.etag_validate_pct.unwrap_or(Setting::EtagValidatePct.default_value())
+    }
 }
 
 impl Default for PoolConfig {
@@ -275,7 +294,7 @@ impl Default for PoolConfig {
             queue_per_device: defaults::QUEUE_PER_DEVICE,
             max_queue_wait: Some(Duration::from_secs_f64(defaults::MAX_QUEUE_WAIT)),
             slow_latency: Duration::from_secs_f64(defaults::SLOW_LATENCY),
-            remote: RemoteSettings::default(),
+            settings: ProcessorSettings::default(),
         }
     }
 }

@@ -164,6 +164,9 @@ pub struct RawPool {
     /// A [`Setting`](super::Setting).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_timeout: Option<f64>,
+    /// A [`Setting`](super::Setting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag_validate_pct: Option<f64>,
 }
 
 impl Default for RawPool {
@@ -176,6 +179,7 @@ impl Default for RawPool {
             container_update_timeout: None,
             conn_timeout: None,
             node_timeout: None,
+            etag_validate_pct: None,
         }
     }
 }

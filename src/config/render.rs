@@ -64,9 +64,10 @@ impl Config {
                             queue_per_device: p.queue_per_device,
                             max_queue_wait: p.max_queue_wait.map_or(0.0, |d| d.as_secs_f64()),
                             slow_latency: p.slow_latency.as_secs_f64(),
-                            container_update_timeout: p.remote.container_update_timeout.map(|d| d.as_secs_f64()),
-                            conn_timeout: p.remote.conn_timeout.map(|d| d.as_secs_f64()),
-                            node_timeout: p.remote.node_timeout.map(|d| d.as_secs_f64()),
+                            container_update_timeout: p.settings.container_update_timeout.map(|d| d.as_secs_f64()),
+                            conn_timeout: p.settings.conn_timeout.map(|d| d.as_secs_f64()),
+                            node_timeout: p.settings.node_timeout.map(|d| d.as_secs_f64()),
+                            etag_validate_pct: p.settings.etag_validate_pct,
                         },
                     )
                 })

@@ -76,10 +76,10 @@ fn bad_values_name_the_key_path() {
 fn processor_settings_belong_to_the_processors_the_catalog_names() {
     let base = "[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']\n";
     let c = parse(&format!("{base}[processors.container]\nconn_timeout = 0.25\nnode_timeout = 7\n")).expect("valid");
-    assert_eq!(c.pools["container"].remote.conn_timeout, Some(Duration::from_millis(250)));
-    assert_eq!(c.pools["container"].remote.node_timeout, Some(Duration::from_secs(7)));
-    assert_eq!(c.pools["object"].remote.node_timeout, Some(Setting::NodeTimeout.default()), "defaulted");
-    assert_eq!(c.pools["account"].remote, RemoteSettings::default(), "takes none");
+    assert_eq!(c.pools["container"].settings.conn_timeout, Some(Duration::from_millis(250)));
+    assert_eq!(c.pools["container"].settings.node_timeout, Some(Duration::from_secs(7)));
+    assert_eq!(c.pools["object"].settings.node_timeout, Some(Setting::NodeTimeout.default()), "defaulted");
+    assert_eq!(c.pools["account"].settings, ProcessorSettings::default(), "takes none");
     let e = parse(&format!("{base}[processors.container]\ncontainer_update_timeout = 1\n")).expect_err("object only");
     assert!(e.to_string().starts_with("processors.container.container_update_timeout:"), "{e}");
     let e = parse(&format!("{base}[processors.account]\nconn_timeout = 1\n")).expect_err("not account");

@@ -251,12 +251,13 @@ fn validate_pool(key: &str, p: &RawPool, takes: &[Setting]) -> Result<PoolConfig
     let max_queue_wait =
         if p.max_queue_wait == 0.0 { None } else { Some(seconds(&sub("max_queue_wait"), p.max_queue_wait)?) };
     let slow_latency = seconds(&sub("slow_latency"), p.slow_latency)?;
-    let mut remote = RemoteSettings::default();
+    let mut settings = ProcessorSettings::default();
     for s in Setting::ALL {
         let given = match s {
             Setting::ContainerUpdateTimeout => p.container_update_timeout,
             Setting::ConnTimeout => p.conn_timeout,
             Setting::NodeTimeout => p.node_timeout,
+            Setting::EtagValidatePct => p.etag_validate_pct,
         };
         if !takes.contains(&s) {
             if given.is_some() {
@@ -264,12 +265,21 @@ fn validate_pool(key: &str, p: &RawPool, takes: &[Setting]) -> Result<PoolConfig
             }
             continue;
         }
-        let d = seconds(&sub(s.key()), given.unwrap_or(s.default_seconds()))?;
+        let v = given.unwrap_or(s.default_value());
+        if s.is_percent() {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(invalid(sub(s.key()), format!("{v} is not a percentage from 0 to 100")));
+            }
+            settings.etag_validate_pct = Some(v);
+            continue;
+        }
+        let d = seconds(&sub(s.key()), v)?;
         match s {
-            Setting::ContainerUpdateTimeout => remote.container_update_timeout = Some(d),
-            Setting::ConnTimeout => remote.conn_timeout = Some(d),
-            Setting::NodeTimeout => remote.node_timeout = Some(d),
+            Setting::ContainerUpdateTimeout => settings.container_update_timeout = Some(d),
+            Setting::ConnTimeout => settings.conn_timeout = Some(d),
+            Setting::NodeTimeout => settings.node_timeout = Some(d),
+            Setting::EtagValidatePct => {}
         }
     }
-    Ok(PoolConfig { threads_per_device: threads, queue_per_device: queue, max_queue_wait, slow_latency, remote })
+    Ok(PoolConfig { threads_per_device: threads, queue_per_device: queue, max_queue_wait, slow_latency, settings })
 }

@@ -82,7 +82,7 @@ pub fn run_passes(started: &Started, slot: Slot, interval: Duration, mut pass: i
 fn run(kind: ProcessKind, config: &Config, slot: Slot, started: &Started) -> ExitCode {
     let root = config.storage.devices.root.clone();
     let processor = if kind == ProcessKind::ObjectUpdater { "object" } else { "container" };
-    let remote = config.pools.get(processor).map(|p| p.remote).unwrap_or_default();
+    let remote = config.pools.get(processor).map(|p| p.settings).unwrap_or_default();
     // The ring this updater sends to: the container ring (object updater)
     // or the account ring (container updater), beside swift.conf.
     let swift_dir = config.storage.swift_conf_path.parent().map(Path::to_path_buf).unwrap_or_default();

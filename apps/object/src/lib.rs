@@ -49,6 +49,9 @@ pub struct ObjectConfig {
     pub conn_timeout: Duration,
     /// Response timeout towards container servers.
     pub node_timeout: Duration,
+    /// Percent of whole-object GETs checked against their ETag as they are
+    /// read (Swift's `etag_validate_pct`).
+    pub etag_validate_pct: f64,
 }
 
 /// The object processor.

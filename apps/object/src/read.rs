@@ -109,6 +109,22 @@ fn conditions(ctx: &Ctx<'_>) -> Conditions {
     }
 }
 
+/// Whether this GET is one of the `pct` percent that are checked (Swift
+/// draws a random number per request; a counter spreads them as evenly).
+fn sampled(pct: f64) -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static GETS: AtomicU64 = AtomicU64::new(0);
+    if pct >= 100.0 {
+        return true;
+    }
+    if pct <= 0.0 {
+        return false;
+    }
+    let n = GETS.fetch_add(1, Ordering::Relaxed);
+    // The n-th GET is checked when the running share falls behind pct.
+    ((n + 1) as f64 * pct / 100.0).floor() > (n as f64 * pct / 100.0).floor()
+}
+
 fn boundary() -> String {
     use md5::{Digest, Md5};
     let seed = format!("{:?}{}{:?}", std::time::SystemTime::now(), std::process::id(), std::thread::current().id());
@@ -199,15 +215,17 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
         .is_some_and(|names| names.split(',').map(str::trim).any(|n| !n.is_empty() && meta.get(n).is_some()));
     let range_header = if ignore_range { None } else { ctx.header("range") };
     let check = || Check { md5: md5::Md5::default(), etag: stored_etag.clone(), df: df.clone(), data_path };
+    let validate = sampled(ctx.cfg.etag_validate_pct);
     match resolve(range_header, size) {
         Ranges::Whole | Ranges::Spans(_) if size == 0 => {
             // Nothing to stream: an empty file either matches its ETag or
             // not, now.
-            let mut c = check();
-            c.finish();
+            if validate {
+                check().finish();
+            }
             whole(headers, file, size, None)
         }
-        Ranges::Whole => whole(headers, file, size, Some(check())),
+        Ranges::Whole => whole(headers, file, size, validate.then(check)),
         Ranges::Unsatisfiable => {
             let mut r = page(Status::RANGE_NOT_SATISFIABLE);
             // Keep the object's headers (its Content-Type included).
@@ -262,5 +280,16 @@ fn multipart(mut headers: Vec<Header>, file: File, size: u64, ctype: &[u8], span
         status: Status::PARTIAL_CONTENT,
         headers,
         body: Body::Stream { len: Some(len), stream: Box::new(FileStream { file, parts, check: None }) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_share_of_gets_is_sampled_evenly() {
+        assert!((0..10).all(|_| super::sampled(100.0)));
+        assert!((0..10).all(|_| !super::sampled(0.0)));
+        let n = (0..1000).filter(|_| super::sampled(25.0)).count();
+        assert!((245..=255).contains(&n), "{n}");
     }
 }
