@@ -51,6 +51,14 @@ impl ChildError {
     pub fn exit_code(&self) -> crate::exit::ExitCode {
         crate::exit::ExitCode::Failure
     }
+
+    /// How loud: the master going away meanwhile is part of a stop.
+    pub fn level(&self) -> log::Level {
+        match self {
+            ChildError::MasterGone => log::Level::Warn,
+            _ => log::Level::Error,
+        }
+    }
 }
 
 /// The signals a child acts on, set by its handlers.

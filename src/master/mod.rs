@@ -77,6 +77,11 @@ impl MasterError {
             _ => ExitCode::Failure,
         }
     }
+
+    /// Every way the master stops abnormally needs an operator.
+    pub fn level(&self) -> log::Level {
+        log::Level::Error
+    }
 }
 
 /// How the master was started.

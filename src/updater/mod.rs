@@ -44,7 +44,7 @@ pub fn main(args: UpdaterArgs<'_>) -> ! {
     let started = match child::after_fork(inh) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("{} could not start: {e}", kind.name());
+            log::log!(e.level(), "{} could not start: {e}", kind.name());
             child::exit(e.exit_code())
         }
     };

@@ -90,6 +90,15 @@ impl WorkerError {
             _ => ExitCode::Failure,
         }
     }
+
+    /// How loud: a master that went away while this worker started is
+    /// expected during a stop; anything else needs an operator.
+    pub fn level(&self) -> log::Level {
+        match self {
+            WorkerError::Child(e) => e.level(),
+            _ => log::Level::Error,
+        }
+    }
 }
 
 /// Run a worker to completion and exit the process.
@@ -97,7 +106,7 @@ pub fn run(args: WorkerArgs<'_>) -> ! {
     let code = match boot(args) {
         Ok(event_loop) => event_loop.run(),
         Err(e) => {
-            log::error!("worker could not start: {e}");
+            log::log!(e.level(), "worker could not start: {e}");
             e.exit_code()
         }
     };
