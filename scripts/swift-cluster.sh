@@ -25,13 +25,14 @@
 #
 # Environment: AERIE (the aerie binary; default: target/release/aerie, built
 # if missing), WORKERS (per node, default 1), UPDATER_INTERVAL (seconds,
-# default 1.0).
+# default 1.0), REPLICATION_INTERVAL (seconds between the object
+# replicator's passes, default 5.0).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}
 DIR=${2:-}
 NODES=${3:-1}
-[ -n "$cmd" ] && [ -n "$DIR" ] || { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$DIR" ] || { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 
@@ -105,6 +106,9 @@ mount_check = false
 swift_conf = "$swift_dir/swift.conf"
 object_updater_interval = ${UPDATER_INTERVAL:-1.0}
 container_updater_interval = ${UPDATER_INTERVAL:-1.0}
+
+[replication]
+interval = ${REPLICATION_INTERVAL:-5.0}
 
 [[listen]]
 address = "127.0.0.1:${!o}"

@@ -10,7 +10,7 @@
 
 use crate::clock::monotonic_ms;
 use crate::http::CloseReason;
-use crate::scoreboard::{Histogram, QueueCell, QueueId, Scoreboard, Slot, State, HIST_BOUNDS_MS};
+use crate::scoreboard::{Histogram, QueueCell, QueueId, ReplicationCell, Scoreboard, Slot, State, HIST_BOUNDS_MS};
 use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -96,7 +96,37 @@ impl Admin {
             },
             "workers": workers,
             "devices": self.devices(),
+            "replication": self.replication(),
         })
+    }
+
+    /// Per local device, the object replicator's figures: the current
+    /// pass's progress, the last pass's duration, totals since the node
+    /// started.
+    fn replication(&self) -> Vec<serde_json::Value> {
+        self.scoreboard
+            .replications()
+            .map(|c| {
+                json!({
+                    "device": c.device(),
+                    "partitions": c.partitions(),
+                    "partitions_done": c.done(),
+                    "pass_started_unix_ms": c.pass_started_unix_ms(),
+                    "passes": c.passes(),
+                    "last_pass_seconds": c.last_pass_ms() as f64 / 1000.0,
+                    "last_pass_end_unix_ms": c.last_pass_end_unix_ms(),
+                    "suffixes_hashed": c.suffixes_hashed(),
+                    "suffixes_synced": c.suffixes_synced(),
+                    "peers_in_sync": c.hashmatch(),
+                    "objects_sent": c.objects_sent(),
+                    "bytes_sent": c.bytes_sent(),
+                    "failures": c.failures(),
+                    "handoffs_removed": c.handoffs_removed(),
+                    "handoff_objects_removed": c.handoff_objects_removed(),
+                    "handoffs_remaining": c.handoffs_remaining(),
+                })
+            })
+            .collect()
     }
 
     /// Per device (queue key): the master's slow verdict and the workers'
@@ -263,6 +293,47 @@ impl Admin {
                 for q in s.queues() {
                     write_histogram(&mut out, name, &queue_labels(&label(s), &q.id()), &get(&q));
                 }
+            }
+        }
+        type RGet = fn(&ReplicationCell) -> u64;
+        let per_device: [(&str, &str, &str, RGet); 13] = [
+            ("aerie_replication_partitions", "gauge", "Partitions of the device in the current pass.", |c| {
+                c.partitions()
+            }),
+            ("aerie_replication_partitions_done", "gauge", "Partitions of the current pass done.", |c| c.done()),
+            ("aerie_replication_passes_total", "counter", "Replication passes the device completed.", |c| c.passes()),
+            ("aerie_replication_suffixes_hashed_total", "counter", "Suffix directories hashed.", |c| {
+                c.suffixes_hashed()
+            }),
+            ("aerie_replication_suffixes_synced_total", "counter", "Suffixes sent to a peer.", |c| c.suffixes_synced()),
+            ("aerie_replication_peers_in_sync_total", "counter", "Peers found in sync by their hashes.", |c| {
+                c.hashmatch()
+            }),
+            ("aerie_replication_objects_sent_total", "counter", "Object updates sent (PUT, POST, DELETE).", |c| {
+                c.objects_sent()
+            }),
+            ("aerie_replication_sent_bytes_total", "counter", "Object bytes sent.", |c| c.bytes_sent()),
+            ("aerie_replication_failures_total", "counter", "Failed exchanges with peers.", |c| c.failures()),
+            ("aerie_replication_handoffs_removed_total", "counter", "Handoff partitions removed once reverted.", |c| {
+                c.handoffs_removed()
+            }),
+            (
+                "aerie_replication_handoff_objects_removed_total",
+                "counter",
+                "Handoff objects removed once every primary had them.",
+                |c| c.handoff_objects_removed(),
+            ),
+            ("aerie_replication_handoffs_remaining", "gauge", "Handoff partitions left after the last pass.", |c| {
+                c.handoffs_remaining()
+            }),
+            ("aerie_replication_last_pass_milliseconds", "gauge", "How long the device's last pass took.", |c| {
+                c.last_pass_ms()
+            }),
+        ];
+        for (name, kind, help, get) in per_device {
+            family(&mut out, name, kind, help);
+            for c in self.scoreboard.replications() {
+                let _ = writeln!(out, "{name}{{device=\"{}\"}} {}", escape(&c.device()), get(&c));
             }
         }
         family(&mut out, "aerie_device_slow", "gauge", "1 while the device's recent I/O time is above slow_latency.");

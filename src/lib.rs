@@ -1,7 +1,7 @@
 //! aerie: a node-wide prefork application server for storage nodes.
 //!
 //! The master ([`master`]) binds the listeners ([`listeners`]) and forks
-//! workers ([`worker`]) and background roles ([`updater`]); each worker is
+//! workers ([`worker`]) and background roles ([`background`]); each worker is
 //! one single-threaded mio loop that speaks HTTP/1.1 ([`http`], sans-io) and
 //! hands requests to compiled-in processors ([`catalog`], [`pipeline`])
 //! inline or on per-key thread pools. `DESIGN.md` explains the shape;
@@ -20,6 +20,7 @@
 //! Only `sys` may use `unsafe`.
 
 pub mod admin;
+pub mod background;
 pub mod catalog;
 pub mod child;
 pub mod cli;
@@ -36,7 +37,6 @@ pub mod pipeline;
 pub mod role;
 pub mod scoreboard;
 pub mod sys;
-pub mod updater;
 pub mod worker;
 
 use exit::ExitCode;

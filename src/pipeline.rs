@@ -26,6 +26,13 @@ fn build_object(config: &Config) -> Result<SharedProcessor, BuildError> {
         conn_timeout: remote.conn(),
         node_timeout: remote.node(),
         etag_validate_pct: remote.etag_validate_pct(),
+        reclaim_age: config.storage.reclaim_age.as_secs_f64(),
+        ssync: aerie_object::ssync::ReceiverSettings {
+            lock_timeout: config.replication.lock_timeout,
+            concurrency_per_device: config.replication.receive_per_device,
+            failure_threshold: config.replication.failure_threshold,
+            failure_ratio: config.replication.failure_ratio,
+        },
     })?;
     Ok(Arc::new(server))
 }

@@ -12,11 +12,14 @@ pub enum ProcessKind {
     ObjectUpdater,
     /// Reports container statistics to the account servers.
     ContainerUpdater,
+    /// Keeps the replicas of this node's object partitions in sync.
+    ObjectReplicator,
 }
 
 impl ProcessKind {
     /// Every kind, workers first.
-    pub const ALL: [ProcessKind; 3] = [ProcessKind::Worker, ProcessKind::ObjectUpdater, ProcessKind::ContainerUpdater];
+    pub const ALL: [ProcessKind; 4] =
+        [ProcessKind::Worker, ProcessKind::ObjectUpdater, ProcessKind::ContainerUpdater, ProcessKind::ObjectReplicator];
 
     /// The number a scoreboard slot stores.
     pub fn code(self) -> u64 {
@@ -24,6 +27,7 @@ impl ProcessKind {
             ProcessKind::Worker => 0,
             ProcessKind::ObjectUpdater => 1,
             ProcessKind::ContainerUpdater => 2,
+            ProcessKind::ObjectReplicator => 3,
         }
     }
 
@@ -39,6 +43,7 @@ impl ProcessKind {
             ProcessKind::Worker => "worker",
             ProcessKind::ObjectUpdater => "object-updater",
             ProcessKind::ContainerUpdater => "container-updater",
+            ProcessKind::ObjectReplicator => "object-replicator",
         }
     }
 

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["sys", "exit", "clock", "role", "notify"],
     &["config", "scoreboard", "http"],
     &["listeners", "log", "catalog", "child"],
-    &["pipeline", "admin", "worker", "updater"],
+    &["pipeline", "admin", "worker", "background"],
     &["master", "cli", "control"],
 ];
 

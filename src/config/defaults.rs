@@ -106,6 +106,55 @@ pub const STORAGE_CONTAINER_UPDATER_INTERVAL: f64 = 5.0;
 /// the container updater leaves that account's containers alone (Swift's
 /// `account_suppression_time`).
 pub const STORAGE_CONTAINER_UPDATER_SUPPRESSION: f64 = 60.0;
+/// `storage.reclaim_age` (seconds): tombstones older than this are removed
+/// (and deleted database rows purged). Every node of a cluster must agree
+/// on it — suffix hashes change when a tombstone goes (Swift's
+/// `reclaim_age`, one week).
+pub const STORAGE_RECLAIM_AGE: f64 = 604_800.0;
+
+/// `replication.object_replicator`: whether the master runs aerie's object
+/// replicator (whenever the object service is in a pipeline). Turn it off
+/// where Swift's own object-replicator works on the same devices.
+pub const REPLICATION_OBJECT_REPLICATOR: bool = true;
+/// `replication.interval` (seconds): the pause between the object
+/// replicator's passes (Swift's `interval`).
+pub const REPLICATION_INTERVAL: f64 = 30.0;
+/// `replication.concurrency`: partitions replicated at once on the node,
+/// over all devices.
+pub const REPLICATION_CONCURRENCY: usize = 8;
+/// `replication.concurrency_per_device`: partitions replicated at once per
+/// local device; each device goes at its own pace.
+pub const REPLICATION_CONCURRENCY_PER_DEVICE: usize = 2;
+/// `replication.handoffs_first`: push partitions this node holds only as a
+/// handoff before replicating its primaries (after a rebalance).
+pub const REPLICATION_HANDOFFS_FIRST: bool = false;
+/// `replication.max_bytes_per_second`: object bytes a device's replication
+/// may read per second (0: no limit), so client requests keep their share.
+pub const REPLICATION_MAX_BYTES_PER_SECOND: u64 = 0;
+/// `replication.max_objects_per_second`: objects a device's replication may
+/// send per second (0: no limit): a bound on the IOPS it takes.
+pub const REPLICATION_MAX_OBJECTS_PER_SECOND: u64 = 0;
+/// `replication.conn_timeout` (seconds): connect timeout towards peers.
+pub const REPLICATION_CONN_TIMEOUT: f64 = 0.5;
+/// `replication.node_timeout` (seconds): how long a peer may take to
+/// accept what the replicator sends (Swift's `node_timeout`).
+pub const REPLICATION_NODE_TIMEOUT: f64 = 10.0;
+/// `replication.http_timeout` (seconds): how long a peer may take to answer
+/// (Swift's `http_timeout`).
+pub const REPLICATION_HTTP_TIMEOUT: f64 = 60.0;
+/// `replication.replication_concurrency_per_device`: SSYNC sessions from
+/// other nodes at once per device (0: no limit); Swift's object-server
+/// setting.
+pub const REPLICATION_RECEIVE_PER_DEVICE: usize = 1;
+/// `replication.replication_lock_timeout` (seconds): how long an incoming
+/// SSYNC waits for its partition and device locks.
+pub const REPLICATION_LOCK_TIMEOUT: f64 = 15.0;
+/// `replication.replication_failure_threshold`: failed updates after which
+/// an incoming SSYNC is abandoned, when they also outnumber the successes
+/// by `replication_failure_ratio`.
+pub const REPLICATION_FAILURE_THRESHOLD: u64 = 100;
+/// `replication.replication_failure_ratio`.
+pub const REPLICATION_FAILURE_RATIO: f64 = 1.0;
 
 /// `processors.<name>.container_update_timeout` (seconds; the object
 /// service): how long an object write waits for its container updates

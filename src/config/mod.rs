@@ -21,7 +21,7 @@ mod raw;
 mod render;
 mod validate;
 
-pub use raw::{RawAdmin, RawConfig, RawListen, RawLog, RawPool, RawRoute, RawServer, RawStorage};
+pub use raw::{RawAdmin, RawConfig, RawListen, RawLog, RawPool, RawReplication, RawRoute, RawServer, RawStorage};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -159,6 +159,41 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// `[storage]`
     pub storage: StorageConfig,
+    /// `[replication]`
+    pub replication: ReplicationConfig,
+}
+
+/// `[replication]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicationConfig {
+    /// Whether the master runs the object replicator.
+    pub object_replicator: bool,
+    /// The pause between passes.
+    pub interval: Duration,
+    /// Partitions in flight on the node.
+    pub concurrency: usize,
+    /// Partitions in flight per device.
+    pub concurrency_per_device: usize,
+    /// Handoff partitions before primaries.
+    pub handoffs_first: bool,
+    /// Object bytes read per second per device (0: no limit).
+    pub max_bytes_per_second: u64,
+    /// Objects sent per second per device (0: no limit).
+    pub max_objects_per_second: u64,
+    /// Connect timeout towards peers.
+    pub conn_timeout: Duration,
+    /// How long a peer may take to accept what is sent.
+    pub node_timeout: Duration,
+    /// How long a peer may take to answer.
+    pub http_timeout: Duration,
+    /// Incoming SSYNC sessions per device (0: no limit).
+    pub receive_per_device: usize,
+    /// How long an incoming SSYNC waits for its locks.
+    pub lock_timeout: Duration,
+    /// Failed updates that abandon an incoming SSYNC.
+    pub failure_threshold: u64,
+    /// With the threshold, the failures-to-successes ratio that does.
+    pub failure_ratio: f64,
 }
 
 /// `[storage]`, validated. swift.conf is read only when a storage service
@@ -182,6 +217,8 @@ pub struct StorageConfig {
     /// How long the container updater leaves an account alone after an
     /// update to it failed.
     pub container_updater_suppression: Duration,
+    /// Tombstones (and deleted rows) older than this are reclaimed.
+    pub reclaim_age: Duration,
 }
 
 /// `[server]`, validated.

@@ -22,6 +22,50 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     /// `[storage]`
     pub storage: RawStorage,
+    /// `[replication]`
+    pub replication: RawReplication,
+}
+
+/// `[replication]`: aerie's object replicator, and how this node receives
+/// replication.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawReplication {
+    pub object_replicator: bool,
+    pub interval: f64,
+    pub concurrency: usize,
+    pub concurrency_per_device: usize,
+    pub handoffs_first: bool,
+    pub max_bytes_per_second: u64,
+    pub max_objects_per_second: u64,
+    pub conn_timeout: f64,
+    pub node_timeout: f64,
+    pub http_timeout: f64,
+    pub replication_concurrency_per_device: usize,
+    pub replication_lock_timeout: f64,
+    pub replication_failure_threshold: u64,
+    pub replication_failure_ratio: f64,
+}
+
+impl Default for RawReplication {
+    fn default() -> Self {
+        RawReplication {
+            object_replicator: defaults::REPLICATION_OBJECT_REPLICATOR,
+            interval: defaults::REPLICATION_INTERVAL,
+            concurrency: defaults::REPLICATION_CONCURRENCY,
+            concurrency_per_device: defaults::REPLICATION_CONCURRENCY_PER_DEVICE,
+            handoffs_first: defaults::REPLICATION_HANDOFFS_FIRST,
+            max_bytes_per_second: defaults::REPLICATION_MAX_BYTES_PER_SECOND,
+            max_objects_per_second: defaults::REPLICATION_MAX_OBJECTS_PER_SECOND,
+            conn_timeout: defaults::REPLICATION_CONN_TIMEOUT,
+            node_timeout: defaults::REPLICATION_NODE_TIMEOUT,
+            http_timeout: defaults::REPLICATION_HTTP_TIMEOUT,
+            replication_concurrency_per_device: defaults::REPLICATION_RECEIVE_PER_DEVICE,
+            replication_lock_timeout: defaults::REPLICATION_LOCK_TIMEOUT,
+            replication_failure_threshold: defaults::REPLICATION_FAILURE_THRESHOLD,
+            replication_failure_ratio: defaults::REPLICATION_FAILURE_RATIO,
+        }
+    }
 }
 
 /// `[storage]`: where the storage services keep their data.
@@ -35,6 +79,7 @@ pub struct RawStorage {
     pub object_updater_interval: f64,
     pub container_updater_interval: f64,
     pub container_updater_suppression: f64,
+    pub reclaim_age: f64,
 }
 
 impl Default for RawStorage {
@@ -47,6 +92,7 @@ impl Default for RawStorage {
             object_updater_interval: defaults::STORAGE_OBJECT_UPDATER_INTERVAL,
             container_updater_interval: defaults::STORAGE_CONTAINER_UPDATER_INTERVAL,
             container_updater_suppression: defaults::STORAGE_CONTAINER_UPDATER_SUPPRESSION,
+            reclaim_age: defaults::STORAGE_RECLAIM_AGE,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Going back: the validated [`Config`] as a file would say it, which
 //! `--check-config` prints (every key, defaults included).
 
-use super::raw::{RawAdmin, RawConfig, RawListen, RawLog, RawPool, RawRoute, RawServer, RawStorage};
+use super::raw::{RawAdmin, RawConfig, RawListen, RawLog, RawPool, RawReplication, RawRoute, RawServer, RawStorage};
 use super::*;
 
 impl Config {
@@ -87,6 +87,26 @@ impl Config {
                 object_updater_interval: self.storage.object_updater_interval.as_secs_f64(),
                 container_updater_interval: self.storage.container_updater_interval.as_secs_f64(),
                 container_updater_suppression: self.storage.container_updater_suppression.as_secs_f64(),
+                reclaim_age: self.storage.reclaim_age.as_secs_f64(),
+            },
+            replication: {
+                let r = &self.replication;
+                RawReplication {
+                    object_replicator: r.object_replicator,
+                    interval: secs(r.interval),
+                    concurrency: r.concurrency,
+                    concurrency_per_device: r.concurrency_per_device,
+                    handoffs_first: r.handoffs_first,
+                    max_bytes_per_second: r.max_bytes_per_second,
+                    max_objects_per_second: r.max_objects_per_second,
+                    conn_timeout: secs(r.conn_timeout),
+                    node_timeout: secs(r.node_timeout),
+                    http_timeout: secs(r.http_timeout),
+                    replication_concurrency_per_device: r.receive_per_device,
+                    replication_lock_timeout: secs(r.lock_timeout),
+                    replication_failure_threshold: r.failure_threshold,
+                    replication_failure_ratio: r.failure_ratio,
+                }
             },
         }
     }

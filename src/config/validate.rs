@@ -105,8 +105,29 @@ impl RawConfig {
                 "storage.container_updater_suppression",
                 st.container_updater_suppression,
             )?,
+            reclaim_age: seconds("storage.reclaim_age", st.reclaim_age)?,
         };
-        let mut config = Config { server, listen, pools, log, admin, storage };
+        let r = &self.replication;
+        if !(r.replication_failure_ratio.is_finite() && r.replication_failure_ratio >= 0.0) {
+            return Err(invalid("replication.replication_failure_ratio", "must be a number of at least 0"));
+        }
+        let replication = ReplicationConfig {
+            object_replicator: r.object_replicator,
+            interval: seconds("replication.interval", r.interval)?,
+            concurrency: at_least("replication.concurrency", r.concurrency, 1)?,
+            concurrency_per_device: at_least("replication.concurrency_per_device", r.concurrency_per_device, 1)?,
+            handoffs_first: r.handoffs_first,
+            max_bytes_per_second: r.max_bytes_per_second,
+            max_objects_per_second: r.max_objects_per_second,
+            conn_timeout: seconds("replication.conn_timeout", r.conn_timeout)?,
+            node_timeout: seconds("replication.node_timeout", r.node_timeout)?,
+            http_timeout: seconds("replication.http_timeout", r.http_timeout)?,
+            receive_per_device: r.replication_concurrency_per_device,
+            lock_timeout: seconds("replication.replication_lock_timeout", r.replication_lock_timeout)?,
+            failure_threshold: r.replication_failure_threshold,
+            failure_ratio: r.replication_failure_ratio,
+        };
+        let mut config = Config { server, listen, pools, log, admin, storage, replication };
         if catalog.names().into_iter().any(|n| catalog.is_storage(n) && config.uses(n)) {
             let path = &config.storage.swift_conf_path;
             let text = std::fs::read_to_string(path)

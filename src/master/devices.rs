@@ -75,7 +75,13 @@ impl Master {
                 continue;
             }
             for q in s.queues() {
-                let e = recent.entry(q.id()).or_default();
+                let id = q.id();
+                if id.key.contains('/') {
+                    // A device's lane (replication): long sessions by
+                    // design, not a measure of the disk.
+                    continue;
+                }
+                let e = recent.entry(id).or_default();
                 *e = (*e).max(q.recent_io_us());
             }
         }

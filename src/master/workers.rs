@@ -141,16 +141,22 @@ impl Master {
                     close.extend(pending.into_fds());
                 }
                 match (kind, self.scoreboard.slot(slot)) {
-                    (ProcessKind::ObjectUpdater | ProcessKind::ContainerUpdater, Some(s)) => {
-                        // The updater serves no socket: close the listeners.
+                    (
+                        ProcessKind::ObjectUpdater | ProcessKind::ContainerUpdater | ProcessKind::ObjectReplicator,
+                        Some(s),
+                    ) => {
+                        let object_ports = self.object_ports();
+                        // A background role serves no socket: close the listeners.
                         close.extend(self.listeners.drain(..).map(|l| std::os::fd::OwnedFd::from(l.socket)));
-                        crate::updater::main(crate::updater::UpdaterArgs {
+                        crate::background::main(crate::background::BackgroundArgs {
                             kind,
                             config: &self.config,
                             slot: s,
                             close,
                             master_signals,
                             master: self.me,
+                            scoreboard: self.scoreboard,
+                            object_ports,
                         })
                     }
                     _ => crate::worker::run(crate::worker::WorkerArgs {
@@ -191,14 +197,38 @@ impl Master {
         }
     }
 
-    /// The background roles this generation runs: one updater per storage
-    /// service in a pipeline that has one.
-    fn wanted_background(&self) -> Vec<ProcessKind> {
-        [("object", ProcessKind::ObjectUpdater), ("container", ProcessKind::ContainerUpdater)]
-            .into_iter()
-            .filter(|(service, _)| self.config.uses(service))
-            .map(|(_, kind)| kind)
+    /// The ports of the listeners whose pipelines end in the object service
+    /// (a ring device of this node is one whose replication port is among
+    /// them).
+    fn object_ports(&self) -> Vec<u16> {
+        self.listeners
+            .iter()
+            .filter_map(|l| match l.role {
+                crate::listeners::Role::Data(i) => self.config.listen.get(i).map(|c| (c, l.local.port())),
+                crate::listeners::Role::Admin => None,
+            })
+            .filter(|(c, _)| {
+                c.pipeline.last().is_some_and(|p| p == "object")
+                    || c.routes.iter().any(|r| r.pipeline.last().is_some_and(|p| p == "object"))
+            })
+            .map(|(_, port)| port)
             .collect()
+    }
+
+    /// The background roles this generation runs: one updater per storage
+    /// service in a pipeline that has one, and the object replicator where
+    /// the object service is (unless turned off).
+    fn wanted_background(&self) -> Vec<ProcessKind> {
+        let replicator = self.config.replication.object_replicator;
+        [
+            ("object", ProcessKind::ObjectUpdater, true),
+            ("container", ProcessKind::ContainerUpdater, true),
+            ("object", ProcessKind::ObjectReplicator, replicator),
+        ]
+        .into_iter()
+        .filter(|(service, _, on)| *on && self.config.uses(service))
+        .map(|(_, kind, _)| kind)
+        .collect()
     }
 
     pub(super) fn reap_workers(&mut self) -> Result<(), MasterError> {

@@ -17,14 +17,17 @@
 
 pub mod cells;
 pub mod devices;
+pub mod replication;
 pub mod slot;
 
 pub use cells::{Histogram, HIST_BOUNDS_MS, NAME_MAX};
 pub use devices::{DeviceCell, KnownDevice, DEVICES, KNOWN_DEVICES};
+pub use replication::{ReplicationCell, REPLICATION_DEVICES};
 pub use slot::{QueueCell, QueueId, Slot, State, CLOSE_REASONS, QUEUES};
 
 use cells::{fields, word};
 use devices::{DEVICE_WORDS, KNOWN_WORDS};
+use replication::REPLICATION_WORDS;
 use slot::{SLOT_QUEUE_WORDS, SLOT_WORDS};
 use std::sync::atomic::AtomicU64;
 
@@ -48,6 +51,7 @@ const H_KNOWN_COUNT: usize = 10;
 const H_KNOWN_SEQ: usize = 11;
 const H_UPGRADES: usize = 12;
 const H_FAILED_UPGRADES: usize = 13;
+const H_REPLICATION_COUNT: usize = 14;
 
 // Layout: header, then every slot's own words side by side, then the
 // device tables, then every slot's queue cells. Scanning the slots (each
@@ -56,7 +60,8 @@ const H_FAILED_UPGRADES: usize = 13;
 const CORES: usize = HEADER_WORDS;
 const DEVICE_REGION: usize = CORES + SLOTS * SLOT_WORDS;
 const KNOWN_REGION: usize = DEVICE_REGION + DEVICES * DEVICE_WORDS;
-const QUEUE_REGION: usize = KNOWN_REGION + KNOWN_DEVICES * KNOWN_WORDS;
+const REPLICATION_REGION: usize = KNOWN_REGION + KNOWN_DEVICES * KNOWN_WORDS;
+const QUEUE_REGION: usize = REPLICATION_REGION + REPLICATION_DEVICES * REPLICATION_WORDS;
 const WORDS: usize = QUEUE_REGION + SLOTS * SLOT_QUEUE_WORDS;
 
 /// The master's lifecycle phase (pingora's `ExecutionPhase`), shown in
@@ -124,6 +129,7 @@ fields!(Header {
     counter worker_timeouts / add_worker_timeouts = H_TIMEOUTS;
     gauge started_unix_ms / set_started_unix_ms = H_STARTED;
     gauge device_count / set_device_count = H_DEVICE_COUNT;
+    gauge replication_count / set_replication_count = H_REPLICATION_COUNT;
 });
 
 impl Header {
@@ -197,6 +203,21 @@ impl Scoreboard {
     pub fn devices(&self) -> impl Iterator<Item = DeviceCell> + '_ {
         let n = (self.header().device_count() as usize).min(DEVICES);
         (0..n).filter_map(move |i| self.device(i))
+    }
+
+    /// Replication cell `i` (written by the object replicator).
+    pub fn replication(&self, i: usize) -> Option<ReplicationCell> {
+        if i >= REPLICATION_DEVICES {
+            return None;
+        }
+        let start = REPLICATION_REGION + i * REPLICATION_WORDS;
+        self.words.get(start..start + REPLICATION_WORDS).map(|w| ReplicationCell { w })
+    }
+
+    /// The devices the object replicator reports on.
+    pub fn replications(&self) -> impl Iterator<Item = ReplicationCell> + '_ {
+        let n = (self.header().replication_count() as usize).min(REPLICATION_DEVICES);
+        (0..n).filter_map(move |i| self.replication(i))
     }
 
     fn known(&self, i: usize) -> Option<KnownDevice> {

@@ -69,6 +69,9 @@ pub enum OutBody {
         len: Option<u64>,
         /// The receiving end of the chunk pipe.
         rx: ChunkRx,
+        /// A conversation (`aerie_api::Body::Duplex`): the request body
+        /// keeps flowing to the pool thread while this streams.
+        duplex: bool,
     },
 }
 
@@ -101,7 +104,7 @@ impl Outgoing {
         let body = match body {
             Body::Empty => OutBody::Empty,
             Body::Bytes(b) => OutBody::Bytes(b),
-            Body::Stream { mut stream, .. } => {
+            Body::Stream { mut stream, .. } | Body::Duplex(mut stream) => {
                 let mut all = Vec::new();
                 loop {
                     match stream.next_chunk() {

@@ -129,11 +129,15 @@ pub fn dispatch(
             Dispatched::Answered(Outgoing::inline(pipeline.processor.call(Request { head, body })))
         }
         Executor::Pooled(key) => {
-            if key.is_device() && !d.pools.has_queue(pipeline.terminal, &key) && !d.scoreboard.has_device(key.as_str())
+            if key.is_device()
+                && !d.pools.has_queue(pipeline.terminal, &key)
+                && !d.scoreboard.has_device(key.device_name())
             {
                 d.slot.add_unknown_device(1);
                 log::debug!("{}: no device {key} on this node", head.peer());
-                return Dispatched::Answered(Outgoing::inline(pipeline.processor.unknown_device(&head, key.as_str())));
+                return Dispatched::Answered(Outgoing::inline(
+                    pipeline.processor.unknown_device(&head, key.device_name()),
+                ));
             }
             let (tx, body) = if has_body {
                 let (tx, source) = body_pipe(d.notifier.clone(), conn);

@@ -313,37 +313,57 @@ fn run_job(job: Job, notifier: &Notifier) -> Duration {
 /// Send a response; the time spent producing its streamed body (reading
 /// it from disk), not counting waits for the client to take it.
 fn deliver(response: Response, conn: ConnId, queue_wait: Duration, notifier: &Notifier) -> Duration {
-    let mut producing = Duration::ZERO;
     let Response { status, headers, body } = response;
     let send = |body| notifier.send(Completion::Response(conn, Outgoing { status, headers, body, queue_wait }));
     match body {
-        Body::Empty => send(OutBody::Empty),
-        Body::Bytes(b) => send(OutBody::Bytes(b)),
-        Body::Stream { len, mut stream } => {
-            let (tx, rx) = chunk_pipe(notifier.clone(), conn);
-            send(OutBody::Stream { len, rx });
-            loop {
-                let t = Instant::now();
-                let next = catch_unwind(AssertUnwindSafe(|| stream.next_chunk()));
-                producing += t.elapsed();
-                let msg = match next {
-                    Ok(Ok(Some(chunk))) if chunk.is_empty() => continue,
-                    Ok(Ok(Some(chunk))) => ChunkMsg::Data(chunk),
-                    Ok(Ok(None)) => ChunkMsg::End,
-                    Ok(Err(e)) => {
-                        log::warn!("response body stream failed: {e}");
-                        ChunkMsg::Error
-                    }
-                    Err(p) => {
-                        log::error!("response body stream panicked: {}", panic_message(&*p));
-                        ChunkMsg::Error
-                    }
-                };
-                let last = !matches!(msg, ChunkMsg::Data(_));
-                if !tx.send(msg) || last {
-                    break;
-                }
+        Body::Empty => {
+            send(OutBody::Empty);
+            Duration::ZERO
+        }
+        Body::Bytes(b) => {
+            send(OutBody::Bytes(b));
+            Duration::ZERO
+        }
+        Body::Stream { len, stream } => pump(stream, len, false, conn, notifier, send),
+        Body::Duplex(stream) => pump(stream, None, true, conn, notifier, send),
+    }
+}
+
+/// Pull a streamed body's chunks into its pipe; the time spent producing
+/// them.
+fn pump(
+    mut stream: Box<dyn aerie_api::BodyStream>,
+    len: Option<u64>,
+    duplex: bool,
+    conn: ConnId,
+    notifier: &Notifier,
+    send: impl FnOnce(OutBody),
+) -> Duration {
+    let mut producing = Duration::ZERO;
+    let (tx, rx) = chunk_pipe(notifier.clone(), conn);
+    send(OutBody::Stream { len, rx, duplex });
+    loop {
+        let t = Instant::now();
+        take_body_wait();
+        let next = catch_unwind(AssertUnwindSafe(|| stream.next_chunk()));
+        // A duplex stream waits for the client's body too: not I/O.
+        producing += t.elapsed().saturating_sub(take_body_wait());
+        let msg = match next {
+            Ok(Ok(Some(chunk))) if chunk.is_empty() => continue,
+            Ok(Ok(Some(chunk))) => ChunkMsg::Data(chunk),
+            Ok(Ok(None)) => ChunkMsg::End,
+            Ok(Err(e)) => {
+                log::warn!("response body stream failed: {e}");
+                ChunkMsg::Error
             }
+            Err(p) => {
+                log::error!("response body stream panicked: {}", panic_message(&*p));
+                ChunkMsg::Error
+            }
+        };
+        let last = !matches!(msg, ChunkMsg::Data(_));
+        if !tx.send(msg) || last {
+            break;
         }
     }
     producing

@@ -90,8 +90,8 @@ fn sigkill_mid_put_keeps_the_previous_version_and_no_partial_file() {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(w as i32), nix::sys::signal::Signal::SIGKILL);
     }
     drop(c);
-    // Two workers and the object updater come back.
-    wait_until("replacements", Duration::from_secs(10), || n.server.workers().len() == 3);
+    // Two workers, the object updater and the object replicator come back.
+    wait_until("replacements", Duration::from_secs(10), || n.server.workers().len() == 4);
     wait_until("serving", Duration::from_secs(10), || n.req("GET", OBJ, &[], b"").status == 200);
     assert_eq!(n.req("GET", OBJ, &[], b"").body, b"old version");
     let files = n.files("sda1");

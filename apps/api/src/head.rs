@@ -144,6 +144,42 @@ impl RequestHead {
         }
     }
 
+    /// A head a processor makes for a request of its own (a subrequest:
+    /// Swift's SSYNC applies each update through the object service's
+    /// PUT/POST/DELETE). The target is the path (and query) as it would be
+    /// sent; the peer and local addresses are the outer request's.
+    pub fn synthetic(
+        method: Method,
+        target: &[u8],
+        headers: &[(&str, &[u8])],
+        framing: BodyFraming,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> RequestHead {
+        let mut raw = Vec::with_capacity(target.len() + headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>());
+        raw.extend_from_slice(target);
+        let target_range = 0..raw.len();
+        let mut ranges = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let n = raw.len()..raw.len() + name.len();
+            raw.extend_from_slice(name.as_bytes());
+            let v = raw.len()..raw.len() + value.len();
+            raw.extend_from_slice(value);
+            ranges.push((n, v));
+        }
+        RequestHead::new(RequestHeadParts {
+            raw,
+            method,
+            target: target_range,
+            version: Version::Http11,
+            headers: ranges,
+            peer,
+            local,
+            framing,
+            expect_continue: false,
+        })
+    }
+
     fn slice(&self, r: &Range<usize>) -> &[u8] {
         self.raw.get(r.clone()).unwrap_or(&[])
     }
@@ -254,6 +290,23 @@ mod tests {
             framing: BodyFraming::None,
             expect_continue: false,
         })
+    }
+
+    #[test]
+    fn a_synthetic_head_reads_like_a_parsed_one() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("literal address");
+        let h = RequestHead::synthetic(
+            Method::Put,
+            b"/d/1/a/c/o?x",
+            &[("X-Timestamp", b"1.00000"), ("content-length", b"3")],
+            BodyFraming::Length(3),
+            addr,
+            addr,
+        );
+        assert_eq!((h.raw_path(), h.query()), (&b"/d/1/a/c/o"[..], Some(&b"x"[..])));
+        assert_eq!(h.header("x-timestamp"), Some(&b"1.00000"[..]));
+        assert_eq!(h.header_str("Content-Length"), Some("3"));
+        assert_eq!((h.framing(), h.method()), (BodyFraming::Length(3), &Method::Put));
     }
 
     #[test]

@@ -60,6 +60,13 @@ pub enum Executor {
 /// [`Processor::unknown_device`] on the loop thread, so a client cannot
 /// make a worker start threads for devices that do not exist, nor take a
 /// real device's queue away. Other keys are bounded in number per worker.
+///
+/// A device may have **lanes** besides its queue: a lane is a queue and
+/// threads of its own for one kind of work on the device (the object
+/// service runs replication in the `replication` lane, so long SSYNC
+/// sessions never hold the threads client requests wait for), checked
+/// against the node's devices like the device's queue. Its key reads
+/// `<device>/<lane>` (device names have no `/`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueKey {
     name: Box<str>,
@@ -77,14 +84,29 @@ impl QueueKey {
         QueueKey { name: name.into(), device: true }
     }
 
-    /// The key as a string.
+    /// A lane of a device (see the type's documentation).
+    pub fn device_lane(name: &str, lane: &str) -> Self {
+        QueueKey { name: format!("{name}/{lane}").into(), device: true }
+    }
+
+    /// The key as a string (`<device>/<lane>` for a lane).
     pub fn as_str(&self) -> &str {
         &self.name
     }
 
-    /// Whether the key names a device.
+    /// Whether the key names a device (or a device's lane).
     pub fn is_device(&self) -> bool {
         self.device
+    }
+
+    /// The device a device key names, without its lane.
+    pub fn device_name(&self) -> &str {
+        self.name.split('/').next().unwrap_or("")
+    }
+
+    /// The lane of a device key, if it is one.
+    pub fn lane(&self) -> Option<&str> {
+        self.name.split_once('/').map(|(_, l)| l).filter(|_| self.device)
     }
 }
 

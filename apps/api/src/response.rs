@@ -127,6 +127,12 @@ pub enum Body {
         /// The chunks.
         stream: Box<dyn BodyStream>,
     },
+    /// A conversation: the head goes out at once and the stream's chunks
+    /// follow (chunked) while the server keeps feeding the request body to
+    /// the stream, which holds the request's body reader and reads it as it
+    /// goes. Swift's SSYNC is one: the sender waits for the `200` before it
+    /// sends a byte, then expects answers to what it sends.
+    Duplex(Box<dyn BodyStream>),
 }
 
 impl Body {
@@ -136,6 +142,7 @@ impl Body {
             Body::Empty => Some(0),
             Body::Bytes(b) => Some(b.len() as u64),
             Body::Stream { len, .. } => *len,
+            Body::Duplex(_) => None,
         }
     }
 
@@ -151,6 +158,7 @@ impl fmt::Debug for Body {
             Body::Empty => f.write_str("Body::Empty"),
             Body::Bytes(b) => write!(f, "Body::Bytes({} bytes)", b.len()),
             Body::Stream { len, .. } => write!(f, "Body::Stream(len={len:?})"),
+            Body::Duplex(_) => f.write_str("Body::Duplex"),
         }
     }
 }

@@ -6,6 +6,9 @@
 //!   body (however it was framed) while hashing it, and answers a JSON
 //!   description of the request: method, raw path, query, every header in
 //!   order, peer, the worker's pid/uid/gid, the body's byte count and MD5.
+//!   With the query `lines` it converses instead (`Body::Duplex`): the
+//!   `200` goes out at once, and each line of the body is answered with
+//!   the same line as soon as it arrives.
 //! * [`Healthcheck`]: middleware; `GET /healthcheck` answers `200 OK` inline,
 //!   everything else goes to the wrapped processor.
 //! * [`Fault`]: fault injection for testing the server's supervision, pooled:
@@ -87,6 +90,11 @@ impl Processor for Echo {
     }
 
     fn call(&self, mut req: Request) -> Response {
+        if req.head.query() == Some(&b"lines"[..]) {
+            return Response::new(Status::OK)
+                .with_header("Content-Type", &b"text/plain"[..])
+                .with_body(Body::Duplex(Box::new(LineEcho { body: req.body, line: Vec::new() })));
+        }
         let body = read_body(&mut req);
         if let Some(error) = body.error {
             // The client went away or sent a broken body: nobody will read a
@@ -113,6 +121,30 @@ impl Processor for Echo {
         Response::new(Status::OK)
             .with_header("Content-Type", &b"application/json"[..])
             .with_body(Body::Bytes(text.into_bytes().into()))
+    }
+}
+
+/// Echo's conversation: the body read a byte at a time up to each newline
+/// (a line is answered the moment it is complete, whatever the framing).
+struct LineEcho {
+    body: aerie_api::RequestBody,
+    line: Vec<u8>,
+}
+
+impl aerie_api::BodyStream for LineEcho {
+    fn next_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        const MAX_LINE: usize = 64 * 1024;
+        let mut byte = [0u8; 1];
+        loop {
+            if self.body.read(&mut byte)? == 0 {
+                // The end: what is left of a last line without a newline.
+                return Ok((!self.line.is_empty()).then(|| std::mem::take(&mut self.line)));
+            }
+            self.line.push(byte[0]);
+            if byte[0] == b'\n' || self.line.len() >= MAX_LINE {
+                return Ok(Some(std::mem::take(&mut self.line)));
+            }
+        }
     }
 }
 

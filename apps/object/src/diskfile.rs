@@ -18,7 +18,7 @@
 //! Everything here blocks on the disk: it runs on the device's pool threads.
 
 use crate::meta::Meta;
-pub use crate::ondisk::{classify, gather, Files, Info, OnDisk};
+pub use crate::ondisk::{gather, Files, Info};
 use aerie_storage::fs::{create_dirs, read_metadata, MetadataError, TempFile};
 use aerie_storage::pickle::dumps_metadata;
 use aerie_storage::timestamp::encode_timestamps;
@@ -76,6 +76,12 @@ pub struct DiskFile {
 }
 
 impl Opened {
+    /// The object's newest timestamp: the newest `.meta`'s, or the data's
+    /// (Swift's `DiskFile.timestamp`).
+    pub fn timestamp(&self) -> Timestamp {
+        self.meta.get_str("X-Timestamp").and_then(|t| Timestamp::parse(t).ok()).unwrap_or(self.data_timestamp)
+    }
+
     /// The timestamp of the current content type (a POST's, or the data's).
     pub fn content_type_timestamp(&self) -> Timestamp {
         self.meta
@@ -106,6 +112,12 @@ pub struct Opened {
 }
 
 impl DiskFile {
+    /// An object known by its hash only (replication): its name is read
+    /// from its metadata.
+    pub fn for_hash(device_dir: PathBuf, policy: u32, partition: String, hash: String) -> DiskFile {
+        DiskFile { device_dir, policy, partition, hash, name: String::new() }
+    }
+
     /// The hash directory.
     pub fn datadir(&self) -> PathBuf {
         let suffix = self.hash.get(self.hash.len().saturating_sub(3)..).unwrap_or("000");
@@ -139,9 +151,6 @@ impl DiskFile {
         let mut metafile = None;
         if let Some(meta_info) = &files.meta {
             let mut overlay = self.read_meta_file(&meta_info.path)?;
-            let mut own = overlay.clone();
-            own.remove("name");
-            metafile = Some(own);
             if let Some(ctype_info) = files.ctype_meta.as_ref().filter(|c| c.path != meta_info.path) {
                 let ct = self.read_meta_file(&ctype_info.path)?;
                 if let (Some(ctype), Some(cts)) = (ct.get("Content-Type"), ct.get("Content-Type-Timestamp")) {
@@ -150,6 +159,11 @@ impl DiskFile {
                     overlay.set("Content-Type-Timestamp", cts);
                 }
             }
+            // The newest `.meta`'s own metadata with the newest content
+            // type merged in (Swift's `get_metafile_metadata`).
+            let mut own = overlay.clone();
+            own.remove("name");
+            metafile = Some(own);
             let mut merged = overlay.clone();
             for (k, v) in &data_meta.0 {
                 let lk = k.to_ascii_lowercase();
@@ -168,7 +182,7 @@ impl DiskFile {
             }
             meta = merged;
         }
-        if meta.get_str("name") != Some(self.name.as_str()) {
+        if !self.name.is_empty() && meta.get_str("name") != Some(self.name.as_str()) {
             if meta.get("name").is_none() {
                 return Err(self.quarantine("metadata without a name"));
             }
@@ -243,16 +257,8 @@ impl DiskFile {
     /// Append the suffix to the partition's `hashes.invalid`, under the
     /// partition's `.lock`, as Swift's `invalidate_hash` does.
     fn invalidate_suffix(&self) -> io::Result<()> {
-        use std::io::Write;
-        let part_dir = self.device_dir.join(policy_dir("objects", self.policy)).join(&self.partition);
-        create_dirs(&part_dir)?;
-        let lock = std::fs::OpenOptions::new().create(true).append(true).open(part_dir.join(".lock"))?;
-        let _guard =
-            nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
-        let suffix = self.hash.get(self.hash.len().saturating_sub(3)..).unwrap_or("000");
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(part_dir.join("hashes.invalid"))?;
-        f.write_all(format!("{suffix}\n").as_bytes())?;
-        Ok(())
+        let part_dir = crate::hashes::partition_dir(&self.device_dir, self.policy, &self.partition);
+        crate::hashes::invalidate(&part_dir, crate::hashes::suffix_of(&self.hash))
     }
 }
 
@@ -326,14 +332,16 @@ mod tests {
     }
 
     #[test]
-    fn names_classify() {
-        assert_eq!(classify("1.00000.data"), Some(OnDisk::Data(t("1"))));
-        assert_eq!(classify("2.00000_0000000000000001.ts"), Some(OnDisk::Tombstone(t("2.00000_1"))));
+    fn names_parse_and_meta_names_are_made() {
+        use crate::ondisk::parse_name;
+        let p = |n: &str| parse_name(n).map(|f| (f.ext, f.timestamp, f.ctype_timestamp));
+        assert_eq!(p("1.00000.data"), Some((".data".into(), t("1"), None)));
+        assert_eq!(p("2.00000_0000000000000001.ts"), Some((".ts".into(), t("2.00000_1"), None)));
         let m = t("1795376261.20317");
         let c = Timestamp::from_units(m.units() - 0x2f5, 0);
-        assert_eq!(classify("1795376261.20317-2f5.meta"), Some(OnDisk::Meta(m, Some(c))));
-        assert_eq!(classify("0000000005.00000.meta"), Some(OnDisk::Meta(t("5"), None)));
-        assert_eq!(classify("junk"), None);
+        assert_eq!(p("1795376261.20317-2f5.meta"), Some((".meta".into(), m, Some(c))));
+        assert_eq!(p("0000000005.00000.meta"), Some((".meta".into(), t("5"), None)));
+        assert_eq!(p("junk"), None);
         assert_eq!(meta_file_name(m, Some(c)), "1795376261.20317-2f5.meta");
         assert_eq!(meta_file_name(t("5"), Some(t("5"))), "0000000005.00000+0.meta");
         assert_eq!(meta_file_name(t("5"), None), "0000000005.00000.meta");

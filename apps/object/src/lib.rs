@@ -15,16 +15,21 @@
 
 pub mod conditional;
 pub mod diskfile;
+pub mod hashes;
 pub mod meta;
 pub mod mime;
 pub mod ondisk;
+pub mod peer;
 mod post_delete;
 mod put;
 pub mod range;
 mod read;
+mod replicate;
+pub mod replicator;
+pub mod ssync;
 pub mod update;
 
-use aerie_api::{Executor, Method, Processor, Request, RequestHead, Response, Status};
+use aerie_api::{Executor, Method, Processor, Request, RequestBody, RequestHead, Response, Status};
 use aerie_storage::fs::{Devices, Reserve};
 use aerie_storage::path::{ObjectPath, PathError};
 use aerie_storage::swift_conf::{PolicyKind, SwiftConf};
@@ -52,6 +57,11 @@ pub struct ObjectConfig {
     /// Percent of whole-object GETs checked against their ETag as they are
     /// read (Swift's `etag_validate_pct`).
     pub etag_validate_pct: f64,
+    /// Tombstones older than this (seconds) are removed when their suffix
+    /// is hashed (Swift's `reclaim_age`).
+    pub reclaim_age: f64,
+    /// How SSYNC sessions from other nodes are admitted and judged.
+    pub ssync: ssync::ReceiverSettings,
 }
 
 /// The object processor.
@@ -72,6 +82,9 @@ impl ObjectServer {
         Ok(ObjectServer { cfg: Arc::new(cfg) })
     }
 }
+
+/// The device lane REPLICATE and SSYNC run in.
+pub const REPLICATION_LANE: &str = "replication";
 
 const METHODS: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "REPLICATE", "SSYNC"];
 
@@ -161,14 +174,29 @@ impl Ctx<'_> {
 
 impl Processor for ObjectServer {
     fn executor(&self, head: &RequestHead) -> Executor {
-        aerie_storage::path::device_executor(head)
+        match (aerie_storage::path::device_executor(head), head.method()) {
+            // Replication runs in the device's own lane: an SSYNC session
+            // lasts as long as the sender sends, and must not hold the
+            // threads client requests for the device wait for.
+            (Executor::Pooled(key), Method::Other(m)) if &**m == "REPLICATE" || &**m == "SSYNC" => {
+                Executor::Pooled(aerie_api::QueueKey::device_lane(key.as_str(), REPLICATION_LANE))
+            }
+            (e, _) => e,
+        }
     }
 
     fn call(&self, req: Request) -> Response {
         let Request { head, body } = req;
-        let (path, policy) = match self.precheck(&head) {
+        let (target, policy) = match self.precheck(&head) {
             Ok(checked) => checked,
             Err(r) => return r,
+        };
+        let path = match target {
+            Target::Object(p) => p,
+            Target::Replicate { device, partition, suffixes } => {
+                return replicate::replicate(&self.cfg, &device, &partition, suffixes.as_deref(), policy)
+            }
+            Target::Ssync { device, partition } => return self.ssync(&head, body, device, partition, policy),
         };
         let ctx = Ctx { cfg: &self.cfg, head: &head, path, policy };
         match head.method() {
@@ -189,15 +217,41 @@ impl Processor for ObjectServer {
     }
 }
 
+/// What a request is about, once its path is checked.
+enum Target {
+    /// An object (PUT, GET, HEAD, POST, DELETE).
+    Object(ObjectPath),
+    /// A partition's hashes (`REPLICATE /<dev>/<part>[/<suffixes>]`).
+    Replicate { device: String, partition: String, suffixes: Option<String> },
+    /// A replication session (`SSYNC /<dev>/<part>`).
+    Ssync { device: String, partition: String },
+}
+
+/// The device and partition of a replication verb's path, and what follows
+/// (`REPLICATE` allows one more segment, `SSYNC` none). Partitions are
+/// numbers: they index the ring.
+fn partition_path(path: &str, more: bool) -> Result<(String, String, Option<String>), PathError> {
+    let segs = aerie_storage::path::split_path(path, 2, if more { 3 } else { 2 }, more)?;
+    let mut it = segs.into_iter();
+    let device = it.next().flatten().unwrap_or_default();
+    let partition = it.next().flatten().unwrap_or_default();
+    let rest = it.next().flatten();
+    aerie_storage::path::validate_device_partition(&device, &partition)?;
+    if partition.len() > 10 || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PathError::BadRequest(format!("Invalid partition: {}", aerie_storage::path::quote(&partition))));
+    }
+    Ok((device, partition, rest))
+}
+
 impl ObjectServer {
     /// The checks Swift's `ObjectController.__call__` makes before any
     /// disk is touched, in its order: the path decodes (412), the method
     /// (405), the storage policy (503), the path's shape (400). Pure: it
     /// also answers requests for devices this node does not have.
-    fn precheck(&self, head: &RequestHead) -> Result<(ObjectPath, u32), Response> {
+    fn precheck(&self, head: &RequestHead) -> Result<(Target, u32), Response> {
         let invalid_utf8 = || text(Status::PRECONDITION_FAILED, "Invalid UTF8 or contains NULL");
-        let parsed = ObjectPath::parse(head.raw_path());
-        if matches!(parsed, Err(PathError::NotUtf8)) {
+        let decoded = aerie_storage::path::decode_path(head.raw_path());
+        if matches!(decoded, Err(PathError::NotUtf8)) {
             return Err(invalid_utf8());
         }
         if let Some(r) = aerie_storage::swob::check_method(head, METHODS, "object-server") {
@@ -212,15 +266,47 @@ impl ObjectServer {
         let Some(policy) = policy else {
             return Err(text(Status::SERVICE_UNAVAILABLE, format!("No policy with index {policy_header}")));
         };
-        if matches!(head.method(), Method::Other(m) if &**m == "REPLICATE" || &**m == "SSYNC") {
-            // Replication verbs are used by Swift's replicators, not the
-            // proxy; this node does not run them yet.
-            return Err(page(Status::NOT_IMPLEMENTED));
-        }
-        match parsed {
-            Ok(p) => Ok((p, policy)),
-            Err(PathError::NotUtf8) => Err(invalid_utf8()),
-            Err(e) => Err(text(Status::BAD_REQUEST, e.to_string())),
-        }
+        let bad = |e: PathError| match e {
+            PathError::NotUtf8 => invalid_utf8(),
+            e => text(Status::BAD_REQUEST, e.to_string()),
+        };
+        let target = match head.method() {
+            Method::Other(m) if &**m == "REPLICATE" => {
+                let (device, partition, suffixes) = decoded.and_then(|p| partition_path(&p, true)).map_err(bad)?;
+                Target::Replicate { device, partition, suffixes }
+            }
+            Method::Other(m) if &**m == "SSYNC" => {
+                let (device, partition, _) = decoded.and_then(|p| partition_path(&p, false)).map_err(bad)?;
+                if let Some(fi) = head.header_str("x-backend-ssync-frag-index").filter(|v| !v.is_empty()) {
+                    if fi.trim().parse::<i64>().is_err() {
+                        return Err(text(
+                            Status::BAD_REQUEST,
+                            format!("Invalid X-Backend-Ssync-Frag-Index {}", ssync::wire::py_repr(fi)),
+                        ));
+                    }
+                }
+                Target::Ssync { device, partition }
+            }
+            _ => Target::Object(ObjectPath::parse(head.raw_path()).map_err(bad)?),
+        };
+        Ok((target, policy))
+    }
+
+    /// Start an SSYNC session: the device must be there (507), then the
+    /// conversation answers as it reads.
+    fn ssync(&self, head: &RequestHead, body: RequestBody, device: String, partition: String, policy: u32) -> Response {
+        let device_dir = match self.cfg.devices.device_dir(&device) {
+            Ok(d) => d,
+            Err(why) => {
+                log::warn!("device {device} unavailable: {}", why.0);
+                return insufficient_storage(&device);
+            }
+        };
+        let receiver =
+            ssync::receiver::Receiver::new(self.cfg.clone(), head, body, device, partition, policy, device_dir);
+        Response::new(Status::OK)
+            .with_header("Content-Type", &b"text/html; charset=UTF-8"[..])
+            .with_header("X-Backend-Accept-No-Commit", &b"True"[..])
+            .with_body(aerie_api::Body::Duplex(Box::new(receiver)))
     }
 }

@@ -24,7 +24,12 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// MD5 of bytes, lower-case hex.
 pub fn md5_hex(data: &[u8]) -> String {
-    hex(&Md5::digest(data))
+    hex(&md5(data))
+}
+
+/// MD5 of bytes.
+pub fn md5(data: &[u8]) -> [u8; 16] {
+    Md5::digest(data).into()
 }
 
 impl HashSalt {

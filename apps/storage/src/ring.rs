@@ -76,6 +76,12 @@ pub struct Ring {
     devs: Vec<Option<Device>>,
     part_shift: u32,
     replica2part2dev: Vec<Vec<u16>>,
+    /// Set while the ring's partition power is being increased (the
+    /// replicators pause then: every object is linked twice).
+    next_part_power: Option<u64>,
+    /// Regions, zones and ips of the devices that hold partitions (the
+    /// handoff search stops once each tier is used up).
+    tiers: (usize, usize, usize, usize),
 }
 
 fn bad(msg: impl Into<String>) -> io::Error {
@@ -122,7 +128,105 @@ impl Ring {
             rest = &rest[n * 2..];
             replica2part2dev.push(table);
         }
-        Ok(Ring { devs, part_shift, replica2part2dev })
+        let next_part_power = meta["next_part_power"].as_u64();
+        let mut ring = Ring { devs, part_shift, replica2part2dev, next_part_power, tiers: (0, 0, 0, 0) };
+        ring.tiers = ring.count_tiers();
+        Ok(ring)
+    }
+
+    fn count_tiers(&self) -> (usize, usize, usize, usize) {
+        use std::collections::BTreeSet;
+        let assigned: BTreeSet<u16> = self.replica2part2dev.iter().flatten().copied().collect();
+        let (mut regions, mut zones, mut ips, mut devs) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), 0);
+        for d in self.devs.iter().flatten().filter(|d| assigned.contains(&d.id)) {
+            regions.insert(d.region);
+            zones.insert((d.region, d.zone));
+            ips.insert((d.region, d.zone, d.ip.clone()));
+            devs += 1;
+        }
+        (regions.len(), zones.len(), ips.len(), devs)
+    }
+
+    /// Every device of the ring (removed ones are not listed).
+    pub fn devices(&self) -> impl Iterator<Item = &Device> {
+        self.devs.iter().flatten()
+    }
+
+    /// How many partitions the ring has.
+    pub fn partition_count(&self) -> u32 {
+        self.replica2part2dev.first().map_or(0, |t| t.len() as u32)
+    }
+
+    /// Whether a partition power increase is under way.
+    pub fn next_part_power(&self) -> Option<u64> {
+        self.next_part_power
+    }
+
+    /// The handoff devices of a partition, best first, as Swift's
+    /// `Ring.get_more_nodes` orders them (the same sequence, so a
+    /// replicator here looks where Swift's proxy wrote): devices in unused
+    /// regions first, then unused zones, then unused ips, then any other
+    /// device, each tier walked from a start point the partition's MD5
+    /// picks.
+    pub fn more_nodes(&self, partition: u32) -> Vec<&Device> {
+        use std::collections::BTreeSet;
+        let primaries = self.nodes(partition);
+        let mut used: BTreeSet<u16> = primaries.iter().map(|d| d.id).collect();
+        let mut regions: BTreeSet<u32> = primaries.iter().map(|d| d.region).collect();
+        let mut zones: BTreeSet<(u32, u32)> = primaries.iter().map(|d| (d.region, d.zone)).collect();
+        let mut ips: BTreeSet<(u32, u32, &str)> = primaries.iter().map(|d| (d.region, d.zone, d.ip.as_str())).collect();
+        let parts = self.partition_count() as usize;
+        if parts == 0 {
+            return Vec::new();
+        }
+        let digest = crate::hash::md5(partition.to_string().as_bytes());
+        let start = (u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]).checked_shr(self.part_shift))
+            .unwrap_or(0) as usize;
+        let inc = (parts / 65536).max(1);
+        let order: Vec<usize> =
+            (start..parts).step_by(inc).chain((inc - ((parts - start) % inc)..start).step_by(inc)).collect();
+        let (n_regions, n_zones, n_ips, n_devs) = self.tiers;
+        let mut out: Vec<&Device> = Vec::new();
+        // Tier 0: a new region; 1: a new zone; 2: a new ip; 3: any.
+        for tier in 0..4 {
+            let done =
+                |r: &BTreeSet<u32>, z: &BTreeSet<(u32, u32)>, i: &BTreeSet<(u32, u32, &str)>, u: &BTreeSet<u16>| {
+                    match tier {
+                        0 => r.len() >= n_regions,
+                        1 => z.len() >= n_zones,
+                        2 => i.len() >= n_ips,
+                        _ => u.len() >= n_devs,
+                    }
+                };
+            'walk: for &hp in &order {
+                if done(&regions, &zones, &ips, &used) {
+                    break;
+                }
+                for table in &self.replica2part2dev {
+                    let Some(&id) = table.get(hp) else { continue };
+                    let Some(Some(d)) = self.devs.get(id as usize) else { continue };
+                    let fresh = !used.contains(&id)
+                        && match tier {
+                            0 => !regions.contains(&d.region),
+                            1 => !zones.contains(&(d.region, d.zone)),
+                            2 => !ips.contains(&(d.region, d.zone, d.ip.as_str())),
+                            _ => true,
+                        };
+                    if !fresh {
+                        continue;
+                    }
+                    out.push(d);
+                    used.insert(id);
+                    regions.insert(d.region);
+                    zones.insert((d.region, d.zone));
+                    ips.insert((d.region, d.zone, d.ip.as_str()));
+                    if done(&regions, &zones, &ips, &used) {
+                        break 'walk;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The partition of `account[/container[/object]]`.

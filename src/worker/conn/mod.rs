@@ -350,7 +350,7 @@ impl<S: Stream> Conn<S> {
 
     fn step_busy(&mut self, cx: &mut Cx<'_>) -> Step {
         let mut progressed = self.pump_body(cx)?;
-        progressed |= self.pull_response()?;
+        progressed |= self.pull_response(cx.now)?;
         if self.pending_write() > 0 {
             progressed |= self.flush(cx.now)?;
         }

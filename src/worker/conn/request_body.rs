@@ -72,6 +72,12 @@ impl ReqBody {
         }
     }
 
+    /// The exchange progressed (a duplex answer went out): the body's
+    /// deadline counts from now.
+    pub(super) fn touch(&mut self, now: Instant) {
+        self.last_progress = now;
+    }
+
     /// Stop feeding: the reader sees the end (an error, as it is cut).
     pub(super) fn end(&mut self) {
         self.tx = None;

@@ -15,7 +15,14 @@ pub(super) const WRITE_HIGH_WATER: usize = 128 * 1024;
 
 pub(super) enum Resp {
     Waiting,
-    Streaming { rx: ChunkRx, chunked: bool, remaining: Option<u64> },
+    /// `duplex`: the request body is still fed to the producer, which
+    /// answers as it reads (the body's pipe is kept until the stream ends).
+    Streaming {
+        rx: ChunkRx,
+        chunked: bool,
+        remaining: Option<u64>,
+        duplex: bool,
+    },
     Written,
 }
 
@@ -43,8 +50,11 @@ impl<S: Stream> Conn<S> {
             headers.clear();
             body = OutBody::Empty;
         }
+        let duplex = matches!(body, OutBody::Stream { duplex: true, .. });
         if let Some(b) = ex.body.as_mut() {
-            ex.keep_alive = b.on_response(ex.keep_alive);
+            if !duplex {
+                ex.keep_alive = b.on_response(ex.keep_alive);
+            }
         }
         if cx.draining {
             ex.keep_alive = false;
@@ -61,9 +71,15 @@ impl<S: Stream> Conn<S> {
         ex.status = status;
         write_head(&mut self.wbuf, status, &headers, fr, ex.version, ex.keep_alive, cx.date);
         let sends_body = matches!(fr, Framing::Length(_) | Framing::Chunked | Framing::Close);
+        if duplex && !sends_body {
+            // No body goes out (HEAD): no conversation either.
+            if let Some(b) = ex.body.as_mut() {
+                ex.keep_alive = b.on_response(ex.keep_alive);
+            }
+        }
         ex.resp = match body {
-            OutBody::Stream { len, rx } if sends_body => {
-                Resp::Streaming { rx, chunked: fr == Framing::Chunked, remaining: len }
+            OutBody::Stream { len, rx, duplex } if sends_body => {
+                Resp::Streaming { rx, chunked: fr == Framing::Chunked, remaining: len, duplex }
             }
             OutBody::Bytes(b) if sends_body => {
                 self.wbuf.extend_from_slice(&b);
@@ -74,9 +90,9 @@ impl<S: Stream> Conn<S> {
         };
     }
 
-    pub(super) fn pull_response(&mut self) -> Step {
+    pub(super) fn pull_response(&mut self, now: std::time::Instant) -> Step {
         let Phase::Busy(ex) = &mut self.phase else { return Ok(false) };
-        let Resp::Streaming { rx, chunked, remaining } = &mut ex.resp else { return Ok(false) };
+        let Resp::Streaming { rx, chunked, remaining, duplex } = &mut ex.resp else { return Ok(false) };
         let aborted = Err(Close(CloseReason::ResponseAborted));
         let mut progressed = false;
         while self.wbuf.len() - self.wpos < WRITE_HIGH_WATER {
@@ -97,6 +113,13 @@ impl<S: Stream> Conn<S> {
                     }
                     ex.bytes_out += d.len() as u64;
                     progressed = true;
+                    if *duplex {
+                        // An answer is progress of the conversation: the
+                        // body's deadline counts from it too.
+                        if let Some(b) = ex.body.as_mut() {
+                            b.touch(now);
+                        }
+                    }
                 }
                 Some(ChunkMsg::End) => {
                     if remaining.is_some_and(|r| r > 0) {
@@ -105,6 +128,13 @@ impl<S: Stream> Conn<S> {
                     }
                     if *chunked {
                         self.wbuf.extend_from_slice(LAST_CHUNK);
+                    }
+                    if *duplex {
+                        // The conversation is over: whatever the client
+                        // still sends is discarded or ends the connection.
+                        if let Some(b) = ex.body.as_mut() {
+                            ex.keep_alive = b.on_response(ex.keep_alive);
+                        }
                     }
                     ex.resp = Resp::Written;
                     return Ok(true);

@@ -313,3 +313,21 @@ fn a_client_gone_mid_body_is_counted_as_such() {
     assert!(out.starts_with("HTTP/1.1 499"), "the processor saw the body cut short: {out}");
     assert_eq!(r.closed, Some(CloseReason::ClientGone));
 }
+
+#[test]
+fn a_duplex_answer_starts_before_the_body_and_converses_line_by_line() {
+    let mut r = Rig::new();
+    r.send(b"POST /echo/x?lines HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let out = r.take_output();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("Transfer-Encoding: chunked\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\n"), "only the head, before any body byte: {out:?}");
+    r.send(b"6\r\nhello\n\r\n");
+    assert_eq!(r.take_output(), "6\r\nhello\n\r\n", "answered while the body is still open");
+    r.send(b"3\r\nab\n\r\n");
+    assert_eq!(r.take_output(), "3\r\nab\n\r\n");
+    r.send(b"0\r\n\r\n");
+    assert_eq!(r.take_output(), "0\r\n\r\n", "the body's end ends the answer");
+    r.send(b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(statuses(&r.take_output()), ["200"], "and the connection is kept");
+    assert_eq!(r.closed, None);
+}

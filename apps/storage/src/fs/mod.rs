@@ -12,8 +12,10 @@
 //! Everything here blocks on the file system: call it from pool threads.
 
 mod group;
+mod lock;
 mod tempfile;
 pub use group::group_append;
+pub use lock::{lock_any, lock_path, Lock};
 pub use tempfile::TempFile;
 
 use std::ffi::OsStr;

@@ -1,15 +1,18 @@
-//! The updaters: background processes the master forks and supervises
-//! beside the workers. The object updater replays async pendings
-//! (`object.rs`); the container updater sends changed container
-//! statistics to the accounts (`aerie_container::updater`). Being their own
+//! The background roles: processes the master forks and supervises beside
+//! the workers. The object updater replays async pendings
+//! (`object_updater.rs`); the container updater sends changed container
+//! statistics to the accounts (`aerie_container::updater`); the object
+//! replicator keeps every replica of this node's partitions in sync
+//! (`replicator.rs`, over `aerie_object::replicator`). Being their own
 //! processes, they survive worker reloads and crashes, and their blocking
 //! disk and network calls never touch a worker's loop.
 //!
-//! Both are the same shape: after fork ([`crate::child::after_fork`]), a
+//! All are the same shape: after fork ([`crate::child::after_fork`]), a
 //! pass every interval, a heartbeat in between, and an exit as soon as a
 //! stop signal arrives or the master is gone.
 
-pub mod object;
+pub mod object_updater;
+pub mod replicator;
 
 use crate::child::{self, Inheritance, Started};
 use crate::config::Config;
@@ -20,9 +23,9 @@ use aerie_storage::ring::RingFile;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// What the master hands an updater at fork.
-pub struct UpdaterArgs<'a> {
-    /// Which updater.
+/// What the master hands a background role at fork.
+pub struct BackgroundArgs<'a> {
+    /// Which role.
     pub kind: ProcessKind,
     /// The configuration.
     pub config: &'a Config,
@@ -34,12 +37,17 @@ pub struct UpdaterArgs<'a> {
     pub master_signals: Vec<signal_hook::SigId>,
     /// The master's pid.
     pub master: nix::unistd::Pid,
+    /// The shared scoreboard (the replicator's table is in it).
+    pub scoreboard: crate::scoreboard::Scoreboard,
+    /// The ports this node's object service listens on (the replicator
+    /// finds its devices in the rings by them).
+    pub object_ports: Vec<u16>,
 }
 
-/// The updater process, after fork: hygiene, then passes until stopped;
-/// never returns.
-pub fn main(args: UpdaterArgs<'_>) -> ! {
-    let UpdaterArgs { kind, config, slot, close, master_signals, master } = args;
+/// The background process, after fork: hygiene, then passes until
+/// stopped; never returns.
+pub fn main(args: BackgroundArgs<'_>) -> ! {
+    let BackgroundArgs { kind, config, slot, close, master_signals, master, scoreboard, object_ports } = args;
     let inh = Inheritance { role: Role::Child(kind, 0), slot, close, master_signals, master, server: &config.server };
     let started = match child::after_fork(inh) {
         Ok(s) => s,
@@ -48,6 +56,9 @@ pub fn main(args: UpdaterArgs<'_>) -> ! {
             child::exit(e.exit_code())
         }
     };
+    if kind == ProcessKind::ObjectReplicator {
+        child::exit(replicator::run(config, slot, &started, scoreboard, &object_ports))
+    }
     child::exit(run(kind, config, slot, &started))
 }
 
@@ -95,7 +106,7 @@ fn run(kind: ProcessKind, config: &Config, slot: Slot, started: &Started) -> Exi
             log::info!("sweeping the async pendings under {} every {interval:?}", root.display());
             run_passes(started, slot, interval, |slot| {
                 let ring = ring_file.get().zip(salt.as_ref());
-                let s = object::sweep(&root, ring, remote.conn(), remote.node(), Some(slot));
+                let s = object_updater::sweep(&root, ring, remote.conn(), remote.node(), Some(slot));
                 if s.delivered > 0 || s.pending > 0 {
                     log::info!(
                         "object updater sweep: {} delivered, {} still pending, {} left for a ring",
