@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 /// A loopback Swift cluster: the proxy and `n` aerie nodes.
-struct Cluster {
+pub struct Cluster {
     dir: TempDir,
     env: HashMap<String, String>,
     nodes: Vec<Option<Server>>,
@@ -34,7 +34,7 @@ impl Drop for Cluster {
 impl Cluster {
     /// Lay out and start a cluster of `n` nodes; `tweak` may edit each
     /// node's config text (node number from 1) before it starts.
-    fn start(n: usize, tweak: impl Fn(usize, String) -> String) -> Cluster {
+    pub fn start(n: usize, tweak: impl Fn(usize, String) -> String) -> Cluster {
         util::system_swift_conf();
         let dir = TempDir::new("cluster");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/swift-cluster.sh");
@@ -71,31 +71,31 @@ impl Cluster {
         c
     }
 
-    fn proxy_addr(&self) -> SocketAddr {
+    pub fn proxy_addr(&self) -> SocketAddr {
         format!("127.0.0.1:{}", self.env["PROXY_PORT"]).parse().expect("proxy address")
     }
 
     /// Node `i`'s address for `service` (`OBJECT`, `CONTAINER`, `ACCOUNT`,
     /// `ADMIN`).
-    fn node_addr(&self, i: usize, service: &str) -> SocketAddr {
+    pub fn node_addr(&self, i: usize, service: &str) -> SocketAddr {
         format!("127.0.0.1:{}", self.env[&format!("NODE{i}_{service}")]).parse().expect("node address")
     }
 
-    fn node_root(&self, i: usize) -> PathBuf {
+    pub fn node_root(&self, i: usize) -> PathBuf {
         self.dir.path().join(format!("node{i}/srv"))
     }
 
     /// SIGKILL node `i`'s master and workers.
-    fn kill_node(&mut self, i: usize) {
+    pub fn kill_node(&mut self, i: usize) {
         self.nodes[i - 1] = None;
     }
 
-    fn restart_node(&mut self, i: usize) {
+    pub fn restart_node(&mut self, i: usize) {
         self.nodes[i - 1] = Some(Server::start(&self.configs[i - 1]));
     }
 
     /// Run the swift client (as test:tester) in the cluster's directory.
-    fn swift(&self, args: &[&str]) -> Output {
+    pub fn swift(&self, args: &[&str]) -> Output {
         Command::new(&self.swift)
             .args(["-A", &format!("http://{}/auth/v1.0", self.proxy_addr()), "-U", "test:tester", "-K", "testing"])
             .args(args)
@@ -106,7 +106,7 @@ impl Cluster {
 
     /// Run the swift client and return its standard output; the command
     /// must succeed.
-    fn ok(&self, args: &[&str]) -> String {
+    pub fn ok(&self, args: &[&str]) -> String {
         let out = self.swift(args);
         assert!(
             out.status.success(),
@@ -119,7 +119,7 @@ impl Cluster {
     }
 
     /// One pass of Swift's object expirer over the cluster.
-    fn expirer_pass(&self) {
+    pub fn expirer_pass(&self) {
         let out = Command::new(self.swift.with_file_name("swift-object-expirer"))
             .arg(self.dir.path().join("swift/object-expirer.conf"))
             .arg("--once")
@@ -129,7 +129,7 @@ impl Cluster {
     }
 
     /// `swift stat ...` as a map of its `Key: value` lines.
-    fn stat(&self, args: &[&str]) -> HashMap<String, String> {
+    pub fn stat(&self, args: &[&str]) -> HashMap<String, String> {
         let mut all = vec!["stat"];
         all.extend_from_slice(args);
         self.ok(&all)
@@ -140,13 +140,13 @@ impl Cluster {
     }
 
     /// An object's bytes, downloaded with the client.
-    fn download(&self, container: &str, object: &str) -> Vec<u8> {
+    pub fn download(&self, container: &str, object: &str) -> Vec<u8> {
         let out = self.swift(&["download", container, object, "-o", "-"]);
         assert!(out.status.success(), "download {container}/{object}: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     }
 
-    fn write_file(&self, name: &str, data: &[u8]) {
+    pub fn write_file(&self, name: &str, data: &[u8]) {
         let p = self.dir.path().join(name);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).expect("dirs");
@@ -154,14 +154,14 @@ impl Cluster {
         std::fs::write(p, data).expect("write upload file");
     }
 
-    fn proxy_log_tail(&self) -> String {
+    pub fn proxy_log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
     /// The sum of a counter in node `i`'s /metrics.
-    fn metric(&self, i: usize, name: &str) -> f64 {
+    pub fn metric(&self, i: usize, name: &str) -> f64 {
         let text = get(self.node_addr(i, "ADMIN"), "/metrics").text();
         text.lines()
             .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
@@ -176,7 +176,7 @@ fn read_env(path: &Path) -> HashMap<String, String> {
 }
 
 /// Deterministic pseudo-random bytes (so a failure can be reproduced).
-fn data(len: usize, seed: u64) -> Vec<u8> {
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
