@@ -174,3 +174,14 @@ fn pickles() {
         checks::pickle,
     );
 }
+
+#[test]
+fn ssync_sessions() {
+    let h = "0123456789abcdef0123456789abc000";
+    let offer = format!(":MISSING_CHECK: START\r\n{h} 1700000000.00000 m:989680,t:1__2\r\n:MISSING_CHECK: END\r\n");
+    let put = format!(
+        "{offer}:UPDATES: START\r\nPUT /a/c/o\r\nContent-Length: 3\r\nContent-Type: a\r\nX-Timestamp: 1700000000.00000\r\n\r\nabc\
+         POST /a/c/o\r\nX-Timestamp: 1700000001.00000\r\n\r\nDELETE /a/c/o\r\nX-Timestamp: 1700000002.00000\r\n\r\n:UPDATES: END\r\n"
+    );
+    run("ssync", &[offer.as_bytes(), put.as_bytes(), b":MISSING_CHECK: START\r\n"], checks::ssync);
+}
