@@ -6,6 +6,7 @@
 
 mod flows;
 mod hashes;
+mod interop;
 mod ssync;
 
 use crate::util::swift_python;
