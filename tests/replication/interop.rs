@@ -82,3 +82,85 @@ fn swifts_object_replicator_in_ssync_mode_heals_aerie_nodes() {
         assert_eq!(len, 0, "{p} is consolidated");
     }
 }
+
+/// Swift's object server on node `i`'s object port and devices.
+fn swift_object_server(c: &Cluster, i: usize) -> std::process::Child {
+    let dir = c.node_root(i).parent().expect("node dir").to_path_buf();
+    let conf = dir.join("swift-object-server.conf");
+    let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().expect("id").stdout).trim().to_string();
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\nworkers = 0\n\
+             user = {user}\nlog_address = /dev/null\n\n[pipeline:main]\npipeline = object-server\n\n\
+             [app:object-server]\nuse = egg:swift#object\n",
+            c.node_root(i).display(),
+            c.node_addr(i, "OBJECT").port()
+        ),
+    )
+    .expect("object-server conf");
+    let bin = crate::util::swift_python().parent().expect("venv bin").join("swift-object-server");
+    let child = Command::new(&bin)
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("swift-object-server.log")).expect("log"))
+        .spawn()
+        .expect("start swift-object-server");
+    let addr = c.node_addr(i, "OBJECT");
+    crate::util::wait_until("Swift's object server", std::time::Duration::from_secs(30), || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    child
+}
+
+#[test]
+fn aeries_replicator_heals_swifts_own_object_server() {
+    // Node 3's objects are served by Swift's object server (its aerie keeps
+    // the container and account services and moves its object listener to
+    // a port the rings do not know).
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let mut c = Cluster::start(3, |i, config| {
+        let config = config.replace("interval = 5.0", "interval = 1.0");
+        if i != 3 {
+            return config;
+        }
+        let mut out = String::new();
+        let mut object_listener = false;
+        for line in config.lines() {
+            if line.starts_with("address = ") && object_listener {
+                out.push_str(&format!("address = \"127.0.0.1:{spare}\"\n"));
+                object_listener = false;
+                continue;
+            }
+            object_listener = line == "[[listen]]" && out.matches("[[listen]]").count() == 0;
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    });
+    // The first [[listen]] is the object one: Swift's server takes its port.
+    assert!(std::net::TcpStream::connect(c.node_addr(3, "OBJECT")).is_err(), "node 3's aerie left the port free");
+    let mut swift = swift_object_server(&c, 3);
+    c.ok(&["post", "tosw"]);
+    // Swift's server is down while objects are written, deleted and POSTed.
+    let _ = swift.kill();
+    let _ = swift.wait();
+    for i in 0..4 {
+        c.write_file(&format!("x/{i}"), &data(3000 + i, 500 + i as u64));
+    }
+    c.ok(&["upload", "tosw", "x"]);
+    c.ok(&["delete", "tosw", "x/0"]);
+    c.ok(&["post", "tosw", "x/1", "-m", "color:blue"]);
+    let mut swift = swift_object_server(&c, 3);
+    let dev = |i: usize| c.node_root(i).join(format!("d{i}"));
+    crate::util::wait_until("aerie to fill Swift's node", std::time::Duration::from_secs(90), || {
+        objects(&dev(3)) == objects(&dev(1))
+    });
+    let meta = |i: usize| -> serde_json::Value {
+        serde_json::from_str(&swift_py("metadata.py", &[&dev(i).join("objects").to_string_lossy()])).expect("json")
+    };
+    assert_eq!(meta(3), meta(1), "what aerie sent, Swift's server stored with the same metadata");
+    let _ = swift.kill();
+    let _ = swift.wait();
+    drop(c);
+}
