@@ -119,7 +119,7 @@ fn aeries_replicator_heals_swifts_own_object_server() {
     // the container and account services and moves its object listener to
     // a port the rings do not know).
     let spare = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-    let mut c = Cluster::start(3, |i, config| {
+    let c = Cluster::start(3, |i, config| {
         let config = config.replace("interval = 5.0", "interval = 1.0");
         if i != 3 {
             return config;
