@@ -16,7 +16,11 @@
 #   .venv/bin/swift -A "$ST_AUTH" -U "$ST_USER" -K "$ST_KEY" stat
 #
 # Layout: DIR/swift (the proxy's swift_dir: rings, proxy-server.conf,
-# object-expirer.conf for Swift's expirer),
+# object-expirer.conf for Swift's expirer), DIR/rsyncd.conf (the rsync
+# daemon for Swift's replicators in rsync mode: as in Swift's SAIO, one
+# daemon for the loopback cluster with modules object<port>,
+# container<port> and account<port> over each node's devices, on port
+# RSYNC_PORT; rsync_module = rsync://127.0.0.1:RSYNC_PORT/object{replication_port}),
 # DIR/nodeN/aerie.toml and DIR/nodeN/srv/dN (node N's one device),
 # DIR/cluster.env (ports, and ST_AUTH/ST_USER/ST_KEY for the swift client).
 # Rings have min(3, NODES) replicas, one zone per node, 2^6 partitions, and
@@ -32,7 +36,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}
 DIR=${2:-}
 NODES=${3:-1}
-[ -n "$cmd" ] && [ -n "$DIR" ] || { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$DIR" ] || { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 
@@ -57,7 +61,7 @@ setup() {
     # Ports are chosen once and kept, so a re-run keeps the rings valid.
     if [ ! -f "$DIR/ports" ]; then
         {
-            echo "PROXY_PORT=$(free_port)"
+            echo "PROXY_PORT=$(free_port) RSYNC_PORT=$(free_port)"
             for n in $(seq "$NODES"); do
                 echo "NODE${n}_OBJECT=$(free_port) NODE${n}_CONTAINER=$(free_port) NODE${n}_ACCOUNT=$(free_port) NODE${n}_ADMIN=$(free_port)"
             done
@@ -138,6 +142,23 @@ threads_per_device = 2
 queue_per_device = 64
 EOF
     done
+    {
+        echo "# rsync daemon of the loopback cluster in $DIR (scripts/swift-cluster.sh)."
+        echo "# A production node's is etc/rsyncd.conf: one daemon, modules over /srv/node."
+        echo "pid file = $DIR/rsyncd.pid"
+        echo "log file = $DIR/rsyncd.log"
+        echo "use chroot = false"
+        echo "reverse lookup = false"
+        echo "uid = $(id -un)"
+        echo "gid = $(id -gn)"
+        for n in $(seq "$NODES"); do
+            for kind in object container account; do
+                local var="NODE${n}_${kind^^}"
+                printf '\n[%s%s]\npath = %s\nread only = false\nmax connections = 8\nlock file = %s\n' \
+                    "$kind" "${!var}" "$DIR/node$n/srv" "$DIR/rsync-$kind${!var}.lock"
+            done
+        done
+    } >"$DIR/rsyncd.conf"
     cat >"$swift_dir/proxy-server.conf" <<EOF
 # Swift's proxy in front of the aerie nodes in $DIR.
 [DEFAULT]
@@ -224,6 +245,10 @@ start() {
     # shellcheck disable=SC1091
     . "$DIR/cluster.env"
     : >"$DIR/pids"
+    if "$ROOT/scripts/rsync.sh" >/dev/null; then
+        rsync --daemon --no-detach --config="$DIR/rsyncd.conf" --port="$RSYNC_PORT" --address=127.0.0.1 &
+        echo $! >>"$DIR/pids"
+    fi
     for n in $(seq "$NODES"); do
         "$aerie" -c "$DIR/node$n/aerie.toml" 2>>"$DIR/node$n/aerie.log" &
         echo $! >>"$DIR/pids"

@@ -71,6 +71,11 @@ impl Cluster {
         c
     }
 
+    /// A value of the cluster's `cluster.env` (ports, paths).
+    pub fn env(&self, key: &str) -> String {
+        self.env.get(key).cloned().unwrap_or_else(|| panic!("no {key} in cluster.env"))
+    }
+
     pub fn proxy_addr(&self) -> SocketAddr {
         format!("127.0.0.1:{}", self.env["PROXY_PORT"]).parse().expect("proxy address")
     }

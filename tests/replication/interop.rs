@@ -21,8 +21,10 @@ fn objects(root: &Path) -> Vec<String> {
         .collect()
 }
 
-/// One pass of Swift's object-replicator over node `i`'s devices.
+/// One pass of Swift's object-replicator over node `i`'s devices
+/// (`sync_method` ssync, or rsync into the cluster's rsync daemon).
 fn swift_replicator_once(c: &Cluster, i: usize, sync_method: &str) {
+    let rsync_module = format!("rsync://127.0.0.1:{}/object{{replication_port}}", c.env("RSYNC_PORT"));
     let dir = c.node_root(i).parent().expect("node dir").to_path_buf();
     let conf = dir.join("object-replicator.conf");
     let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().expect("id").stdout).trim().to_string();
@@ -32,7 +34,7 @@ fn swift_replicator_once(c: &Cluster, i: usize, sync_method: &str) {
             "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\nswift_dir = {}\n\
              user = {user}\nlog_name = object-replicator\n\n[pipeline:main]\npipeline = object-server\n\n\
              [app:object-server]\nuse = egg:swift#object\n\n[object-replicator]\nsync_method = {sync_method}\n\
-             concurrency = 4\nrecon_cache_path = {}\n",
+             concurrency = 4\nrecon_cache_path = {}\nrsync_module = {rsync_module}\n",
             c.node_root(i).display(),
             c.node_addr(i, "OBJECT").port(),
             dir.parent().expect("cluster dir").join("swift").display(),
@@ -47,9 +49,49 @@ fn swift_replicator_once(c: &Cluster, i: usize, sync_method: &str) {
     assert!(!log.contains("Traceback"), "swift-object-replicator on node {i}: {log}");
 }
 
+/// The cluster's rsync daemon (`rsyncd.conf` from the cluster script),
+/// killed when dropped.
+struct Rsyncd(std::process::Child);
+
+impl Drop for Rsyncd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rsyncd(c: &Cluster) -> Rsyncd {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rsync.sh");
+    let out = Command::new(script).output().expect("run scripts/rsync.sh");
+    assert!(out.status.success(), "could not install rsync: {}", String::from_utf8_lossy(&out.stderr));
+    let dir = c.node_root(1).parent().and_then(Path::parent).expect("cluster dir").to_path_buf();
+    let port = c.env("RSYNC_PORT");
+    let child = Command::new(String::from_utf8_lossy(&out.stdout).trim())
+        .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
+        .arg(format!("--config={}", dir.join("rsyncd.conf").display()))
+        .arg(format!("--port={port}"))
+        .spawn()
+        .expect("start rsync --daemon");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    crate::util::wait_until("the rsync daemon", std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    Rsyncd(child)
+}
+
 #[test]
 fn swifts_object_replicator_in_ssync_mode_heals_aerie_nodes() {
+    swift_replicator_heals_aerie_nodes("ssync");
+}
+
+#[test]
+fn swifts_object_replicator_in_rsync_mode_heals_aerie_nodes() {
+    swift_replicator_heals_aerie_nodes("rsync");
+}
+
+fn swift_replicator_heals_aerie_nodes(sync_method: &str) {
     let mut c = Cluster::start(3, no_replicator);
+    let _rsyncd = (sync_method == "rsync").then(|| rsyncd(&c));
     c.ok(&["post", "sw"]);
     for i in 0..4 {
         c.write_file(&format!("a/{i}"), &data(2000 + i, 300 + i as u64));
@@ -65,8 +107,8 @@ fn swifts_object_replicator_in_ssync_mode_heals_aerie_nodes() {
     c.restart_node(3);
     let dev = |i: usize| c.node_root(i).join(format!("d{i}"));
     assert_ne!(objects(&dev(3)), objects(&dev(1)), "node 3 missed the writes");
-    swift_replicator_once(&c, 1, "ssync");
-    swift_replicator_once(&c, 2, "ssync");
+    swift_replicator_once(&c, 1, sync_method);
+    swift_replicator_once(&c, 2, sync_method);
     assert_eq!(objects(&dev(3)), objects(&dev(1)), "node 3 caught up through aerie's REPLICATE and SSYNC");
     // The metadata is Swift's, byte for byte, on every replica.
     let meta = |i: usize| -> serde_json::Value {
@@ -76,7 +118,7 @@ fn swifts_object_replicator_in_ssync_mode_heals_aerie_nodes() {
     assert_eq!(meta(2), meta(1));
     // hashes.invalid ends empty once replication settles (Swift's probe
     // test checks the same).
-    swift_replicator_once(&c, 3, "ssync");
+    swift_replicator_once(&c, 3, sync_method);
     for p in tree(&dev(3)).into_iter().filter(|f| f.ends_with("hashes.invalid")) {
         let len = std::fs::metadata(dev(3).join(&p)).map(|m| m.len()).unwrap_or(0);
         assert_eq!(len, 0, "{p} is consolidated");
