@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Object replication: rebuild a wiped device, aerie vs Swift, in one run.
+#
+#   bench/replication.sh [SMALL] [BIG] [ROUNDS]
+#
+# A three-node loopback cluster (scripts/swift-cluster.sh; 3 replicas, so
+# every node holds every partition) is loaded with SMALL objects of 4 KiB
+# (default 20000) and BIG of 1 MiB (default 200), written straight to
+# node 1's object server and copied to the other two devices. Then, ROUNDS
+# times (default 1) for each method, node 3's device is emptied and the
+# other nodes refill it:
+#
+#   aerie        aerie's object replicator on every node (SSYNC)
+#   swift-ssync  Swift 2.38.3's swift-object-replicator once on nodes 1 and
+#                2 (sync_method = ssync, concurrency = 4), aerie serving
+#   swift-rsync  the same with sync_method = rsync into the rsync daemon
+#
+# Figures: seconds until the device is complete again, and CPU-seconds of
+# every process involved (aerie nodes, Swift's replicators, rsync), with
+# the medians and the aerie/Swift ratios. Then one steady-state pass of
+# node 1 over objects already in sync (hashes cached): wall time and
+# CPU-seconds, aerie's replicator vs Swift's in ssync mode.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TAG=replication
+SMALL=${1:-20000}
+BIG=${2:-200}
+ROUNDS=${3:-1}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_setup
+"$ROOT/scripts/rsync.sh" >/dev/null
+C=$WORK/c
+UPDATER_INTERVAL=60 REPLICATION_INTERVAL=1.0 "$ROOT/scripts/swift-cluster.sh" setup "$C" 3 >/dev/null
+# shellcheck disable=SC1091
+. "$C/cluster.env"
+for n in 1 2 3; do
+    f=$C/node$n/aerie.toml
+    sed -i 's/^level = "info"/level = "warn"/; s/^access = true/access = false/' "$f"
+    sed 's/^\[replication\]$/[replication]\nobject_replicator = false/' "$f" >"$C/node$n/off.toml"
+done
+TOTAL=$((SMALL + BIG))
+
+start_nodes() { # MODE (on|off): the three aerie nodes; NODE_PIDS
+    NODE_PIDS=()
+    local n cfg
+    for n in 1 2 3; do
+        cfg=$C/node$n/aerie.toml
+        [ "$1" = on ] || cfg=$C/node$n/off.toml
+        "$ROOT/target/release/aerie" -c "$cfg" 2>>"$C/node$n/aerie.log" &
+        NODE_PIDS+=($!); PIDS+=($!)
+    done
+    for n in 1 2 3; do local v="NODE${n}_OBJECT"; wait_port "${!v}"; done
+}
+stop_nodes() { for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${NODE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done; }
+node_ticks() { local all="" p; for p in "${NODE_PIDS[@]}"; do all+="$(tree "$p") "; done; cpu_ticks "$all"; }
+data_files() { find "$C/node3/srv/d3" -name '*.data' 2>/dev/null | wc -l; }
+now_ms() { date +%s%3N; }
+
+# Load node 1 through its object server, at the partitions of the ring.
+echo "loading $SMALL x 4 KiB + $BIG x 1 MiB..." >&2
+start_nodes off
+"$PY" - "$C/swift" "$NODE1_OBJECT" "$SMALL" "$BIG" <<'EOF'
+import http.client, os, sys, time
+from swift.common.ring import Ring
+swift_dir, port, small, big = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ring = Ring(swift_dir, ring_name='object')
+conn = http.client.HTTPConnection('127.0.0.1', port)
+small_body, big_body = os.urandom(4096), os.urandom(1 << 20)
+for i in range(small + big):
+    name = 'o%07d' % i
+    part = ring.get_part('AUTH_bench', 'c', name)
+    body = small_body if i < small else big_body
+    ts = '%.5f' % (time.time())
+    conn.request('PUT', '/d1/%d/AUTH_bench/c/%s' % (part, name), body=body,
+                 headers={'X-Timestamp': ts, 'Content-Type': 'application/octet-stream'})
+    r = conn.getresponse(); r.read()
+    assert r.status == 201, r.status
+EOF
+stop_nodes
+for n in 2 3; do rm -rf "$C/node$n/srv/d$n"; cp -a "$C/node1/srv/d1" "$C/node$n/srv/d$n"; done
+echo "loaded: $(find "$C/node1/srv/d1" -name '*.data' | wc -l) objects per device" >&2
+
+# swift_replicator NODE METHOD: a conf for Swift's replicator on a node.
+swift_conf() {
+    local n=$1 method=$2 v="NODE${1}_OBJECT"
+    cat >"$C/node$n/object-replicator.conf" <<EOF2
+[DEFAULT]
+devices = $C/node$n/srv
+mount_check = false
+bind_ip = 127.0.0.1
+bind_port = ${!v}
+swift_dir = $C/swift
+user = $(id -un)
+log_address = /dev/null
+log_level = WARNING
+[pipeline:main]
+pipeline = object-server
+[app:object-server]
+use = egg:swift#object
+[object-replicator]
+sync_method = $method
+concurrency = 4
+recon_cache_path = $C
+rsync_module = rsync://127.0.0.1:$RSYNC_PORT/object{replication_port}
+EOF2
+}
+# CPU-seconds of a command and its children (Swift's replicator, rsync).
+RUSAGE='import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); r = resource.getrusage(resource.RUSAGE_CHILDREN); print("%.3f" % (r.ru_utime + r.ru_stime))'
+
+rebuild() { # METHOD → "seconds cpu_seconds"
+    local method=$1 t0 t1 c1 extra=0 rsyncd=""
+    rm -rf "$C/node3/srv/d3"; mkdir -p "$C/node3/srv/d3"
+    if [ "$method" = aerie ]; then
+        t0=$(now_ms); start_nodes on
+        until [ "$(data_files)" -ge "$TOTAL" ]; do sleep 0.5; done
+        t1=$(now_ms); c1=$(node_ticks)
+        stop_nodes
+    else
+        start_nodes off
+        swift_conf 1 "${method#swift-}"; swift_conf 2 "${method#swift-}"
+        if [ "$method" = swift-rsync ]; then
+            rsync --daemon --no-detach --config="$C/rsyncd.conf" --port="$RSYNC_PORT" --address=127.0.0.1 &
+            rsyncd=$!; PIDS+=("$rsyncd"); wait_port "$RSYNC_PORT"
+        fi
+        local c0; c0=$(node_ticks)
+        t0=$(now_ms)
+        "$PY" -c "$RUSAGE" "$SWIFT_BIN/swift-object-replicator" "$C/node1/object-replicator.conf" once >"$WORK/r1" &
+        local a=$!
+        "$PY" -c "$RUSAGE" "$SWIFT_BIN/swift-object-replicator" "$C/node2/object-replicator.conf" once >"$WORK/r2" &
+        local b=$!
+        wait "$a" "$b"
+        t1=$(now_ms)
+        extra=$(awk '{s+=$1} END{print s}' "$WORK/r1" "$WORK/r2")
+        if [ -n "$rsyncd" ]; then
+            extra=$(awk -v e="$extra" -v t="$(sed 's/.*) //' /proc/"$rsyncd"/stat | awk '{print $12+$13+$14+$15}')" -v c="$CLK" 'BEGIN{print e + t/c}')
+            kill "$rsyncd"; wait "$rsyncd" 2>/dev/null || true
+        fi
+        c1=$(( $(node_ticks) - c0 ))
+        [ "$(data_files)" -ge "$TOTAL" ] || echo "$method: only $(data_files) of $TOTAL objects back" >&2
+        stop_nodes
+    fi
+    awk -v a="$t0" -v b="$t1" -v c="$c1" -v k="$CLK" -v e="$extra" 'BEGIN{printf "%.2f %.2f\n", (b-a)/1000, c/k + e}'
+}
+
+printf '%-12s %10s %10s\n' method seconds cpu_s
+declare -A S=() U=()
+for r in $(seq "$ROUNDS"); do
+    for m in aerie swift-ssync swift-rsync; do
+        read -r s u <<<"$(rebuild "$m")"
+        printf '%-12s %10s %10s   (round %s)\n' "$m" "$s" "$u" "$r"
+        S[$m]+="$s "; U[$m]+="$u "
+    done
+done
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+for m in aerie swift-ssync swift-rsync; do
+    printf '%-12s %10s %10s   median of %s\n' "$m" "$(med "${S[$m]}")" "$(med "${U[$m]}")" "$ROUNDS"
+done
+for m in swift-ssync swift-rsync; do
+    echo "rebuild vs $m: $(ratio "$(med "${S[$m]}")" "$(med "${S[aerie]}")")x faster, $(ratio "$(med "${U[$m]}")" "$(med "${U[aerie]}")")x less CPU"
+done
+
+# Steady state: everything in sync (the last rebuild left it so).
+start_nodes off
+swift_conf 1 ssync
+c0=$(node_ticks); t0=$(now_ms)
+su=$("$PY" -c "$RUSAGE" "$SWIFT_BIN/swift-object-replicator" "$C/node1/object-replicator.conf" once)
+t1=$(now_ms); c1=$(( $(node_ticks) - c0 ))
+swift_steady=$(awk -v a="$t0" -v b="$t1" -v c="$c1" -v k="$CLK" -v e="$su" 'BEGIN{printf "%.2f %.2f", (b-a)/1000, c/k + e}')
+stop_nodes
+# aerie: node 1's replicator alone, its first pass over cached hashes.
+NODE_PIDS=()
+for n in 1 2 3; do
+    cfg=$C/node$n/off.toml; [ "$n" = 1 ] && cfg=$C/node1/aerie.toml
+    "$ROOT/target/release/aerie" -c "$cfg" 2>>"$C/node$n/aerie.log" & NODE_PIDS+=($!); PIDS+=($!)
+done
+t0=$(now_ms)
+until curl -fsS "127.0.0.1:$NODE1_ADMIN/status" 2>/dev/null | "$PY" -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(r["passes"] >= 1 for r in d["replication"]) else 1)'; do sleep 0.2; done
+c1=$(node_ticks)
+pass_s=$(curl -fsS "127.0.0.1:$NODE1_ADMIN/status" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["replication"][0]["last_pass_seconds"])')
+stop_nodes
+aerie_steady=$(awk -v p="$pass_s" -v c="$c1" -v k="$CLK" 'BEGIN{printf "%.2f %.2f", p, c/k}')
+read -r as ac <<<"$aerie_steady"; read -r ss sc <<<"$swift_steady"
+echo "steady-state pass over $TOTAL objects in sync: aerie ${as}s ${ac} CPU-s (whole nodes, incl. start), Swift ssync ${ss}s ${sc} CPU-s: $(ratio "$ss" "$as")x faster, $(ratio "$sc" "$ac")x less CPU"
