@@ -20,6 +20,10 @@
 # the medians and the aerie/Swift ratios. Then one steady-state pass of
 # node 1 over objects already in sync (hashes cached): wall time and
 # CPU-seconds, aerie's replicator vs Swift's in ssync mode.
+#
+# RECEIVE_PER_DEVICE (default 1, Swift's default) sets every node's
+# replication.replication_concurrency_per_device: SSYNC sessions a device
+# takes at once, for aerie's and Swift's senders alike.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TAG=replication
@@ -37,6 +41,7 @@ UPDATER_INTERVAL=60 REPLICATION_INTERVAL=1.0 "$ROOT/scripts/swift-cluster.sh" se
 for n in 1 2 3; do
     f=$C/node$n/aerie.toml
     sed -i 's/^level = "info"/level = "warn"/; s/^access = true/access = false/' "$f"
+    sed -i "s/^\[replication\]\$/[replication]\nreplication_concurrency_per_device = ${RECEIVE_PER_DEVICE:-1}/" "$f"
     sed 's/^\[replication\]$/[replication]\nobject_replicator = false/' "$f" >"$C/node$n/off.toml"
 done
 TOTAL=$((SMALL + BIG))
