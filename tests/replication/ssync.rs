@@ -193,12 +193,29 @@ fn hostile_senders_get_errors_and_nothing_is_written_outside_the_device() {
     ssync(addr, "/sdb1/1", &b, true);
     let files = n.files("sdb1");
     assert!(!files.iter().any(|f| f.ends_with(".data") && !f.starts_with("objects/1/")), "{files:?}");
-    assert!(
-        files.iter().filter(|f| f.ends_with(".data")).count() <= 1,
-        "neither the cut nor the lying PUT was stored: {files:?}"
-    );
+    let stored = |name: &str| n.req("HEAD", &format!("/sdb1/1/{name}"), &[("X-Backend-Replication", "True")], b"");
+    assert_eq!(stored("AUTH_t/c/cut").status, 404, "a PUT whose body was cut is not stored");
+    assert_eq!(stored("AUTH_t/c/liar").status, 404, "a PUT whose length lied is not stored");
+    assert_eq!(stored("../../../../../tmp/escape").status, 200, "the climbing name is an object like any other");
+    assert_eq!(files.iter().filter(|f| f.ends_with(".data")).count(), 1, "{files:?}");
     assert!(!files.iter().any(|f| f.starts_with("tmp/")), "no temporary file left: {files:?}");
     assert_eq!(outside(&n), before, "nothing written outside the device");
+
+    // A sender cannot switch the replication semantics off: its own
+    // `X-Backend-Replication: False` is replaced, so an X-Delete-At in the
+    // past (refused to a client) is taken, as from any replicator.
+    let t = ts();
+    let mut b = missing_check(&[]);
+    b.extend_from_slice(
+        format!(
+            ":UPDATES: START\r\nPUT /AUTH_t/c/expired\r\nContent-Length: 1\r\nContent-Type: a\r\n\
+             X-Backend-Replication: False\r\nX-Delete-At: 1000000000\r\nX-Timestamp: {t}\r\n\r\nx:UPDATES: END\r\n"
+        )
+        .as_bytes(),
+    );
+    let (_, body) = ssync(addr, "/sdb1/4", &b, true);
+    assert!(body.ends_with(":UPDATES: START\r\n:UPDATES: END\r\n"), "{body:?}");
+    assert_eq!(n.req("HEAD", "/sdb1/4/AUTH_t/c/expired", &[("X-Backend-Replication", "True")], b"").status, 200);
 
     // A check-only session (the sender hangs up after the missing check)
     // is a normal end.

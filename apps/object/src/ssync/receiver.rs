@@ -466,15 +466,29 @@ impl Receiver {
         content_length: Option<u64>,
         context: &str,
     ) -> Status {
+        // What the session sets is the session's: a sender cannot turn the
+        // replication semantics off (and so make this node send container
+        // or expirer updates) by sending values of its own.
+        let sent: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .filter(|(n, _)| {
+                !matches!(
+                    *n,
+                    "x-backend-storage-policy-index"
+                        | "x-backend-replication"
+                        | "x-backend-replication-headers"
+                        | "x-backend-ssync-frag-index"
+                )
+            })
+            .collect();
+        // Every header is metadata to keep, but the ETag (stored as the
+        // object server computes it) and the commit flag (Swift's rule).
         let replication_headers: Vec<&str> =
-            headers.iter().map(|(n, _)| n.as_str()).filter(|n| *n != "etag" && *n != "x-backend-no-commit").collect();
+            sent.iter().map(|(n, _)| *n).filter(|n| *n != "etag" && *n != "x-backend-no-commit").collect();
         let replication_headers = replication_headers.join(" ");
         let policy = self.policy.to_string();
-        let mut all: Vec<(&str, &[u8])> = headers
-            .iter()
-            .filter(|(n, _)| !matches!(n.as_str(), "x-backend-storage-policy-index" | "x-backend-replication-headers"))
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-            .collect();
+        let mut all = sent;
         all.push(("X-Backend-Storage-Policy-Index", policy.as_bytes()));
         all.push(("X-Backend-Replication", b"True"));
         if !replication_headers.is_empty() {
