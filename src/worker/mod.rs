@@ -138,17 +138,7 @@ fn boot(args: WorkerArgs<'_>) -> Result<EventLoop, WorkerError> {
         parts.push((mio::net::TcpListener::from_std(sock), info));
     }
     let s = &config.server;
-    let settings = conn::Settings {
-        limits: crate::http::HeadLimits {
-            max_request_line: s.max_request_line,
-            max_header_bytes: s.max_header_bytes,
-            max_headers: s.max_headers,
-        },
-        keepalive_timeout: s.keepalive_timeout,
-        header_timeout: s.header_timeout,
-        body_timeout: s.body_timeout,
-        write_timeout: s.write_timeout,
-    };
+    let settings = conn::Settings::from_server(s);
     let event_loop = EventLoop::new(LoopParts {
         listeners: parts,
         settings,

@@ -4,28 +4,14 @@
 //! refilled; a handoff's copy moves to its primary and leaves the handoff;
 //! a corrupted object is quarantined and replaced from a peer.
 
-use super::tree;
+use super::{device as dev_root, objects, tree};
 use crate::swift_cluster::{data, Cluster};
 use crate::util::{md5_hex, wait_until};
-use std::path::Path;
 use std::time::Duration;
 
 /// A pass a second, so the tests wait seconds, not the default 30.
 fn fast(_: usize, config: String) -> String {
     config.replace("interval = 5.0", "interval = 1.0")
-}
-
-/// The object files of a node's device (no caches, no locks).
-fn objects(root: &Path) -> Vec<String> {
-    tree(root)
-        .into_iter()
-        .filter(|f| f.starts_with("objects/") || f.starts_with("objects-"))
-        .filter(|f| f.ends_with(".data") || f.ends_with(".ts") || f.ends_with(".meta"))
-        .collect()
-}
-
-fn dev_root(c: &Cluster, i: usize) -> std::path::PathBuf {
-    c.node_root(i).join(format!("d{i}"))
 }
 
 fn wait_in_sync(c: &Cluster, nodes: &[usize], what: &str) {

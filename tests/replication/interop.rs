@@ -3,7 +3,7 @@
 //! aerie nodes through their REPLICATE and SSYNC: objects, tombstones and
 //! POSTed metadata converge, with Swift-identical metadata everywhere.
 
-use super::{swift_py, tree};
+use super::{device, objects, swift_py, tree};
 use crate::swift_cluster::{data, Cluster};
 use std::path::Path;
 use std::process::Command;
@@ -11,14 +11,6 @@ use std::process::Command;
 /// Every node's own replicator off: only Swift's replicates here.
 fn no_replicator(_: usize, config: String) -> String {
     config.replace("[replication]\n", "[replication]\nobject_replicator = false\n")
-}
-
-fn objects(root: &Path) -> Vec<String> {
-    tree(root)
-        .into_iter()
-        .filter(|f| f.starts_with("objects/"))
-        .filter(|f| f.ends_with(".data") || f.ends_with(".ts") || f.ends_with(".meta"))
-        .collect()
 }
 
 /// One pass of Swift's object-replicator over node `i`'s devices
@@ -105,7 +97,7 @@ fn swift_replicator_heals_aerie_nodes(sync_method: &str) {
     c.ok(&["delete", "sw", "a/0"]);
     c.ok(&["post", "sw", "a/1", "-m", "color:red"]);
     c.restart_node(3);
-    let dev = |i: usize| c.node_root(i).join(format!("d{i}"));
+    let dev = |i: usize| device(&c, i);
     assert_ne!(objects(&dev(3)), objects(&dev(1)), "node 3 missed the writes");
     swift_replicator_once(&c, 1, sync_method);
     swift_replicator_once(&c, 2, sync_method);
@@ -126,33 +118,8 @@ fn swift_replicator_heals_aerie_nodes(sync_method: &str) {
 }
 
 /// Swift's object server on node `i`'s object port and devices.
-fn swift_object_server(c: &Cluster, i: usize) -> std::process::Child {
-    let dir = c.node_root(i).parent().expect("node dir").to_path_buf();
-    let conf = dir.join("swift-object-server.conf");
-    let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().expect("id").stdout).trim().to_string();
-    std::fs::write(
-        &conf,
-        format!(
-            "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\nworkers = 0\n\
-             user = {user}\nlog_address = /dev/null\n\n[pipeline:main]\npipeline = object-server\n\n\
-             [app:object-server]\nuse = egg:swift#object\n",
-            c.node_root(i).display(),
-            c.node_addr(i, "OBJECT").port()
-        ),
-    )
-    .expect("object-server conf");
-    let bin = crate::util::swift_python().parent().expect("venv bin").join("swift-object-server");
-    let child = Command::new(&bin)
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("swift-object-server.log")).expect("log"))
-        .spawn()
-        .expect("start swift-object-server");
-    let addr = c.node_addr(i, "OBJECT");
-    crate::util::wait_until("Swift's object server", std::time::Duration::from_secs(30), || {
-        std::net::TcpStream::connect(addr).is_ok()
-    });
-    child
+fn swift_object_server(c: &Cluster, i: usize) -> crate::util::SwiftServer {
+    crate::util::start_swift_server_at("object", &c.node_root(i), c.node_addr(i, "OBJECT").port())
 }
 
 #[test]
@@ -182,19 +149,18 @@ fn aeries_replicator_heals_swifts_own_object_server() {
     });
     // The first [[listen]] is the object one: Swift's server takes its port.
     assert!(std::net::TcpStream::connect(c.node_addr(3, "OBJECT")).is_err(), "node 3's aerie left the port free");
-    let mut swift = swift_object_server(&c, 3);
+    let swift = swift_object_server(&c, 3);
     c.ok(&["post", "tosw"]);
     // Swift's server is down while objects are written, deleted and POSTed.
-    let _ = swift.kill();
-    let _ = swift.wait();
+    drop(swift);
     for i in 0..4 {
         c.write_file(&format!("x/{i}"), &data(3000 + i, 500 + i as u64));
     }
     c.ok(&["upload", "tosw", "x"]);
     c.ok(&["delete", "tosw", "x/0"]);
     c.ok(&["post", "tosw", "x/1", "-m", "color:blue"]);
-    let mut swift = swift_object_server(&c, 3);
-    let dev = |i: usize| c.node_root(i).join(format!("d{i}"));
+    let swift = swift_object_server(&c, 3);
+    let dev = |i: usize| device(&c, i);
     crate::util::wait_until("aerie to fill Swift's node", std::time::Duration::from_secs(90), || {
         objects(&dev(3)) == objects(&dev(1))
     });
@@ -202,7 +168,6 @@ fn aeries_replicator_heals_swifts_own_object_server() {
         serde_json::from_str(&swift_py("metadata.py", &[&dev(i).join("objects").to_string_lossy()])).expect("json")
     };
     assert_eq!(meta(3), meta(1), "what aerie sent, Swift's server stored with the same metadata");
-    let _ = swift.kill();
-    let _ = swift.wait();
+    drop(swift);
     drop(c);
 }

@@ -35,3 +35,18 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The object files (`.data`, `.ts`, `.meta`) of a device, relative to it:
+/// no caches, no locks.
+pub fn objects(device: &Path) -> Vec<String> {
+    tree(device)
+        .into_iter()
+        .filter(|f| f.starts_with("objects/") || f.starts_with("objects-"))
+        .filter(|f| f.ends_with(".data") || f.ends_with(".ts") || f.ends_with(".meta"))
+        .collect()
+}
+
+/// Node `i`'s one device in a cluster from `scripts/swift-cluster.sh`.
+pub fn device(c: &crate::swift_cluster::Cluster, i: usize) -> std::path::PathBuf {
+    c.node_root(i).join(format!("d{i}"))
+}

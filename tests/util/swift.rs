@@ -56,10 +56,15 @@ impl Drop for SwiftServer {
 
 /// Start Swift's `kind` server on `devices`, in the foreground (workers = 0).
 pub fn start_swift_server(kind: &str, devices: &Path) -> SwiftServer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    start_swift_server_at(kind, devices, port)
+}
+
+/// Start Swift's `kind` server on `devices` and a given port (a ring's).
+pub fn start_swift_server_at(kind: &str, devices: &Path, port: u16) -> SwiftServer {
     let python = swift_python();
     let bin = python.parent().expect("venv bin").join(format!("swift-{kind}-server"));
     let dir = TempDir::new("swiftsrv");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
     let conf = dir.path().join(format!("{kind}-server.conf"));
     std::fs::write(
         &conf,

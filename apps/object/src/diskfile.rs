@@ -120,8 +120,9 @@ impl DiskFile {
 
     /// The hash directory.
     pub fn datadir(&self) -> PathBuf {
-        let suffix = self.hash.get(self.hash.len().saturating_sub(3)..).unwrap_or("000");
-        self.device_dir.join(policy_dir("objects", self.policy)).join(&self.partition).join(suffix).join(&self.hash)
+        crate::hashes::partition_dir(&self.device_dir, self.policy, &self.partition)
+            .join(crate::hashes::suffix_of(&self.hash))
+            .join(&self.hash)
     }
 
     /// The temporary-file directory.
@@ -217,21 +218,8 @@ impl DiskFile {
 
     /// Move the hash directory to `quarantined/` (§4.3: corrupt → 404).
     pub fn quarantine(&self, why: &str) -> OpenError {
-        let target_dir = self.device_dir.join("quarantined").join(policy_dir("objects", self.policy));
-        let mut target = target_dir.join(&self.hash);
-        // The suffix changes for the replicator, as Swift's
-        // quarantine_dir_renamer says.
-        if let Err(e) = self.invalidate_suffix() {
-            log::warn!("could not invalidate the suffix of {}: {e}", self.hash);
-        }
-        let result = create_dirs(&target_dir).and_then(|_| {
-            if target.exists() {
-                target = target_dir.join(format!("{}-{}", self.hash, Timestamp::now().normal()));
-            }
-            std::fs::rename(self.datadir(), &target)
-        });
-        match result {
-            Ok(()) => log::warn!("quarantined {} ({}) to {}: {why}", self.name, self.hash, target.display()),
+        match crate::hashes::quarantine_dir(&self.datadir()) {
+            Ok(to) => log::warn!("quarantined {} ({}) to {}: {why}", self.name, self.hash, to.display()),
             Err(e) => log::error!("could not quarantine {} ({}): {e}; reason: {why}", self.name, self.hash),
         }
         OpenError::Quarantined(why.to_string())

@@ -154,9 +154,11 @@ pub fn consolidate(part_dir: &Path) -> io::Result<Stored> {
     Ok(stored)
 }
 
-/// Move a hash directory (or a file where one should be) to quarantine,
-/// and mark its suffix for rehashing (Swift's `quarantine_dir_renamer`).
-fn quarantine_dir(path: &Path) -> io::Result<PathBuf> {
+/// Move a hash directory (or a file where one should be) to
+/// `<dev>/quarantined/objects[-N]/<hash>` (a unique name if one is there
+/// already), and mark its suffix for rehashing (Swift's
+/// `quarantine_dir_renamer`). The one way objects go to quarantine.
+pub fn quarantine_dir(path: &Path) -> io::Result<PathBuf> {
     let (Some(suffix_dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(io::Error::other("not a hash path"));
     };
@@ -167,7 +169,9 @@ fn quarantine_dir(path: &Path) -> io::Result<PathBuf> {
         return Err(io::Error::other("not a hash path"));
     };
     if let Some(suffix) = suffix_dir.file_name().and_then(|s| s.to_str()) {
-        invalidate(part_dir, suffix)?;
+        if let Err(e) = invalidate(part_dir, suffix) {
+            log::warn!("could not invalidate suffix {suffix} of {}: {e}", part_dir.display());
+        }
     }
     let target_dir = device_dir.join("quarantined").join(datadir);
     create_dirs(&target_dir)?;

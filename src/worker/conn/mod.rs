@@ -81,6 +81,23 @@ pub struct Settings {
     pub write_timeout: Duration,
 }
 
+impl Settings {
+    /// The connection settings of `[server]`.
+    pub fn from_server(s: &crate::config::ServerConfig) -> Settings {
+        Settings {
+            limits: HeadLimits {
+                max_request_line: s.max_request_line,
+                max_header_bytes: s.max_header_bytes,
+                max_headers: s.max_headers,
+            },
+            keepalive_timeout: s.keepalive_timeout,
+            header_timeout: s.header_timeout,
+            body_timeout: s.body_timeout,
+            write_timeout: s.write_timeout,
+        }
+    }
+}
+
 /// What a connection needs from its worker while it runs.
 pub struct Cx<'a> {
     /// Settings.

@@ -96,18 +96,7 @@ impl Rig {
         let id = ConnId { key: 0, serial: 1 };
         let local = "127.0.0.1:80".parse().expect("addr");
         let conn = Conn::new(id, pipe.clone(), "127.0.0.1:9".parse().expect("addr"), local, 0, now);
-        let s = &config.server;
-        let settings = Settings {
-            limits: HeadLimits {
-                max_request_line: s.max_request_line,
-                max_header_bytes: s.max_header_bytes,
-                max_headers: s.max_headers,
-            },
-            keepalive_timeout: s.keepalive_timeout,
-            header_timeout: s.header_timeout,
-            body_timeout: s.body_timeout,
-            write_timeout: s.write_timeout,
-        };
+        let settings = Settings::from_server(&config.server);
         Rig {
             conn,
             pipe,

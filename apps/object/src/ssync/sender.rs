@@ -124,7 +124,9 @@ pub struct Session<'a> {
 
 fn expect_marker(c: &mut PeerConn, marker: &[u8]) -> Result<(), PeerError> {
     loop {
-        let Some(line) = c.read_line()? else { return Err(PeerError::Failed("Early disconnect".into())) };
+        let Some(line) = c.read_line(super::wire::MAX_LINE)? else {
+            return Err(PeerError::Failed("Early disconnect".into()));
+        };
         let line = line.trim_ascii();
         if line == marker {
             return Ok(());
@@ -173,7 +175,8 @@ impl Session<'_> {
         let headers =
             [("Transfer-Encoding", "chunked".to_string()), ("X-Backend-Storage-Policy-Index", self.policy.to_string())];
         let path = format!("/{}/{}", target.device, self.partition);
-        let mut c = PeerConn::open(&target.host, "SSYNC", &path, &headers, &self.timeouts)?;
+        let mut c =
+            PeerConn::open(&target.host, "SSYNC", &aerie_storage::path::quote(&path), &headers, &self.timeouts)?;
         let result = self.converse(&mut c, &offers, &mut sent);
         c.finish();
         result?;
@@ -203,7 +206,9 @@ impl Session<'_> {
         expect_marker(c, MISSING_CHECK_START)?;
         let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
         loop {
-            let Some(line) = c.read_line()? else { return Err(PeerError::Failed("Early disconnect".into())) };
+            let Some(line) = c.read_line(super::wire::MAX_LINE)? else {
+                return Err(PeerError::Failed("Early disconnect".into()));
+            };
             let line = String::from_utf8_lossy(line.trim_ascii()).into_owned();
             if line.as_bytes() == MISSING_CHECK_END {
                 break;

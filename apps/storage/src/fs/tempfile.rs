@@ -69,16 +69,23 @@ impl TempFile {
         self.file.sync_all()?;
         std::fs::rename(&self.path, dest)?;
         self.committed = true;
-        if let Some(dir) = dest.parent() {
-            fsync_dir(dir)?;
-        }
-        for d in created.iter().rev() {
-            if let Some(parent) = d.parent() {
-                fsync_dir(parent)?;
-            }
-        }
+        fsync_published(dest, created)?;
         Ok(())
     }
+}
+
+/// After a rename into place: fsync the directory that holds `dest` and
+/// the parent of every directory in `created` (newly made for it).
+fn fsync_published(dest: &Path, created: &[PathBuf]) -> io::Result<()> {
+    if let Some(dir) = dest.parent() {
+        fsync_dir(dir)?;
+    }
+    for d in created.iter().rev() {
+        if let Some(parent) = d.parent() {
+            fsync_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 impl TempFile {
@@ -100,14 +107,7 @@ impl TempFile {
             Err(e) => return Err(io::Error::from(e)),
         }
         self.committed = true;
-        if let Some(dir) = dest.parent() {
-            fsync_dir(dir)?;
-        }
-        for d in created.iter().rev() {
-            if let Some(parent) = d.parent() {
-                fsync_dir(parent)?;
-            }
-        }
+        fsync_published(dest, created)?;
         Ok(true)
     }
 }
