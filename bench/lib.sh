@@ -9,6 +9,8 @@ cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     sleep 0.3
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+    # Then a script's own teardown (unmount what it mounted), if it has one.
+    if declare -F bench_teardown >/dev/null; then bench_teardown || true; fi
     [ -n "${KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT

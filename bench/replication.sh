@@ -21,6 +21,11 @@
 # node 1 over objects already in sync (hashes cached): wall time and
 # CPU-seconds, aerie's replicator vs Swift's in ssync mode.
 #
+# METHODS (default "aerie swift-ssync swift-rsync") picks the rebuilds to
+# run, STEADY=0 skips the steady-state pass, PROBE=0 the GET latency
+# during a rebuild; WRAP is put before the aerie
+# command lines of aerie's rebuild (eatmydata, perf ...).
+#
 # RECEIVE_PER_DEVICE (default 1, Swift's default) sets every node's
 # replication.replication_concurrency_per_device: SSYNC sessions a device
 # takes at once, for aerie's and Swift's senders alike.
@@ -52,13 +57,32 @@ start_nodes() { # MODE (on|off): the three aerie nodes; NODE_PIDS
     for n in 1 2 3; do
         cfg=$C/node$n/aerie.toml
         [ "$1" = on ] || cfg=$C/node$n/off.toml
-        "$ROOT/target/release/aerie" -c "$cfg" 2>>"$C/node$n/aerie.log" &
+        local wrap=""; [ "$1" = on ] && wrap=${WRAP:-}
+        # shellcheck disable=SC2086 # WRAP is words
+        $wrap "$ROOT/target/release/aerie" -c "$cfg" 2>>"$C/node$n/aerie.log" &
         NODE_PIDS+=($!); PIDS+=($!)
     done
     for n in 1 2 3; do local v="NODE${n}_OBJECT"; wait_port "${!v}"; done
 }
 stop_nodes() { for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${NODE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done; }
 node_ticks() { local all="" p; for p in "${NODE_PIDS[@]}"; do all+="$(tree "$p") "; done; cpu_ticks "$all"; }
+# Node 3's device emptied as a replaced disk is: a fresh ext4 filesystem
+# (a loop-mounted image) when this can mount, else an emptied directory. A
+# directory just emptied of thousands of files makes ext4 skip its
+# recently freed inodes on every create, which is no disk swap's cost.
+DEV3=$C/node3/srv/d3
+empty_device() {
+    if [ "${FRESH_FS:-1}" = 1 ] && [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null; then
+        mountpoint -q "$DEV3" && umount "$DEV3"
+        rm -rf "$DEV3"; mkdir -p "$DEV3"
+        truncate -s "${FS_SIZE:-4G}" "$WORK/d3.img"
+        mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/d3.img"
+        if mount -o loop "$WORK/d3.img" "$DEV3"; then rmdir "$DEV3/lost+found"; return; fi
+        echo "could not mount a fresh filesystem; emptying the directory" >&2
+    fi
+    rm -rf "$DEV3"; mkdir -p "$DEV3"
+}
+bench_teardown() { if mountpoint -q "$DEV3"; then umount "$DEV3"; fi; rm -f "$WORK/d3.img"; }
 data_files() { find "$C/node3/srv/d3" -name '*.data' 2>/dev/null | wc -l; }
 now_ms() { date +%s%3N; }
 
@@ -115,7 +139,7 @@ RUSAGE='import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=su
 
 rebuild() { # METHOD → "seconds cpu_seconds"
     local method=$1 t0 t1 c1 extra=0 rsyncd=""
-    rm -rf "$C/node3/srv/d3"; mkdir -p "$C/node3/srv/d3"
+    empty_device
     if [ "$method" = aerie ]; then
         t0=$(now_ms); start_nodes on
         until [ "$(data_files)" -ge "$TOTAL" ]; do sleep 0.5; done
@@ -150,22 +174,49 @@ rebuild() { # METHOD → "seconds cpu_seconds"
 
 printf '%-12s %10s %10s\n' method seconds cpu_s
 declare -A S=() U=()
+METHODS=${METHODS:-aerie swift-ssync swift-rsync}
 for r in $(seq "$ROUNDS"); do
-    for m in aerie swift-ssync swift-rsync; do
+    for m in $METHODS; do
         read -r s u <<<"$(rebuild "$m")"
         printf '%-12s %10s %10s   (round %s)\n' "$m" "$s" "$u" "$r"
         S[$m]+="$s "; U[$m]+="$u "
     done
 done
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
-for m in aerie swift-ssync swift-rsync; do
+for m in $METHODS; do
     printf '%-12s %10s %10s   median of %s\n' "$m" "$(med "${S[$m]}")" "$(med "${U[$m]}")" "$ROUNDS"
 done
 for m in swift-ssync swift-rsync; do
+    [ -n "${S[$m]:-}" ] && [ -n "${S[aerie]:-}" ] || continue
     echo "rebuild vs $m: $(ratio "$(med "${S[$m]}")" "$(med "${S[aerie]}")")x faster, $(ratio "$(med "${U[$m]}")" "$(med "${U[aerie]}")")x less CPU"
 done
 
+# A client on node 3 during an aerie rebuild: GET p50/p99 of objects
+# already there (copied in before it starts), against the same GETs idle.
+probe() { # DEV_PORT STOP_FILE → "p50 p99 requests non_200"
+    "$PY" "$ROOT/bench/get-probe.py" run "$C/swift" "$1" d3 50 "$2"
+}
+if [ "${PROBE:-1}" = 1 ] && [[ " $METHODS " == *" aerie "* ]]; then
+    empty_device
+    "$PY" "$ROOT/bench/get-probe.py" place "$C/swift" "$C/node1/srv/d1" "$DEV3" 50
+    stop=$WORK/probe.stop; rm -f "$stop"
+    t0=$(now_ms); start_nodes on
+    probe "$NODE3_OBJECT" "$stop" >"$WORK/probe.busy" &
+    pp=$!
+    until [ "$(data_files)" -ge "$TOTAL" ]; do sleep 0.5; done
+    t1=$(now_ms); touch "$stop"; wait "$pp"
+    stop_nodes
+    start_nodes off
+    rm -f "$stop"; probe "$NODE3_OBJECT" "$stop" >"$WORK/probe.idle" & pp=$!
+    sleep "$(awk -v a="$t0" -v b="$t1" 'BEGIN{s=(b-a)/1000; print (s < 5 ? 5 : s)}')"
+    touch "$stop"; wait "$pp"
+    stop_nodes
+    read -r b50 b99 bn bbad <"$WORK/probe.busy"; read -r i50 i99 in ibad <"$WORK/probe.idle"
+    echo "GET on node 3 during an aerie rebuild ($(( (t1 - t0) / 1000 ))s): p50 ${b50} ms, p99 ${b99} ms over $bn GETs ($bbad not 200); idle: p50 ${i50} ms, p99 ${i99} ms over $in GETs ($ibad not 200): p99 $(ratio "$b99" "$i99")x idle"
+fi
+
 # Steady state: everything in sync (the last rebuild left it so).
+[ "${STEADY:-1}" = 1 ] || exit 0
 start_nodes off
 swift_conf 1 ssync
 c0=$(node_ticks); t0=$(now_ms)

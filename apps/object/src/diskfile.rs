@@ -19,6 +19,7 @@
 
 use crate::meta::Meta;
 pub use crate::ondisk::{gather, Files, Info};
+use crate::staging::Staging;
 use aerie_storage::fs::{create_dirs, read_metadata, MetadataError, TempFile};
 use aerie_storage::pickle::dumps_metadata;
 use aerie_storage::timestamp::encode_timestamps;
@@ -225,10 +226,17 @@ impl DiskFile {
         OpenError::Quarantined(why.to_string())
     }
 
-    /// Publish a finished temporary file as `<ts>.<ext>` and tidy up.
-    pub fn publish(&self, tmp: TempFile, file_name: &str, meta: &Meta) -> io::Result<()> {
+    /// Publish a finished temporary file as `<ts>.<ext>` and tidy up; with
+    /// `staging`, at its next flush instead (`crate::staging`).
+    pub fn publish(&self, tmp: TempFile, file_name: &str, meta: &Meta, staging: Option<&Staging>) -> io::Result<()> {
         tmp.set_metadata(&dumps_metadata(&meta.to_pairs()))?;
         let dir = self.datadir();
+        if let Some(staging) = staging {
+            let size = meta.get_str("Content-Length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let part_dir = crate::hashes::partition_dir(&self.device_dir, self.policy, &self.partition);
+            staging.add(tmp, size, dir, file_name, part_dir, &self.hash);
+            return Ok(());
+        }
         let created = create_dirs(&dir)?;
         self.invalidate_suffix()?;
         tmp.commit(&dir.join(file_name), &created)?;
@@ -237,9 +245,9 @@ impl DiskFile {
     }
 
     /// Write a zero-length file (tombstone or `.meta`) with metadata.
-    pub fn write_empty(&self, file_name: &str, meta: &Meta) -> io::Result<()> {
+    pub fn write_empty(&self, file_name: &str, meta: &Meta, staging: Option<&Staging>) -> io::Result<()> {
         let tmp = TempFile::create(&self.tmpdir())?;
-        self.publish(tmp, file_name, meta)
+        self.publish(tmp, file_name, meta, staging)
     }
 
     /// Append the suffix to the partition's `hashes.invalid`, under the
@@ -277,7 +285,7 @@ static JANITOR: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<PathBuf>>
 /// replaced object can take tens of milliseconds (freeing extents, discard),
 /// and the answer does not depend on it. A janitor thread, started in the
 /// worker on first use, does it; if it cannot keep up the writer does it.
-fn schedule_cleanup(dir: PathBuf) {
+pub(crate) fn schedule_cleanup(dir: PathBuf) {
     let sender = JANITOR.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<PathBuf>(JANITOR_QUEUE);
         std::thread::Builder::new()

@@ -200,6 +200,7 @@ pub fn hash_suffix(suffix_dir: &Path, reclaim_age: f64, now: Timestamp) -> io::R
     };
     names.sort_unstable();
     let mut md5 = Md5::new();
+    let mut kept = false;
     for hsh in &names {
         let path = suffix_dir.join(hsh);
         let cleaned = match cleanup_ondisk_files(&path, reclaim_age, now) {
@@ -217,6 +218,7 @@ pub fn hash_suffix(suffix_dir: &Path, reclaim_age: f64, now: Timestamp) -> io::R
         if cleaned.files.is_empty() {
             continue;
         }
+        kept = true;
         let s = &cleaned.state;
         for info in [&s.meta_info, &s.ts_info].into_iter().flatten() {
             md5.update(info.timestamp.internal().as_bytes());
@@ -230,6 +232,10 @@ pub fn hash_suffix(suffix_dir: &Path, reclaim_age: f64, now: Timestamp) -> io::R
             md5.update(ctype.internal().as_bytes());
             md5.update(b"_ctype");
         }
+    }
+    if kept {
+        // A hash directory with files in it: the suffix stays.
+        return Ok(Some(aerie_storage::hash::hex(&md5.finalize())));
     }
     match std::fs::remove_dir(suffix_dir) {
         // Emptied: as if it had never been there.

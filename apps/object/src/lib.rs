@@ -27,6 +27,7 @@ mod read;
 mod replicate;
 pub mod replicator;
 pub mod ssync;
+pub mod staging;
 pub mod update;
 
 use aerie_api::{Executor, Method, Processor, Request, RequestBody, RequestHead, Response, Status};
@@ -112,6 +113,9 @@ pub(crate) struct Ctx<'a> {
     pub head: &'a RequestHead,
     pub path: ObjectPath,
     pub policy: u32,
+    /// Where an SSYNC session's writes wait for their common flush (none:
+    /// each write is durable before its answer).
+    pub staging: Option<&'a staging::Staging>,
 }
 
 impl Ctx<'_> {
@@ -198,7 +202,7 @@ impl Processor for ObjectServer {
             }
             Target::Ssync { device, partition } => return self.ssync(&head, body, device, partition, policy),
         };
-        let ctx = Ctx { cfg: &self.cfg, head: &head, path, policy };
+        let ctx = Ctx { cfg: &self.cfg, head: &head, path, policy, staging: None };
         match head.method() {
             Method::Put => put::put(&ctx, body),
             Method::Get => read::get_or_head(&ctx, false),

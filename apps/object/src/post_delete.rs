@@ -92,7 +92,8 @@ fn post_inner(ctx: &Ctx<'_>) -> Result<Response, Response> {
     meta.set("name", ctx.path.name());
     let meta_ts = meta.get_str("X-Timestamp").and_then(|t| Timestamp::parse(t).ok()).unwrap_or(ts);
     let ctype_in_meta = meta.get_str("Content-Type-Timestamp").and_then(|t| Timestamp::parse(t).ok());
-    df.write_empty(&meta_file_name(meta_ts, ctype_in_meta), &meta).map_err(|e| write_failed(ctx, "POST", &e))?;
+    df.write_empty(&meta_file_name(meta_ts, ctype_in_meta), &meta, ctx.staging)
+        .map_err(|e| write_failed(ctx, "POST", &e))?;
     if ctype_ts != *data_timestamp {
         if let Some(sb) = data_meta.get_str("Content-Type").and_then(swift_bytes) {
             update_ctype.push_str(&format!(";swift_bytes={sb}"));
@@ -164,7 +165,8 @@ fn delete_inner(ctx: &Ctx<'_>) -> Result<Response, Response> {
         let mut meta = Meta::default();
         meta.set("X-Timestamp", ts.internal());
         meta.set("name", ctx.path.name());
-        df.write_empty(&format!("{}.ts", ts.internal()), &meta).map_err(|e| write_failed(ctx, "DELETE", &e))?;
+        df.write_empty(&format!("{}.ts", ts.internal()), &meta, ctx.staging)
+            .map_err(|e| write_failed(ctx, "DELETE", &e))?;
         container_update(ctx, &df.device_dir, "DELETE", vec![("X-Timestamp".to_string(), ts.internal())]);
     }
     let mut resp = if status == Status::NO_CONTENT { Response::new(status) } else { page(status) };

@@ -196,7 +196,7 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
             return Err(page(Status::UNPROCESSABLE));
         }
     }
-    df.publish(tmp, &format!("{}.data", ts.internal()), &meta)
+    df.publish(tmp, &format!("{}.data", ts.internal()), &meta, ctx.staging)
         .map_err(|e| io_error(ctx, "publishing the object", &e))?;
     let orig_delete_at = orig_meta.as_ref().and_then(|m| m.get_str("X-Delete-At")).map(str::to_string);
     update::after_put(ctx, &df.device_dir, &meta, &footers, orig_delete_at.as_deref(), delete_at.as_deref());

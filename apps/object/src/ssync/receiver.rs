@@ -17,6 +17,7 @@ use super::wire::{
     UPDATES_END, UPDATES_START,
 };
 use crate::diskfile::{DiskFile, OpenError};
+use crate::staging::Staging;
 use crate::{Ctx, ObjectConfig};
 use aerie_api::{BodyFraming, BodySource, BodyStream, Header, Method, RequestBody, RequestHead, Status};
 use aerie_storage::fs::{lock_any, lock_path, Lock};
@@ -234,6 +235,10 @@ pub(crate) struct Receiver {
     started: Instant,
     wanted: usize,
     applied: u64,
+    /// The session's writes, made durable together (`crate::staging`).
+    staging: Staging,
+    /// Updates a flush could not publish, not yet counted as failures.
+    lost: u64,
 }
 
 impl Receiver {
@@ -254,7 +259,7 @@ impl Receiver {
             device,
             partition,
             policy,
-            device_dir,
+            device_dir: device_dir.clone(),
             peer: head.peer(),
             local: head.local(),
             input: Arc::new(Mutex::new(input)),
@@ -264,6 +269,8 @@ impl Receiver {
             started: Instant::now(),
             wanted: 0,
             applied: 0,
+            staging: Staging::new(device_dir.clone()),
+            lost: 0,
         }
     }
 
@@ -418,6 +425,13 @@ impl Receiver {
                 log::warn!("{} subrequest failed with {}: {context}", self.log_prefix(), status.0);
                 failures += 1;
             }
+            if self.staging.full() {
+                let f = self.staging.flush_behind();
+                self.count_flushed(f);
+            }
+            let lost = std::mem::take(&mut self.lost);
+            successes = successes.saturating_sub(lost);
+            failures += lost;
             let threshold = self.cfg.ssync.failure_threshold.max(1);
             if failures >= threshold
                 && (successes == 0 || failures as f64 / successes as f64 > self.cfg.ssync.failure_ratio)
@@ -428,6 +442,11 @@ impl Receiver {
             // next line is where it should be.
             self.drain(&context)?;
         }
+        // Everything received is durable before the sender hears so.
+        self.flush();
+        let lost = std::mem::take(&mut self.lost);
+        successes = successes.saturating_sub(lost);
+        failures += lost;
         self.applied = successes;
         if failures > 0 {
             return Err(Failure::Http(
@@ -438,6 +457,20 @@ impl Receiver {
         self.out.push_back(b":UPDATES: START\r\n".to_vec());
         self.out.push_back(b":UPDATES: END\r\n".to_vec());
         Ok(())
+    }
+
+    /// Publish the staged writes; those that could not be are counted
+    /// as failed updates.
+    fn flush(&mut self) {
+        let f = self.staging.flush();
+        self.count_flushed(f);
+    }
+
+    fn count_flushed(&mut self, f: crate::staging::Flushed) {
+        if f.failed > 0 {
+            log::warn!("{} {} received updates could not be made durable", self.log_prefix(), f.failed);
+        }
+        self.lost += f.failed as u64;
     }
 
     fn drain(&self, context: &str) -> Result<(), ReadError> {
@@ -507,7 +540,13 @@ impl Receiver {
                 return Status::BAD_REQUEST;
             }
         };
-        let ctx = Ctx { cfg: &self.cfg, head: &head, path: parsed, policy: self.policy };
+        // A later update of an object staged in this session (the POST
+        // after its PUT) must find the earlier one in place.
+        let hash = self.cfg.swift.salt.hash_path(&parsed.account, Some(&parsed.container), Some(&parsed.object));
+        if self.staging.holds(&hash) {
+            self.flush();
+        }
+        let ctx = Ctx { cfg: &self.cfg, head: &head, path: parsed, policy: self.policy, staging: Some(&self.staging) };
         let response = match method {
             Method::Put => {
                 let body = SubBody { input: self.input.clone(), context: context.to_string() };
@@ -539,7 +578,11 @@ impl Receiver {
             }
             Step::Updates => {
                 self.step = Step::Done;
-                self.updates()?;
+                let done = self.updates();
+                // What a broken session received whole is kept too.
+                self.flush();
+                self.lost = 0;
+                done?;
                 log::debug!(
                     "{} done in {:.3}s: {} wanted, {} updates applied",
                     self.log_prefix(),

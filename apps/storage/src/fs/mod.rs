@@ -163,6 +163,13 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Flush everything written to the filesystem holding `dir` (`syncfs`):
+/// one journal commit for a whole batch of writes.
+pub fn syncfs(dir: &Path) -> io::Result<()> {
+    let d = File::open(dir)?;
+    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)).map_err(io::Error::from)
+}
+
 fn piece_name(i: usize) -> String {
     if i == 0 {
         METADATA_XATTR.to_string()

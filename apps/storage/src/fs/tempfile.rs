@@ -112,6 +112,18 @@ impl TempFile {
     }
 }
 
+impl TempFile {
+    /// Rename to `dest` with no fsync at all: for a batch of files whose
+    /// data one [`super::syncfs`] already made durable, and whose names the
+    /// next one will. Nothing may depend on `dest` before that second sync.
+    pub fn rename_unsynced(mut self, dest: &Path) -> io::Result<()> {
+        self.file.flush()?;
+        std::fs::rename(&self.path, dest)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.committed {

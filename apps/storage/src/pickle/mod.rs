@@ -64,6 +64,15 @@ impl Value {
     }
 }
 
+/// A dict key that can be hashed: text or bytes (never equal to each other).
+fn key_of(v: &Value) -> Option<(bool, Vec<u8>)> {
+    match v {
+        Value::Str(s) => Some((true, s.as_bytes().to_vec())),
+        Value::Bytes(b) => Some((false, b.clone())),
+        _ => None,
+    }
+}
+
 /// Metadata as (name, value) byte pairs, in stored order.
 pub type Metadata = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -161,12 +170,24 @@ impl<'a> Machine<'a> {
             return err("odd number of dict items");
         }
         let Value::Dict(d) = self.top_mut()? else { return err("SETITEMS on a non-dict") };
+        // A repeated key replaces the value where the key first was, as in
+        // Python. Text and bytes keys (all Swift writes) are found through
+        // an index: a hashes.pkl has thousands of suffixes, and a search of
+        // the list for each would be quadratic.
+        let mut index: std::collections::HashMap<(bool, Vec<u8>), usize> =
+            d.iter().enumerate().filter_map(|(i, (k, _))| key_of(k).map(|k| (k, i))).collect();
         let mut it = items.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            if let Some(slot) = d.iter_mut().find(|(ek, _)| *ek == k) {
-                slot.1 = v;
-            } else {
-                d.push((k, v));
+            let slot = match key_of(&k) {
+                Some(key) => index.get(&key).copied().or_else(|| {
+                    index.insert(key, d.len());
+                    None
+                }),
+                None => d.iter().position(|(ek, _)| *ek == k),
+            };
+            match slot {
+                Some(i) => d[i].1 = v,
+                None => d.push((k, v)),
             }
         }
         Ok(())

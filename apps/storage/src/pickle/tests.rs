@@ -61,3 +61,24 @@ fn hostile_input_is_refused_not_obeyed() {
         assert!(loads(bad).is_err() || loads_metadata(bad).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn a_repeated_dict_key_replaces_the_value_where_it_first_was() {
+    // {'a': 1, b'a': 2, 'a': 3} then {'b': 4, b'a': 5}, as two SETITEMS;
+    // Python reads it as {'a': 3, b'a': 5, 'b': 4}.
+    let p =
+        b"\x80\x02}(X\x01\x00\x00\x00aK\x01C\x01aK\x02X\x01\x00\x00\x00aK\x03u(X\x01\x00\x00\x00bK\x04C\x01aK\x05u.";
+    let v = loads(p).expect("loads");
+    assert_eq!(
+        v,
+        Value::Dict(vec![
+            (Value::Str("a".into()), Value::Int(3)),
+            (Value::Bytes(b"a".to_vec()), Value::Int(5)),
+            (Value::Str("b".into()), Value::Int(4)),
+        ])
+    );
+    // Thousands of keys (a full hashes.pkl) in Python's order.
+    let items: Vec<(Value, Value)> =
+        (0..4096).map(|i| (Value::Str(format!("{i:03x}")), Value::Str(i.to_string()))).collect();
+    assert_eq!(loads(&dumps(&Value::Dict(items.clone()))).expect("loads"), Value::Dict(items));
+}
