@@ -166,6 +166,12 @@ fn ring_files(config: &Config) -> Vec<(u32, RingFile)> {
 /// The replicator process's life: passes until stopped.
 pub fn run(config: &Config, slot: Slot, started: &Started, scoreboard: Scoreboard, ports: &[u16]) -> ExitCode {
     let r = &config.replication;
+    // Every thread now, and the pass's threads inherit it.
+    if r.nice_priority != 0 {
+        if let Err(e) = crate::sys::process::set_process_nice(r.nice_priority) {
+            log::warn!("could not set the replicator's priority to {}: {e}", r.nice_priority);
+        }
+    }
     let settings = Settings {
         devices: config.storage.devices.clone(),
         reclaim_age: config.storage.reclaim_age.as_secs_f64(),

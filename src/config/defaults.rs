@@ -155,6 +155,11 @@ pub const REPLICATION_LOCK_TIMEOUT: f64 = 15.0;
 pub const REPLICATION_FAILURE_THRESHOLD: u64 = 100;
 /// `replication.replication_failure_ratio`.
 pub const REPLICATION_FAILURE_RATIO: f64 = 1.0;
+/// `replication.nice_priority` (Swift's daemons' `nice_priority`): the CPU
+/// priority of the object replicator and of the threads that answer other
+/// nodes' REPLICATE and SSYNC, so that on busy cores client requests go
+/// first (0: no change).
+pub const REPLICATION_NICE_PRIORITY: i32 = 10;
 
 /// `processors.<name>.container_update_timeout` (seconds; the object
 /// service): how long an object write waits for its container updates

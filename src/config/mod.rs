@@ -194,6 +194,8 @@ pub struct ReplicationConfig {
     pub failure_threshold: u64,
     /// With the threshold, the failures-to-successes ratio that does.
     pub failure_ratio: f64,
+    /// CPU priority of replication work (`nice`, -20..19; 0 unchanged).
+    pub nice_priority: i32,
 }
 
 /// `[storage]`, validated. swift.conf is read only when a storage service

@@ -45,6 +45,7 @@ pub struct RawReplication {
     pub replication_lock_timeout: f64,
     pub replication_failure_threshold: u64,
     pub replication_failure_ratio: f64,
+    pub nice_priority: i32,
 }
 
 impl Default for RawReplication {
@@ -64,6 +65,7 @@ impl Default for RawReplication {
             replication_lock_timeout: defaults::REPLICATION_LOCK_TIMEOUT,
             replication_failure_threshold: defaults::REPLICATION_FAILURE_THRESHOLD,
             replication_failure_ratio: defaults::REPLICATION_FAILURE_RATIO,
+            nice_priority: defaults::REPLICATION_NICE_PRIORITY,
         }
     }
 }

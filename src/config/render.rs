@@ -106,6 +106,7 @@ impl Config {
                     replication_lock_timeout: secs(r.lock_timeout),
                     replication_failure_threshold: r.failure_threshold,
                     replication_failure_ratio: r.failure_ratio,
+                    nice_priority: r.nice_priority,
                 }
             },
         }

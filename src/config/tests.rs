@@ -70,6 +70,12 @@ fn bad_values_name_the_key_path() {
     let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['echo']\n[processors.echo]\nqueue_per_device=0")
         .expect_err("invalid");
     assert!(e.to_string().starts_with("processors.echo.queue_per_device:"), "{e}");
+    let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']\n[replication]\nnice_priority = 20")
+        .expect_err("invalid");
+    assert!(e.to_string().starts_with("replication.nice_priority:"), "{e}");
+    let c = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']\n[replication]\nnice_priority = -5")
+        .expect("valid");
+    assert_eq!(c.replication.nice_priority, -5);
 }
 
 #[test]

@@ -111,6 +111,9 @@ impl RawConfig {
         if !(r.replication_failure_ratio.is_finite() && r.replication_failure_ratio >= 0.0) {
             return Err(invalid("replication.replication_failure_ratio", "must be a number of at least 0"));
         }
+        if !(-20..=19).contains(&r.nice_priority) {
+            return Err(invalid("replication.nice_priority", "must be between -20 and 19"));
+        }
         let replication = ReplicationConfig {
             object_replicator: r.object_replicator,
             interval: seconds("replication.interval", r.interval)?,
@@ -126,6 +129,7 @@ impl RawConfig {
             lock_timeout: seconds("replication.replication_lock_timeout", r.replication_lock_timeout)?,
             failure_threshold: r.replication_failure_threshold,
             failure_ratio: r.replication_failure_ratio,
+            nice_priority: r.nice_priority,
         };
         let mut config = Config { server, listen, pools, log, admin, storage, replication };
         if catalog.names().into_iter().any(|n| catalog.is_storage(n) && config.uses(n)) {

@@ -54,3 +54,32 @@ pub fn drop_privileges(user: Option<&(String, u32, u32)>, group: Option<&(String
     }
     Ok(())
 }
+
+/// Set the calling thread's CPU priority (`nice`, -20..19): on Linux
+/// `setpriority(PRIO_PROCESS, tid)` changes that thread alone, and threads
+/// it starts later inherit it.
+pub fn set_thread_nice(nice: i32) -> std::io::Result<()> {
+    set_task_nice(nix::unistd::gettid().as_raw(), nice)
+}
+
+/// Set every thread of this process to `nice` (threads started later by
+/// the calling thread inherit it).
+pub fn set_process_nice(nice: i32) -> std::io::Result<()> {
+    for task in std::fs::read_dir("/proc/self/task")? {
+        if let Some(tid) = task?.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+            set_task_nice(tid, nice)?;
+        }
+    }
+    Ok(())
+}
+
+fn set_task_nice(tid: i32, nice: i32) -> std::io::Result<()> {
+    // SAFETY: setpriority reads only its three integer arguments and
+    // touches no memory of ours.
+    let r = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid as nix::libc::id_t, nice) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

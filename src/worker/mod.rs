@@ -144,6 +144,7 @@ fn boot(args: WorkerArgs<'_>) -> Result<EventLoop, WorkerError> {
         settings,
         max_connections: s.max_connections,
         pools: config.pools.clone(),
+        lane_nice: config.replication.nice_priority,
         signal_rx: mio::net::UnixStream::from_std(started.signal_rx),
         flags: started.flags,
         master,

@@ -148,12 +148,21 @@ pub struct Pools {
     queues: HashMap<&'static str, HashMap<QueueKey, Queue>>,
     settings: BTreeMap<String, PoolConfig>,
     notifier: Notifier,
+    /// The `nice` of lanes' threads (0: as the worker's).
+    lane_nice: i32,
 }
 
 impl Pools {
     /// Pools with per-processor settings; no thread exists until a key is used.
     pub fn new(settings: BTreeMap<String, PoolConfig>, notifier: Notifier) -> Pools {
-        Pools { queues: HashMap::new(), settings, notifier }
+        Pools { queues: HashMap::new(), settings, notifier, lane_nice: 0 }
+    }
+
+    /// Run device lanes' threads (replication, which can wait) at this CPU
+    /// priority, so that client requests on the same cores come first.
+    pub fn with_lane_nice(mut self, nice: i32) -> Pools {
+        self.lane_nice = nice;
+        self
     }
 
     /// Whether `(processor, key)` has a queue already.
@@ -232,10 +241,16 @@ impl Pools {
             let stats = stats.clone();
             let name = format!("{processor}:{key}:{i}");
             let max_wait = cfg.max_queue_wait;
+            let nice = if key.is_lane() { self.lane_nice } else { 0 };
             std::thread::Builder::new()
                 .name(name.clone())
                 .stack_size(POOL_STACK)
                 .spawn(move || {
+                    if nice != 0 {
+                        if let Err(e) = crate::sys::process::set_thread_nice(nice) {
+                            log::warn!("could not set the priority of a replication thread: {e}");
+                        }
+                    }
                     while let Ok(job) = rx.recv() {
                         let waited = job.enqueued.elapsed();
                         stats.wait.observe(waited);

@@ -164,3 +164,42 @@ fn replicate_marks_suffixes_and_refuses_bad_paths() {
     top.sort();
     assert_eq!(top, ["sda1", "sdb1"]);
 }
+
+/// Every thread of a process: its name and its nice value.
+fn thread_nices(pid: u32) -> Vec<(String, i64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?.trim().to_string();
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // Fields after the name: state is field 3, nice field 19.
+            let nice = stat.rsplit(')').next()?.split_whitespace().nth(16)?.parse().ok()?;
+            Some((comm, nice))
+        })
+        .collect()
+}
+
+#[test]
+fn replication_work_runs_at_the_configured_cpu_priority() {
+    let n = Node::start();
+    // A REPLICATE starts the device's replication lane; a HEAD its client
+    // queue (in whichever worker takes each).
+    for _ in 0..4 {
+        assert_eq!(n.req("REPLICATE", "/sda1/9", &[], b"").status, 200);
+        assert_eq!(n.req("HEAD", "/sda1/9/a/c/o", &[], b"").status, 404);
+    }
+    let threads: Vec<(String, i64)> =
+        crate::util::children(n.server.pid()).into_iter().flat_map(thread_nices).collect();
+    let lane: Vec<&(String, i64)> = threads.iter().filter(|(c, _)| c.starts_with("object:sda1/rep")).collect();
+    let client: Vec<&(String, i64)> = threads.iter().filter(|(c, _)| c.starts_with("object:sda1:")).collect();
+    assert!(!lane.is_empty() && !client.is_empty(), "both queues have threads: {threads:?}");
+    assert!(lane.iter().all(|(_, nice)| *nice == 10), "replication lane at nice 10 (the default): {lane:?}");
+    assert!(client.iter().all(|(_, nice)| *nice == 0), "client requests' threads unchanged: {client:?}");
+    let replicator: Vec<(String, i64)> = crate::util::children(n.server.pid())
+        .into_iter()
+        .map(thread_nices)
+        .find(|t| t.iter().any(|(c, _)| c.contains("object-r")))
+        .expect("the object replicator process");
+    assert!(replicator.iter().all(|(_, nice)| *nice == 10), "every replicator thread at nice 10: {replicator:?}");
+}

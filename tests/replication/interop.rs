@@ -43,7 +43,7 @@ fn swift_replicator_once(c: &Cluster, i: usize, sync_method: &str) {
 
 /// The cluster's rsync daemon (`rsyncd.conf` from the cluster script),
 /// killed when dropped.
-struct Rsyncd(std::process::Child);
+pub(super) struct Rsyncd(std::process::Child);
 
 impl Drop for Rsyncd {
     fn drop(&mut self) {
@@ -52,7 +52,7 @@ impl Drop for Rsyncd {
     }
 }
 
-fn rsyncd(c: &Cluster) -> Rsyncd {
+pub(super) fn rsyncd(c: &Cluster) -> Rsyncd {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rsync.sh");
     let out = Command::new(script).output().expect("run scripts/rsync.sh");
     assert!(out.status.success(), "could not install rsync: {}", String::from_utf8_lossy(&out.stderr));

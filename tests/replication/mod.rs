@@ -4,6 +4,7 @@
 //! senders (`ssync.rs`), and whole clusters healing through aerie's
 //! replicator (`flows.rs`).
 
+mod db;
 mod flows;
 mod hashes;
 mod interop;

@@ -234,7 +234,36 @@ impl AccountDb {
     /// Merge container rows (§7.6: max timestamps, the counts as sent) in
     /// one transaction.
     pub fn merge_containers(&mut self, rows: &[ContainerRow]) -> Result<(), DbError> {
-        immediate(&mut self.conn, |tx| rows.iter().try_for_each(|row| merge_one(tx, row)))
+        immediate(&mut self.conn, |tx| rows.iter().try_for_each(|row| merge_one(tx, row, None)))
+    }
+
+    /// Merge container rows from another replica as Swift's
+    /// `AccountBroker.merge_items` does (the newest PUT and DELETE kept, a
+    /// new row's `deleted` as sent) and, in the same transaction, move that
+    /// replica's `incoming_sync` point to `point` (the larger is kept).
+    pub fn merge_replicated(
+        &mut self,
+        rows: &[(ContainerRow, i64)],
+        point: Option<(&str, i64)>,
+    ) -> Result<(), DbError> {
+        immediate(&mut self.conn, |tx| {
+            for (row, sent_deleted) in rows {
+                merge_one(tx, row, Some(*sent_deleted))?;
+            }
+            if let Some((source, p)) = point {
+                tx.execute(
+                    "INSERT INTO incoming_sync (sync_point, remote_id) VALUES (?1, ?2)
+                     ON CONFLICT(remote_id) DO UPDATE SET sync_point = max(?1, sync_point)",
+                    params![p, source],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The connection, for writes of the replication RPC.
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     /// The connection (listings).
@@ -251,8 +280,11 @@ impl AccountDb {
     }
 }
 
-/// One container row merged inside `tx`.
-fn merge_one(tx: &rusqlite::Transaction<'_>, row: &ContainerRow) -> Result<(), DbError> {
+/// One container row merged inside `tx`: the newest PUT and DELETE kept.
+/// `deleted` is worked out from them, except for a row new here that
+/// another replica sent with its own flag (`sent_deleted`), which is kept
+/// as Swift's `AccountBroker.merge_items` keeps it.
+fn merge_one(tx: &rusqlite::Transaction<'_>, row: &ContainerRow, sent_deleted: Option<i64>) -> Result<(), DbError> {
     let existing: Option<(String, String)> = tx
         .query_row(
             "SELECT put_timestamp, delete_timestamp FROM container WHERE name = ? AND deleted IN (0, 1)",
@@ -261,6 +293,7 @@ fn merge_one(tx: &rusqlite::Transaction<'_>, row: &ContainerRow) -> Result<(), D
         )
         .optional()?;
     let (mut put, mut del) = (row.put_timestamp.clone(), row.delete_timestamp.clone());
+    let new_here = existing.is_none();
     if let Some((op, od)) = existing {
         if ts(&op) > ts(&put) {
             put = op;
@@ -270,7 +303,10 @@ fn merge_one(tx: &rusqlite::Transaction<'_>, row: &ContainerRow) -> Result<(), D
         }
         tx.execute("DELETE FROM container WHERE name = ?", [&row.name])?;
     }
-    let deleted = i64::from(ts(&del) > ts(&put) && row.object_count == 0);
+    let deleted = match sent_deleted {
+        Some(d) if new_here => d,
+        _ => i64::from(ts(&del) > ts(&put) && row.object_count == 0),
+    };
     tx.execute(
         "INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted, storage_policy_index)
          VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod db;
+pub mod replicate;
 
 use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
 use aerie_storage::db::http::{db_error, is_true, listing_limit, negotiate, query_pairs};
@@ -99,7 +100,16 @@ impl Processor for AccountServer {
     }
 
     fn call(&self, req: Request) -> Response {
-        let Request { head, .. } = req;
+        let Request { head, body } = req;
+        if matches!(head.method(), Method::Other(m) if &**m == "REPLICATE") {
+            return aerie_storage::db::rpc::handle::<replicate::Account>(
+                &self.cfg.devices,
+                &self.cfg.reserve,
+                "accounts",
+                &head,
+                body,
+            );
+        }
         let (path, ctx) = match self.precheck(&head) {
             Ok((path, device, partition, account, container)) => {
                 (path, Ctx { cfg: &self.cfg, head: &head, device, partition, account, container })
@@ -121,6 +131,12 @@ impl Processor for AccountServer {
     }
 
     fn unknown_device(&self, head: &RequestHead, device: &str) -> Response {
+        if matches!(head.method(), Method::Other(m) if &**m == "REPLICATE") {
+            return match aerie_storage::db::rpc::check_path(head) {
+                Err(r) => r,
+                Ok(_) => aerie_storage::swob::insufficient_storage(device),
+            };
+        }
         match self.precheck(head) {
             Err(r) => r,
             Ok(_) => aerie_storage::swob::insufficient_storage(device),
@@ -140,9 +156,6 @@ impl AccountServer {
         };
         if let Some(r) = aerie_storage::swob::check_method(head, METHODS, "account-server") {
             return Err(r);
-        }
-        if matches!(head.method(), Method::Other(m) if &**m == "REPLICATE") {
-            return Err(page(Status::NOT_IMPLEMENTED));
         }
         let segs = split_path(&path, 3, 4, false).map_err(|e| text(Status::BAD_REQUEST, e.to_string()))?;
         let mut it = segs.into_iter();

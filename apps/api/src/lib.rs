@@ -94,6 +94,11 @@ impl QueueKey {
         &self.name
     }
 
+    /// Whether the key is a lane of a device.
+    pub fn is_lane(&self) -> bool {
+        self.device && self.name.contains('/')
+    }
+
     /// Whether the key names a device (or a device's lane).
     pub fn is_device(&self) -> bool {
         self.device

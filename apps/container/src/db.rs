@@ -160,43 +160,45 @@ impl ContainerDb {
 
     /// Merge object rows in one transaction (§6.7).
     pub fn merge_rows(&mut self, rows: &[Row]) -> Result<(), DbError> {
+        self.merge_rows_synced(rows, None)
+    }
+
+    /// Merge rows from another replica and, in the same transaction, move
+    /// that replica's `incoming_sync` point to `point` (Swift's
+    /// `merge_items(rows, source)`: the larger point is kept).
+    pub fn merge_rows_synced(&mut self, rows: &[Row], point: Option<(&str, i64)>) -> Result<(), DbError> {
         immediate(&mut self.conn, |tx| {
-            let mut find = tx.prepare_cached(
-                "SELECT name, created_at, size, content_type, etag, deleted, storage_policy_index FROM object
-                 WHERE deleted IN (0, 1) AND name = ? AND storage_policy_index = ?",
-            )?;
-            let mut del = tx.prepare_cached("DELETE FROM object WHERE name = ? AND storage_policy_index = ?")?;
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO object (name, created_at, size, content_type, etag, deleted, storage_policy_index)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )?;
-            for r in rows {
-                let existing: Option<Row> = find
-                    .query_row(params![r.name, r.policy], |x| {
-                        let created: String = x.get(1)?;
-                        let (d, c, m) = decode_timestamps(&created, false).unwrap_or((Timestamp::ZERO, None, None));
-                        Ok(Row {
-                            name: x.get(0)?,
-                            data: d,
-                            ctype_ts: c.unwrap_or(d),
-                            meta: m.unwrap_or(d),
-                            size: x.get(2)?,
-                            content_type: x.get(3)?,
-                            etag: x.get(4)?,
-                            deleted: x.get::<_, i64>(5)? != 0,
-                            policy: x.get(6)?,
-                        })
-                    })
-                    .optional()?;
-                let Some(m) = merge(existing.as_ref(), r) else { continue };
-                if existing.is_some() {
-                    del.execute(params![r.name, r.policy])?;
+            merge_in(tx, rows)?;
+            if let Some((source, p)) = point {
+                let n = tx.execute(
+                    "UPDATE incoming_sync SET sync_point = max(?, sync_point) WHERE remote_id = ?",
+                    params![p, source],
+                )?;
+                if n == 0 {
+                    tx.execute("INSERT INTO incoming_sync (sync_point, remote_id) VALUES (?, ?)", params![p, source])?;
                 }
-                let created = encode_timestamps(m.data, Some(m.ctype_ts), Some(m.meta), false);
-                ins.execute(params![m.name, created, m.size, m.content_type, m.etag, i64::from(m.deleted), m.policy])?;
             }
             Ok(())
         })
+    }
+
+    /// Swift's `set_storage_policy_index`: the container's rows count in
+    /// another policy from now on.
+    pub fn set_storage_policy_index(&mut self, policy: i64, ts: &str) -> Result<(), DbError> {
+        immediate(&mut self.conn, |tx| {
+            tx.execute("INSERT OR IGNORE INTO policy_stat (storage_policy_index) VALUES (?)", [policy])?;
+            tx.execute(
+                "UPDATE container_info SET storage_policy_index = ?, status_changed_at = MAX(?, status_changed_at)
+                 WHERE storage_policy_index <> ?",
+                params![policy, ts, policy],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The connection, for writes of the replication RPC.
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     /// Run a closure with the connection (listings, updates).
@@ -211,6 +213,45 @@ impl ContainerDb {
     ) -> Result<T, DbError> {
         immediate(&mut self.conn, |tx| Ok(f(tx)?))
     }
+}
+
+/// Merge object rows inside `tx` (§6.7): each against what is stored.
+fn merge_in(tx: &rusqlite::Transaction<'_>, rows: &[Row]) -> Result<(), DbError> {
+    let mut find = tx.prepare_cached(
+        "SELECT name, created_at, size, content_type, etag, deleted, storage_policy_index FROM object
+         WHERE deleted IN (0, 1) AND name = ? AND storage_policy_index = ?",
+    )?;
+    let mut del = tx.prepare_cached("DELETE FROM object WHERE name = ? AND storage_policy_index = ?")?;
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO object (name, created_at, size, content_type, etag, deleted, storage_policy_index)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for r in rows {
+        let existing: Option<Row> = find
+            .query_row(params![r.name, r.policy], |x| {
+                let created: String = x.get(1)?;
+                let (d, c, m) = decode_timestamps(&created, false).unwrap_or((Timestamp::ZERO, None, None));
+                Ok(Row {
+                    name: x.get(0)?,
+                    data: d,
+                    ctype_ts: c.unwrap_or(d),
+                    meta: m.unwrap_or(d),
+                    size: x.get(2)?,
+                    content_type: x.get(3)?,
+                    etag: x.get(4)?,
+                    deleted: x.get::<_, i64>(5)? != 0,
+                    policy: x.get(6)?,
+                })
+            })
+            .optional()?;
+        let Some(m) = merge(existing.as_ref(), r) else { continue };
+        if existing.is_some() {
+            del.execute(params![r.name, r.policy])?;
+        }
+        let created = encode_timestamps(m.data, Some(m.ctype_ts), Some(m.meta), false);
+        ins.execute(params![m.name, created, m.size, m.content_type, m.etag, i64::from(m.deleted), m.policy])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 
 pub mod db;
+pub mod reconcile;
+pub mod replicate;
 pub mod rows;
 pub mod schema;
 pub mod updater;
@@ -138,7 +140,16 @@ impl Processor for ContainerServer {
     }
 
     fn call(&self, req: Request) -> Response {
-        let Request { head, .. } = req;
+        let Request { head, body } = req;
+        if matches!(head.method(), Method::Other(m) if &**m == "REPLICATE") {
+            return aerie_storage::db::rpc::handle::<replicate::Container>(
+                &self.cfg.devices,
+                &self.cfg.reserve,
+                "containers",
+                &head,
+                body,
+            );
+        }
         let p = match self.precheck(&head) {
             Ok(p) => p,
             Err(r) => return r,
@@ -168,6 +179,12 @@ impl Processor for ContainerServer {
     }
 
     fn unknown_device(&self, head: &RequestHead, device: &str) -> Response {
+        if matches!(head.method(), Method::Other(m) if &**m == "REPLICATE") {
+            return match aerie_storage::db::rpc::check_path(head) {
+                Err(r) => r,
+                Ok(_) => insufficient_storage(device),
+            };
+        }
         match self.precheck(head) {
             Err(r) => r,
             Ok(_) => insufficient_storage(device),
@@ -195,7 +212,7 @@ impl ContainerServer {
         if let Some(r) = aerie_storage::swob::check_method(head, METHODS, "container-server") {
             return Err(r);
         }
-        if matches!(head.method(), Method::Other(m) if &**m == "REPLICATE" || &**m == "UPDATE") {
+        if matches!(head.method(), Method::Other(m) if &**m == "UPDATE") {
             return Err(page(Status::NOT_IMPLEMENTED));
         }
         let segs = split_path(&path, 4, 5, true).map_err(|e| text(Status::BAD_REQUEST, e.to_string()))?;

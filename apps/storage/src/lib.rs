@@ -13,6 +13,7 @@ pub mod hash;
 pub mod header;
 pub mod path;
 pub mod pickle;
+pub mod pyjson;
 pub mod replicas;
 pub mod ring;
 pub mod swift_conf;

@@ -93,6 +93,8 @@ pub struct LoopParts {
     pub max_connections: usize,
     /// Pool settings.
     pub pools: std::collections::BTreeMap<String, crate::config::PoolConfig>,
+    /// The CPU priority of device lanes' threads (replication).
+    pub lane_nice: i32,
     /// The read end of the signal pipe.
     pub signal_rx: UnixStream,
     /// The flags the handlers set.
@@ -127,7 +129,7 @@ impl EventLoop {
         }
         let now = Instant::now();
         Ok(EventLoop {
-            pools: Pools::new(parts.pools, notifier.clone()),
+            pools: Pools::new(parts.pools, notifier.clone()).with_lane_nice(parts.lane_nice),
             poll,
             listeners,
             infos,

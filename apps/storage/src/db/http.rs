@@ -13,8 +13,13 @@ use std::path::PathBuf;
 /// (kind `containers` or `accounts`); 507 when the device is unavailable.
 pub fn db_file(devices: &Devices, device: &str, partition: &str, kind: &str, hash: &str) -> Result<PathBuf, Response> {
     let dev = devices.device_dir(device).map_err(|_| insufficient_storage(device))?;
+    Ok(db_file_in(&dev, partition, kind, hash))
+}
+
+/// Where a database lives under a device directory already found.
+pub fn db_file_in(dev: &std::path::Path, partition: &str, kind: &str, hash: &str) -> PathBuf {
     let sfx = &hash[hash.len().saturating_sub(3)..];
-    Ok(dev.join(kind).join(partition).join(sfx).join(hash).join(format!("{hash}.db")))
+    dev.join(kind).join(partition).join(sfx).join(hash).join(format!("{hash}.db"))
 }
 
 /// 507 when a write to `device` would cross the free-space reserve.

@@ -83,7 +83,7 @@ pub fn visible(json: &str) -> Vec<(String, String)> {
 pub fn clear_all(json: &str, ts: &str) -> String {
     let m: Map<String, Value> =
         parse(json).into_iter().map(|(k, _)| (k, Value::from(vec!["".to_string(), ts.to_string()]))).collect();
-    Value::Object(m).to_string()
+    crate::pyjson::dumps(&Value::Object(m))
 }
 
 /// Cumulative limits over the merged map (§3.3).
@@ -132,5 +132,5 @@ pub fn merge_request(
         }
     }
     validate(&m, c)?;
-    Ok(Some(Value::Object(m).to_string()))
+    Ok(Some(crate::pyjson::dumps(&Value::Object(m))))
 }

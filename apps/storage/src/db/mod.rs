@@ -12,6 +12,7 @@ pub mod http;
 pub mod listing;
 pub mod meta;
 pub mod pending;
+pub mod rpc;
 
 pub use connect::{chexor, connect, connect_cached, keep_connection, register_functions};
 pub use pending::{append_pending, drain_pending, pickled_int, pickled_text, PENDING_CAP};

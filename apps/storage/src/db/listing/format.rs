@@ -2,6 +2,7 @@
 //! text and XML, byte for byte what Swift's servers send.
 
 use super::Entry;
+use crate::pyjson::push_str as push_json_str;
 use crate::timestamp::decode_timestamps;
 
 /// Swift's `extract_swift_bytes` on a stored content type: the type with
@@ -20,33 +21,6 @@ pub fn clean_content_type(ctype: &str) -> (String, Option<String>) {
         }
     }
     (out, sb)
-}
-
-/// `s` as a JSON string with Python's `ensure_ascii` escaping, appended.
-fn push_json_str(out: &mut String, s: &str) {
-    use std::fmt::Write;
-    out.push('"');
-    if s.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\') {
-        out.push_str(s);
-    } else {
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                    let mut buf = [0u16; 2];
-                    for u in c.encode_utf16(&mut buf) {
-                        let _ = write!(out, "\\u{u:04x}");
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-    }
-    out.push('"');
 }
 
 fn xml_escape(s: &str) -> String {
