@@ -25,7 +25,7 @@
 # run (METHODS="" only the steady-state pass, as over 100000 objects),
 # STEADY=0 skips the steady-state pass, PROBE=0 the GET latency
 # during a rebuild; WRAP is put before the aerie
-# command lines of aerie's rebuild (eatmydata, perf ...).
+# command lines of aerie's rebuild and steady pass (eatmydata, perf ...).
 #
 # RECEIVE_PER_DEVICE (default 1, Swift's default) sets every node's
 # replication.replication_concurrency_per_device: SSYNC sessions a device
@@ -239,10 +239,11 @@ stop_nodes
 NODE_PIDS=()
 for n in 1 2 3; do
     cfg=$C/node$n/off.toml; [ "$n" = 1 ] && cfg=$C/node1/aerie.toml
-    "$ROOT/target/release/aerie" -c "$cfg" 2>>"$C/node$n/aerie.log" & NODE_PIDS+=($!); PIDS+=($!)
+    # shellcheck disable=SC2086 # WRAP is words
+    ${WRAP:-} "$ROOT/target/release/aerie" -c "$cfg" 2>>"$C/node$n/aerie.log" & NODE_PIDS+=($!); PIDS+=($!)
 done
 passes() { # N: wait until node 1's replicator has made N passes
-    until curl -fsS "127.0.0.1:$NODE1_ADMIN/status" 2>/dev/null | "$PY" -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(r["passes"] >= int(sys.argv[1]) for r in d["replication"]) else 1)' "$1"; do sleep 0.05; done
+    until curl -fsS "127.0.0.1:$NODE1_ADMIN/status" 2>/dev/null | "$PY" -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(r["passes"] >= int(sys.argv[1]) for r in d["replication"]) else 1)' "$1" 2>/dev/null; do sleep 0.05; done
 }
 # The second pass: the nodes' start-up is not counted, and the first
 # pass has found every hash cached as Swift's measured pass did.
