@@ -85,8 +85,16 @@ fn swifts_database_replicators_heal_aerie_nodes() {
     }
     for kind in ["container", "account"] {
         let log = swift_db_replicator_once(&c, 1, kind) + &swift_db_replicator_once(&c, 2, kind);
-        let failures: Vec<&str> = log.split(" failures").filter_map(|p| p.rsplit(' ').next()).collect();
-        assert!(failures.len() >= 2 && failures[..failures.len() - 1].iter().all(|n| *n == "0"), "{log}");
+        // The one failure Swift's client may count is its own: it waits
+        // count/2000 s for rsync_then_merge (6 ms for 13 rows) and gives up
+        // while the node goes on to merge (SWIFT-REPLICATION.md §5.4).
+        let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+        let own_timeouts =
+            errors.iter().filter(|l| l.contains("reading HTTP response") && l.contains("Timeout (0.0")).count();
+        assert_eq!(errors.len(), own_timeouts, "{log}");
+        let failures: u64 =
+            log.split(" failures").filter_map(|p| p.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok())).sum();
+        assert!(failures <= own_timeouts as u64, "{log}");
         if kind == "container" {
             // All three ways a replica catches up were taken.
             let stat = |name: &str| -> u64 {
