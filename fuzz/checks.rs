@@ -247,3 +247,36 @@ fn ssync_session(data: &[u8]) {
     let top: Vec<_> = std::fs::read_dir(base.join("devices")).expect("root").flatten().map(|e| e.file_name()).collect();
     assert_eq!(top, [std::ffi::OsString::from("d1")]);
 }
+
+/// A container database on a scratch device (one per process).
+fn rpc_target() -> &'static (aerie_storage::db::rpc::Target, std::path::PathBuf) {
+    static T: std::sync::OnceLock<(aerie_storage::db::rpc::Target, std::path::PathBuf)> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let base = std::env::temp_dir().join(format!("aerie-fuzz-dbrpc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let device_dir = base.join("devices/d1");
+        let hash = "0123456789abcdef0123456789abcdef";
+        let db_file = aerie_storage::db::http::db_file_in(&device_dir, "7", "containers", hash);
+        let ts = aerie_storage::Timestamp::parse("1700000000.00000").expect("timestamp");
+        let (db, _) = aerie_container::db::ContainerDb::create(&db_file, "a", "c", ts, 0, "d1").expect("database");
+        db.release();
+        (aerie_storage::db::rpc::Target { device_dir, db_file }, base)
+    })
+}
+
+/// `REPLICATE` bodies: any bytes get a status Swift's replicator knows
+/// (never a panic), the database stays readable, and nothing is written
+/// outside the device (a `complete_rsync` or `rsync_then_merge` name that
+/// climbs is refused).
+pub fn db_rpc(data: &[u8]) {
+    use aerie_storage::db::rpc::dispatch;
+    let (target, base) = rpc_target();
+    let r = dispatch::<aerie_container::replicate::Container>(target, data);
+    assert!(matches!(r.status.0, 200 | 202 | 204 | 400 | 404 | 500 | 503), "status {}", r.status.0);
+    // Still a database Swift's servers would read.
+    let db = aerie_container::db::ContainerDb::open(&target.db_file).expect("the database still opens");
+    db.info().expect("and reads");
+    db.release();
+    let top: Vec<_> = std::fs::read_dir(base.join("devices")).expect("root").flatten().map(|e| e.file_name()).collect();
+    assert_eq!(top, [std::ffi::OsString::from("d1")]);
+}

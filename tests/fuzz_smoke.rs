@@ -185,3 +185,19 @@ fn ssync_sessions() {
     );
     run("ssync", &[offer.as_bytes(), put.as_bytes(), b":MISSING_CHECK: START\r\n"], checks::ssync);
 }
+
+#[test]
+fn db_rpc_bodies() {
+    run(
+        "db_rpc",
+        &[
+            br#"["sync", 5, "00000000000000000000000000000000", "r-d2", "1", "2", "0", "{\"X-Container-Meta-A\": [\"b\", \"3\"]}"]"#,
+            br#"["merge_items", [{"ROWID": 3, "name": "o", "created_at": "1700000001.00000", "size": 1, "content_type": "a", "etag": "e", "deleted": 0}], "r-d2"]"#,
+            br#"["merge_syncs", [{"remote_id": "r-d3", "sync_point": 9}]]"#,
+            br#"["complete_rsync", "x", "y.db"]"#,
+            br#"["rsync_then_merge", "../x", "y.db"]"#,
+            br#"["get_shard_ranges"]"#,
+        ],
+        checks::db_rpc,
+    );
+}

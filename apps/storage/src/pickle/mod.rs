@@ -65,11 +65,66 @@ impl Value {
 }
 
 /// A dict key that can be hashed: text or bytes (never equal to each other).
-fn key_of(v: &Value) -> Option<(bool, Vec<u8>)> {
+fn key_of(v: &Value) -> Option<(bool, &[u8])> {
     match v {
-        Value::Str(s) => Some((true, s.as_bytes().to_vec())),
-        Value::Bytes(b) => Some((false, b.clone())),
+        Value::Str(s) => Some((true, s.as_bytes())),
+        Value::Bytes(b) => Some((false, b)),
         _ => None,
+    }
+}
+
+/// FNV-1a: keys here are short and not chosen to collide on purpose
+/// (a pickle's author could only slow its own reading down).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// A repeated key replaces the value where the key first was, as in
+/// Python (Swift never writes one, so the usual case finds none). Found
+/// through borrowed keys: a hashes.pkl has thousands of suffixes, and
+/// searching the list for each would be quadratic.
+fn fold_repeated_keys(d: &mut Vec<(Value, Value)>) {
+    let mut seen: std::collections::HashMap<(bool, &[u8]), usize, std::hash::BuildHasherDefault<Fnv>> =
+        std::collections::HashMap::with_capacity_and_hasher(d.len(), Default::default());
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    for (i, (k, _)) in d.iter().enumerate() {
+        match key_of(k) {
+            Some(key) => match seen.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => repeats.push((*e.get(), i)),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(i);
+                }
+            },
+            None => {
+                if let Some(j) = d[..i].iter().position(|(ek, _)| ek == k) {
+                    repeats.push((j, i));
+                }
+            }
+        }
+    }
+    drop(seen);
+    if repeats.is_empty() {
+        return;
+    }
+    // In order, so the last value wins; then the later copies go.
+    for &(first, later) in &repeats {
+        let v = d[later].1.clone();
+        d[first].1 = v;
+    }
+    for &(_, later) in repeats.iter().rev() {
+        d.remove(later);
     }
 }
 
@@ -170,26 +225,11 @@ impl<'a> Machine<'a> {
             return err("odd number of dict items");
         }
         let Value::Dict(d) = self.top_mut()? else { return err("SETITEMS on a non-dict") };
-        // A repeated key replaces the value where the key first was, as in
-        // Python. Text and bytes keys (all Swift writes) are found through
-        // an index: a hashes.pkl has thousands of suffixes, and a search of
-        // the list for each would be quadratic.
-        let mut index: std::collections::HashMap<(bool, Vec<u8>), usize> =
-            d.iter().enumerate().filter_map(|(i, (k, _))| key_of(k).map(|k| (k, i))).collect();
         let mut it = items.into_iter();
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            let slot = match key_of(&k) {
-                Some(key) => index.get(&key).copied().or_else(|| {
-                    index.insert(key, d.len());
-                    None
-                }),
-                None => d.iter().position(|(ek, _)| *ek == k),
-            };
-            match slot {
-                Some(i) => d[i].1 = v,
-                None => d.push((k, v)),
-            }
+            d.push((k, v));
         }
+        fold_repeated_keys(d);
         Ok(())
     }
 
