@@ -266,6 +266,11 @@ pub fn get_hashes(
                 Stored::invalid()
             }
         };
+        // The usual steady case: valid, nothing to list, hash or redo —
+        // the stored hashes are the answer, without a copy.
+        if orig.valid && !do_listdir && recalculate.is_empty() && orig.hashes.values().all(Option::is_some) {
+            return Ok((hashed, orig.hashes));
+        }
         let (orig, mut hashes) = if orig.valid {
             let h = orig.hashes.clone();
             (orig, h)
