@@ -251,11 +251,7 @@ impl AccountDb {
                 merge_one(tx, row, Some(*sent_deleted))?;
             }
             if let Some((source, p)) = point {
-                tx.execute(
-                    "INSERT INTO incoming_sync (sync_point, remote_id) VALUES (?1, ?2)
-                     ON CONFLICT(remote_id) DO UPDATE SET sync_point = max(?1, sync_point)",
-                    params![p, source],
-                )?;
+                aerie_storage::db::rpc::advance_sync(tx, "incoming_sync", source, p)?;
             }
             Ok(())
         })

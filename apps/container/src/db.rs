@@ -170,13 +170,7 @@ impl ContainerDb {
         immediate(&mut self.conn, |tx| {
             merge_in(tx, rows)?;
             if let Some((source, p)) = point {
-                let n = tx.execute(
-                    "UPDATE incoming_sync SET sync_point = max(?, sync_point) WHERE remote_id = ?",
-                    params![p, source],
-                )?;
-                if n == 0 {
-                    tx.execute("INSERT INTO incoming_sync (sync_point, remote_id) VALUES (?, ?)", params![p, source])?;
-                }
+                aerie_storage::db::rpc::advance_sync(tx, "incoming_sync", source, p)?;
             }
             Ok(())
         })

@@ -47,9 +47,6 @@ fn row_of(v: &Value) -> Result<Row, RpcError> {
     let name = v.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).ok_or_else(|| bad("name"))?;
     let created = v.get("created_at").and_then(Value::as_str).ok_or_else(|| bad("created_at"))?;
     let (data, ctype, meta) = decode_timestamps(created, false).map_err(|_| bad("created_at"))?;
-    if data == Timestamp::ZERO && created.trim_start_matches(['0', '.']).is_empty() && !created.starts_with('0') {
-        return Err(bad("created_at"));
-    }
     let size = v.get("size").and_then(Value::as_i64).ok_or_else(|| bad("size"))?;
     let content_type = v.get("content_type").and_then(Value::as_str).ok_or_else(|| bad("content_type"))?;
     let etag = v.get("etag").and_then(Value::as_str).ok_or_else(|| bad("etag"))?;

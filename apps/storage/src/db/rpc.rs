@@ -321,7 +321,8 @@ fn complete_rsync<R: Replica>(target: &Target, args: &[Value]) -> Result<Respons
     }
     let mut db = R::open(&tmp)?;
     newid::<R>(db.conn(), &device_of(&tmp), tmp_name)?;
-    drop_connection(db);
+    // Closed for good, not kept: the file is about to move.
+    drop(db);
     publish(&tmp, &db_file)?;
     Ok(Response::new(Status::NO_CONTENT))
 }
@@ -362,7 +363,7 @@ fn rsync_then_merge<R: Replica>(target: &Target, args: &[Value]) -> Result<Respo
         update_metadata(new.conn(), R::STAT, &metadata)?;
     }
     existing.release();
-    drop_connection(new);
+    drop(new);
     if !(R::exists(&target.db_file) && tmp.is_file()) {
         return Ok(page(Status::NOT_FOUND));
     }
@@ -370,26 +371,9 @@ fn rsync_then_merge<R: Replica>(target: &Target, args: &[Value]) -> Result<Respo
     Ok(Response::new(Status::NO_CONTENT))
 }
 
-/// Close a database's connection for good (its file is about to move).
-fn drop_connection<R: Replica>(db: R) {
-    drop(db);
-}
-
-/// Move a finished database into place: made durable where it is, renamed
-/// (directories made), the directory made durable.
+/// Move a finished database into place, durably (directories made).
 fn publish(tmp: &Path, dest: &Path) -> Result<(), RpcError> {
-    let io = |e: std::io::Error| RpcError::Db(DbError::Other(format!("{}: {e}", dest.display())));
-    std::fs::File::open(tmp).and_then(|f| f.sync_all()).map_err(io)?;
-    let dir = dest.parent().ok_or_else(|| RpcError::Db(DbError::Other("no directory".into())))?;
-    let created = crate::fs::create_dirs(dir).map_err(io)?;
-    std::fs::rename(tmp, dest).map_err(io)?;
-    crate::fs::fsync_dir(dir).map_err(io)?;
-    for d in created.iter().rev() {
-        if let Some(parent) = d.parent() {
-            crate::fs::fsync_dir(parent).map_err(io)?;
-        }
-    }
-    Ok(())
+    crate::fs::durable_rename(tmp, dest).map_err(|e| RpcError::Db(DbError::Other(format!("{}: {e}", dest.display()))))
 }
 
 /// The device name Swift's `_new_db_id` gives a database at `path`: the
@@ -443,16 +427,23 @@ pub fn merge_syncs(conn: &mut Connection, points: &[(String, i64)], incoming: bo
     let table = sync_table(incoming);
     immediate(conn, |tx| {
         for (id, point) in points {
-            tx.execute(
-                &format!(
-                    "INSERT INTO {table} (sync_point, remote_id) VALUES (?1, ?2)
-                     ON CONFLICT(remote_id) DO UPDATE SET sync_point = max(?1, sync_point)"
-                ),
-                params![point, id],
-            )?;
+            advance_sync(tx, table, id, *point)?;
         }
         Ok(())
     })
+}
+
+/// Record `point` for `remote_id` in a sync table unless a larger one is
+/// there (inside the caller's transaction): Swift's insert-or-max.
+pub fn advance_sync(conn: &Connection, table: &str, remote_id: &str, point: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        &format!(
+            "INSERT INTO {table} (sync_point, remote_id) VALUES (?1, ?2)
+             ON CONFLICT(remote_id) DO UPDATE SET sync_point = max(?1, sync_point)"
+        ),
+        params![point, remote_id],
+    )?;
+    Ok(())
 }
 
 /// `SQLITE_SEQUENCE`'s last ROWID of a table (`-1` when none): Swift's

@@ -16,7 +16,7 @@ mod lock;
 mod tempfile;
 pub use group::group_append;
 pub use lock::{lock_any, lock_path, Lock};
-pub use tempfile::TempFile;
+pub use tempfile::{durable_rename, TempFile};
 
 use std::ffi::OsStr;
 use std::fs::File;

@@ -74,6 +74,17 @@ impl TempFile {
     }
 }
 
+/// Move a finished file that is not a [`TempFile`] (one rsync placed)
+/// into place as durably as [`TempFile::commit`]: fsync it, make `dest`'s
+/// directories, rename, fsync the directory and each new parent.
+pub fn durable_rename(src: &Path, dest: &Path) -> io::Result<()> {
+    File::open(src)?.sync_all()?;
+    let dir = dest.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory"))?;
+    let created = create_dirs(dir)?;
+    std::fs::rename(src, dest)?;
+    fsync_published(dest, &created)
+}
+
 /// After a rename into place: fsync the directory that holds `dest` and
 /// the parent of every directory in `created` (newly made for it).
 fn fsync_published(dest: &Path, created: &[PathBuf]) -> io::Result<()> {
