@@ -2,7 +2,7 @@
 //! of crashed, hung and crash-looping workers, TTIN/TTOU, status and
 //! metrics, graceful and fast stops, control commands.
 
-use crate::util::{config, get, is_alive, wait_until, Client, Load, Server, TempDir};
+use crate::util::{config, free_port, get, is_alive, wait_until, Client, Load, Server, TempDir};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
@@ -405,10 +405,6 @@ fn control_commands_reload_status_and_stop_the_running_server() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(s.wait_exit(Duration::from_secs(5)).is_some());
     assert!(!pid_file.exists(), "pid file removed on exit");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
 }
 
 #[test]

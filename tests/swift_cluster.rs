@@ -37,6 +37,16 @@ impl Cluster {
     pub fn start(n: usize, tweak: impl Fn(usize, String) -> String) -> Cluster {
         util::system_swift_conf();
         let dir = TempDir::new("cluster");
+        // The ports are picked here, outside the kernel's ephemeral range,
+        // so no connection of another test takes one before its node binds
+        // it (or while a test has the node down); the script keeps them.
+        let mut ports = format!("PROXY_PORT={} RSYNC_PORT={}\n", util::free_port(), util::free_port());
+        for i in 1..=n {
+            let [o, c, a, m] = [(); 4].map(|()| util::free_port());
+            ports
+                .push_str(&format!("NODE{i}_OBJECT={o} NODE{i}_CONTAINER={c} NODE{i}_ACCOUNT={a} NODE{i}_ADMIN={m}\n"));
+        }
+        std::fs::write(dir.path().join("ports"), ports).expect("write the cluster's ports");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/swift-cluster.sh");
         let out = Command::new(&script)
             .args(["setup", &dir.path().to_string_lossy(), &n.to_string()])

@@ -33,7 +33,7 @@ fn container_updates_reach_the_container_and_failures_become_async_pendings() {
     assert!(lines.iter().any(|l| l.starts_with("User-Agent: object-server ")));
     assert!(lines.iter().any(|l| l.starts_with("Referer: PUT http://")));
     // With the container host down the update is saved, in Swift's place.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], crate::util::free_port()));
     let (r, _) = put(
         &n,
         "/sda1/0/AUTH_t/c/later",

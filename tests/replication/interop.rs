@@ -127,7 +127,7 @@ fn aeries_replicator_heals_swifts_own_object_server() {
     // Node 3's objects are served by Swift's object server (its aerie keeps
     // the container and account services and moves its object listener to
     // a port the rings do not know).
-    let spare = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let spare = crate::util::free_port();
     let c = Cluster::start(3, |i, config| {
         let config = config.replace("interval = 5.0", "interval = 1.0");
         if i != 3 {

@@ -56,7 +56,7 @@ impl Drop for SwiftServer {
 
 /// Start Swift's `kind` server on `devices`, in the foreground (workers = 0).
 pub fn start_swift_server(kind: &str, devices: &Path) -> SwiftServer {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let port = super::free_port();
     start_swift_server_at(kind, devices, port)
 }
 
