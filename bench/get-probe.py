@@ -2,12 +2,15 @@
 
     get-probe.py place SWIFT_DIR FROM_DEV TO_DEV COUNT    copy COUNT objects
     get-probe.py run SWIFT_DIR PORT DEV COUNT STOP_FILE   GET them until STOP_FILE
+    get-probe.py path PORT PATH STOP_FILE                  GET one path until STOP_FILE
 
 `place` copies the hash directories of the first COUNT objects the
 replication benchmark loaded (names o0000000...) from one device to another
 (xattrs and all), so they are there before a rebuild starts. `run` GETs
 them in turn on one keep-alive connection, about 200 a second so the probe
-itself takes little CPU, and prints "p50_ms p99_ms requests non_200".
+itself takes little CPU, and prints "p50_ms p99_ms requests non_200";
+`path` does the same with one path (a container listing, for
+bench/db-replication.sh).
 """
 import http.client
 import os
@@ -35,7 +38,10 @@ def place(swift_dir, src, dst, count):
 
 
 def run(swift_dir, port, dev, count, stop):
-    paths = ['/%s/%d/AUTH_bench/c/%s' % (dev, part, name) for part, name, _ in objects(swift_dir, count)]
+    probe(port, ['/%s/%d/AUTH_bench/c/%s' % (dev, part, name) for part, name, _ in objects(swift_dir, count)], stop)
+
+
+def probe(port, paths, stop):
     conn = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
     lat, bad = [], 0
     while not os.path.exists(stop):
@@ -63,5 +69,7 @@ def run(swift_dir, port, dev, count, stop):
 if __name__ == '__main__':
     if sys.argv[1] == 'place':
         place(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif sys.argv[1] == 'path':
+        probe(int(sys.argv[2]), [sys.argv[3]], sys.argv[4])
     else:
         run(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), sys.argv[6])

@@ -113,6 +113,10 @@ container_updater_interval = ${UPDATER_INTERVAL:-1.0}
 
 [replication]
 interval = ${REPLICATION_INTERVAL:-5.0}
+# Databases pushed whole go to this cluster's rsync daemon (modules
+# container<port>, account<port>; scripts/swift-cluster.sh start runs it).
+container_rsync_module = "rsync://127.0.0.1:$RSYNC_PORT/container{replication_port}"
+account_rsync_module = "rsync://127.0.0.1:$RSYNC_PORT/account{replication_port}"
 
 [[listen]]
 address = "127.0.0.1:${!o}"

@@ -10,7 +10,10 @@
 
 use crate::clock::monotonic_ms;
 use crate::http::CloseReason;
-use crate::scoreboard::{Histogram, QueueCell, QueueId, ReplicationCell, Scoreboard, Slot, State, HIST_BOUNDS_MS};
+use crate::scoreboard::{
+    DbReplicationCell, Histogram, QueueCell, QueueId, ReplicationCell, Scoreboard, Slot, State, DB_SERVICES,
+    HIST_BOUNDS_MS,
+};
 use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -97,6 +100,7 @@ impl Admin {
             "workers": workers,
             "devices": self.devices(),
             "replication": self.replication(),
+            "db_replication": self.db_replication(),
         })
     }
 
@@ -127,6 +131,44 @@ impl Admin {
                 })
             })
             .collect()
+    }
+
+    /// Per service and local device, the database replicators' figures:
+    /// the current pass's progress, the last pass's duration, totals since
+    /// the node started (Swift's `replication_stats` names).
+    fn db_replication(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for (i, service) in DB_SERVICES.iter().enumerate() {
+            let cells: Vec<serde_json::Value> = self
+                .scoreboard
+                .db_replications(i)
+                .map(|c| {
+                    json!({
+                        "device": c.device(),
+                        "databases": c.databases(),
+                        "databases_done": c.done(),
+                        "pass_started_unix_ms": c.pass_started_unix_ms(),
+                        "passes": c.passes(),
+                        "last_pass_seconds": c.last_pass_ms() as f64 / 1000.0,
+                        "last_pass_end_unix_ms": c.last_pass_end_unix_ms(),
+                        "attempted": c.attempted(),
+                        "success": c.success(),
+                        "failure": c.failure(),
+                        "no_change": c.no_change(),
+                        "hashmatch": c.hashmatch(),
+                        "rsync": c.rsync(),
+                        "remote_merge": c.remote_merge(),
+                        "diff": c.diff(),
+                        "diff_capped": c.diff_capped(),
+                        "rows_sent": c.rows_sent(),
+                        "remove": c.remove(),
+                        "reclaimed_rows": c.reclaimed_rows(),
+                    })
+                })
+                .collect();
+            out.insert(service.to_string(), serde_json::Value::Array(cells));
+        }
+        serde_json::Value::Object(out)
     }
 
     /// Per device (queue key): the master's slow verdict and the workers'
@@ -334,6 +376,57 @@ impl Admin {
             family(&mut out, name, kind, help);
             for c in self.scoreboard.replications() {
                 let _ = writeln!(out, "{name}{{device=\"{}\"}} {}", escape(&c.device()), get(&c));
+            }
+        }
+        type DGet = fn(&DbReplicationCell) -> u64;
+        let per_db_device: [(&str, &str, &str, DGet); 15] = [
+            ("aerie_db_replication_databases", "gauge", "Databases of the device in the current pass.", |c| {
+                c.databases()
+            }),
+            ("aerie_db_replication_databases_done", "gauge", "Databases of the current pass done.", |c| c.done()),
+            (
+                "aerie_db_replication_passes_total",
+                "counter",
+                "Database replication passes the device completed.",
+                |c| c.passes(),
+            ),
+            ("aerie_db_replication_attempted_total", "counter", "Databases replicated.", |c| c.attempted()),
+            ("aerie_db_replication_successes_total", "counter", "Peers brought up to date or found so.", |c| {
+                c.success()
+            }),
+            ("aerie_db_replication_failures_total", "counter", "Peers that were not.", |c| c.failure()),
+            ("aerie_db_replication_no_change_total", "counter", "Peers in sync by their sync points.", |c| {
+                c.no_change()
+            }),
+            ("aerie_db_replication_hashmatch_total", "counter", "Peers in sync by their hash.", |c| c.hashmatch()),
+            ("aerie_db_replication_rsyncs_total", "counter", "Databases pushed whole to a peer that had none.", |c| {
+                c.rsync()
+            }),
+            (
+                "aerie_db_replication_remote_merges_total",
+                "counter",
+                "Databases pushed whole to a peer far behind and merged there.",
+                |c| c.remote_merge(),
+            ),
+            ("aerie_db_replication_diffs_total", "counter", "Peers sent rows.", |c| c.diff()),
+            ("aerie_db_replication_diff_caps_total", "counter", "Peers left behind after max_diffs batches.", |c| {
+                c.diff_capped()
+            }),
+            ("aerie_db_replication_rows_sent_total", "counter", "Rows sent to peers.", |c| c.rows_sent()),
+            ("aerie_db_replication_removes_total", "counter", "Handoff and reclaimed databases removed.", |c| {
+                c.remove()
+            }),
+            ("aerie_db_replication_last_pass_milliseconds", "gauge", "How long the device's last pass took.", |c| {
+                c.last_pass_ms()
+            }),
+        ];
+        for (name, kind, help, get) in per_db_device {
+            family(&mut out, name, kind, help);
+            for (i, service) in DB_SERVICES.iter().enumerate() {
+                for c in self.scoreboard.db_replications(i) {
+                    let _ =
+                        writeln!(out, "{name}{{service=\"{service}\",device=\"{}\"}} {}", escape(&c.device()), get(&c));
+                }
             }
         }
         family(&mut out, "aerie_device_slow", "gauge", "1 while the device's recent I/O time is above slow_latency.");

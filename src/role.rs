@@ -14,12 +14,22 @@ pub enum ProcessKind {
     ContainerUpdater,
     /// Keeps the replicas of this node's object partitions in sync.
     ObjectReplicator,
+    /// Keeps the replicas of this node's container databases in sync.
+    ContainerReplicator,
+    /// Keeps the replicas of this node's account databases in sync.
+    AccountReplicator,
 }
 
 impl ProcessKind {
     /// Every kind, workers first.
-    pub const ALL: [ProcessKind; 4] =
-        [ProcessKind::Worker, ProcessKind::ObjectUpdater, ProcessKind::ContainerUpdater, ProcessKind::ObjectReplicator];
+    pub const ALL: [ProcessKind; 6] = [
+        ProcessKind::Worker,
+        ProcessKind::ObjectUpdater,
+        ProcessKind::ContainerUpdater,
+        ProcessKind::ObjectReplicator,
+        ProcessKind::ContainerReplicator,
+        ProcessKind::AccountReplicator,
+    ];
 
     /// The number a scoreboard slot stores.
     pub fn code(self) -> u64 {
@@ -28,6 +38,8 @@ impl ProcessKind {
             ProcessKind::ObjectUpdater => 1,
             ProcessKind::ContainerUpdater => 2,
             ProcessKind::ObjectReplicator => 3,
+            ProcessKind::ContainerReplicator => 4,
+            ProcessKind::AccountReplicator => 5,
         }
     }
 
@@ -44,6 +56,8 @@ impl ProcessKind {
             ProcessKind::ObjectUpdater => "object-updater",
             ProcessKind::ContainerUpdater => "container-updater",
             ProcessKind::ObjectReplicator => "object-replicator",
+            ProcessKind::ContainerReplicator => "container-replicator",
+            ProcessKind::AccountReplicator => "account-replicator",
         }
     }
 

@@ -100,6 +100,24 @@ impl Cluster {
         self.dir.path().join(format!("node{i}/srv"))
     }
 
+    /// The partition of `account[/container]` in the `ring` (`account`,
+    /// `container`) and its primary nodes (numbers from 1), in replica
+    /// order.
+    pub fn primaries(&self, ring: &str, account: &str, container: Option<&str>) -> (u32, Vec<usize>) {
+        let path = self.dir.path().join(format!("swift/{ring}.ring.gz"));
+        let ring = aerie_storage::ring::Ring::load(&path).expect("ring");
+        let text = std::fs::read_to_string(self.dir.path().join("swift/swift.conf")).expect("swift.conf");
+        let conf = aerie_storage::swift_conf::parse(&text).expect("swift.conf");
+        let part = ring.partition(&conf.salt, account, container, None);
+        let nodes = ring.nodes(part).iter().map(|d| d.device[1..].parse::<usize>().expect("device dN")).collect();
+        (part, nodes)
+    }
+
+    /// Node `i`'s log (empty while it is down).
+    pub fn node_log(&self, i: usize) -> String {
+        self.nodes[i - 1].as_ref().map(Server::log).unwrap_or_default()
+    }
+
     /// SIGKILL node `i`'s master and workers.
     pub fn kill_node(&mut self, i: usize) {
         self.nodes[i - 1] = None;
@@ -442,12 +460,7 @@ fn an_unmounted_device_answers_507_and_the_proxy_stops_using_it() {
 /// The primary devices (node numbers, from 1) of an account in the
 /// cluster's account ring, in replica order.
 fn account_primaries(c: &Cluster, account: &str) -> (u32, Vec<usize>) {
-    let ring = aerie_storage::ring::Ring::load(&c.dir.path().join("swift/account.ring.gz")).expect("account ring");
-    let text = std::fs::read_to_string(c.dir.path().join("swift/swift.conf")).expect("swift.conf");
-    let conf = aerie_storage::swift_conf::parse(&text).expect("swift.conf");
-    let part = ring.partition(&conf.salt, account, None, None);
-    let nodes = ring.nodes(part).iter().map(|d| d.device[1..].parse::<usize>().expect("device dN")).collect();
-    (part, nodes)
+    c.primaries("account", account, None)
 }
 
 /// Node `i` without its account listener (its account server is down;

@@ -3,7 +3,9 @@
 //! (`object_updater.rs`); the container updater sends changed container
 //! statistics to the accounts (`aerie_container::updater`); the object
 //! replicator keeps every replica of this node's partitions in sync
-//! (`replicator.rs`, over `aerie_object::replicator`). Being their own
+//! (`replicator.rs`, over `aerie_object::replicator`); the container and
+//! account replicators do the same for their databases (`db_replicator.rs`,
+//! over `aerie_storage::db::replicator`). Being their own
 //! processes, they survive worker reloads and crashes, and their blocking
 //! disk and network calls never touch a worker's loop.
 //!
@@ -11,6 +13,8 @@
 //! pass every interval, a heartbeat in between, and an exit as soon as a
 //! stop signal arrives or the master is gone.
 
+pub mod board;
+pub mod db_replicator;
 pub mod object_updater;
 pub mod replicator;
 
@@ -39,15 +43,15 @@ pub struct BackgroundArgs<'a> {
     pub master: nix::unistd::Pid,
     /// The shared scoreboard (the replicator's table is in it).
     pub scoreboard: crate::scoreboard::Scoreboard,
-    /// The ports this node's object service listens on (the replicator
+    /// The ports this node's service of the role listens on (a replicator
     /// finds its devices in the rings by them).
-    pub object_ports: Vec<u16>,
+    pub ports: Vec<u16>,
 }
 
 /// The background process, after fork: hygiene, then passes until
 /// stopped; never returns.
 pub fn main(args: BackgroundArgs<'_>) -> ! {
-    let BackgroundArgs { kind, config, slot, close, master_signals, master, scoreboard, object_ports } = args;
+    let BackgroundArgs { kind, config, slot, close, master_signals, master, scoreboard, ports } = args;
     let inh = Inheritance { role: Role::Child(kind, 0), slot, close, master_signals, master, server: &config.server };
     let started = match child::after_fork(inh) {
         Ok(s) => s,
@@ -56,8 +60,12 @@ pub fn main(args: BackgroundArgs<'_>) -> ! {
             child::exit(e.exit_code())
         }
     };
-    if kind == ProcessKind::ObjectReplicator {
-        child::exit(replicator::run(config, slot, &started, scoreboard, &object_ports))
+    match kind {
+        ProcessKind::ObjectReplicator => child::exit(replicator::run(config, slot, &started, scoreboard, &ports)),
+        ProcessKind::ContainerReplicator | ProcessKind::AccountReplicator => {
+            child::exit(db_replicator::run(kind, config, slot, &started, scoreboard, &ports))
+        }
+        _ => {}
     }
     child::exit(run(kind, config, slot, &started))
 }
@@ -87,6 +95,65 @@ pub fn run_passes(started: &Started, slot: Slot, interval: Duration, mut pass: i
             next = Instant::now() + interval;
         }
         started.wait(next.saturating_duration_since(Instant::now()).min(Duration::from_secs(1)));
+    }
+}
+
+/// Every address of this host's interfaces (Swift's `whataremyips`): a
+/// ring device is this node's when its replication address is one of them.
+pub fn local_ips() -> Vec<std::net::IpAddr> {
+    use std::net::IpAddr;
+    let mut ips: Vec<IpAddr> = match nix::ifaddrs::getifaddrs() {
+        Ok(addrs) => addrs
+            .filter_map(|a| a.address)
+            .filter_map(|s| {
+                s.as_sockaddr_in()
+                    .map(|v4| IpAddr::V4(v4.ip()))
+                    .or_else(|| s.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+            })
+            .collect(),
+        Err(e) => {
+            log::warn!("could not list this host's addresses: {e}");
+            Vec::new()
+        }
+    };
+    ips.push(IpAddr::from([127, 0, 0, 1]));
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+/// How long a replicator may go without progress before it counts as
+/// hung: ten answer timeouts, at least a minute.
+pub fn lockup(config: &Config) -> Duration {
+    (config.replication.http_timeout.max(config.replication.node_timeout) * 10).max(Duration::from_secs(60))
+}
+
+/// A replicator's pass can outlast `server.worker_timeout` (the master
+/// kills a child whose heartbeat is that old): a thread beats for it as
+/// long as `progress` (monotonic ms) moved within [`lockup`]. A replicator
+/// stuck longer stops beating, and the master replaces it.
+pub fn beat_while_progressing(config: &Config, slot: Slot, progress: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let lockup_ms = lockup(config).as_millis() as u64;
+    let heart = std::thread::Builder::new().name("replicator-heartbeat".into()).spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let last = progress.load(std::sync::atomic::Ordering::Relaxed);
+        if crate::clock::monotonic_ms().saturating_sub(last) < lockup_ms {
+            slot.beat();
+        }
+    });
+    if let Err(e) = heart {
+        log::error!("could not start the heartbeat thread: {e}");
+    }
+}
+
+/// Lower the whole process's CPU priority to `replication.nice_priority`
+/// (its threads inherit it).
+pub fn lower_priority(config: &Config) {
+    let nice = config.replication.nice_priority;
+    if nice != 0 {
+        if let Err(e) = crate::sys::process::set_process_nice(nice) {
+            log::warn!("could not set the replicator's priority to {nice}: {e}");
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! A pass can take longer than `server.worker_timeout` (the master kills a
 //! child whose heartbeat is that old), so a heartbeat thread beats for the
 //! replicator as long as its threads make progress — a partition finished
-//! or an object sent — within [`lockup`]; a replicator stuck longer than
+//! or an object sent — within [`super::lockup`]; a replicator stuck longer than
 //! that stops beating, and the master replaces it.
 
 use crate::child::Started;
@@ -16,137 +16,66 @@ use crate::config::Config;
 use crate::exit::ExitCode;
 use crate::scoreboard::{ReplicationCell, Scoreboard, Slot, REPLICATION_DEVICES};
 use aerie_object::peer::Timeouts;
-use aerie_object::replicator::{DeviceStats, PolicyRing, Progress, Replicator, Settings};
+use aerie_object::replicator::{DeviceStats, PolicyRing, Replicator, Settings};
 use aerie_storage::ring::RingFile;
-use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// How long the replicator may go without progress before it counts as
-/// hung: ten answer timeouts.
-fn lockup(config: &Config) -> Duration {
-    (config.replication.http_timeout * 10).max(Duration::from_secs(60))
-}
+impl super::board::Cell for ReplicationCell {
+    type Stats = DeviceStats;
 
-/// Every address of this host's interfaces (Swift's `whataremyips`).
-fn local_ips() -> Vec<IpAddr> {
-    let mut ips: Vec<IpAddr> = match nix::ifaddrs::getifaddrs() {
-        Ok(addrs) => addrs
-            .filter_map(|a| a.address)
-            .filter_map(|s| {
-                s.as_sockaddr_in()
-                    .map(|v4| IpAddr::V4(v4.ip()))
-                    .or_else(|| s.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-            })
-            .collect(),
-        Err(e) => {
-            log::warn!("could not list this host's addresses: {e}");
-            Vec::new()
-        }
-    };
-    ips.push(IpAddr::from([127, 0, 0, 1]));
-    ips.sort();
-    ips.dedup();
-    ips
-}
-
-/// The scoreboard side of a pass: a cell per device, totals carried over
-/// from the cell (they outlive the process).
-struct Board<'a> {
-    scoreboard: Scoreboard,
-    started: &'a Started,
-    /// Device → (cell, totals before this pass).
-    cells: Mutex<BTreeMap<String, (ReplicationCell, DeviceStats)>>,
-    last_progress: Arc<AtomicU64>,
-}
-
-fn read_totals(c: &ReplicationCell) -> DeviceStats {
-    DeviceStats {
-        suffixes_hashed: c.suffixes_hashed(),
-        suffixes_synced: c.suffixes_synced(),
-        hashmatch: c.hashmatch(),
-        objects_sent: c.objects_sent(),
-        bytes_sent: c.bytes_sent(),
-        failures: c.failures(),
-        handoffs_removed: c.handoffs_removed(),
-        handoff_objects_removed: c.handoff_objects_removed(),
-        ..DeviceStats::default()
-    }
-}
-
-impl Board<'_> {
-    /// The device's cell (found, or the next free one), and its totals
-    /// before this pass.
-    fn cell(&self, device: &str) -> Option<(ReplicationCell, DeviceStats)> {
-        let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = cells.get(device) {
-            return Some(c.clone());
-        }
-        let n = (self.scoreboard.header().replication_count() as usize).min(REPLICATION_DEVICES);
-        let found = (0..n).filter_map(|i| self.scoreboard.replication(i)).find(|c| c.device() == device);
-        let cell = match found {
-            Some(c) => c,
-            None => {
-                let c = self.scoreboard.replication(n)?;
-                c.set_device(device);
-                self.scoreboard.header().set_replication_count(n as u64 + 1);
-                c
-            }
-        };
-        let entry = (cell, read_totals(&cell));
-        cells.insert(device.to_string(), entry.clone());
-        Some(entry)
-    }
-
-    fn write(cell: &ReplicationCell, base: &DeviceStats, s: &DeviceStats) {
-        cell.set_partitions(s.partitions);
-        cell.set_done(s.done);
-        cell.set_suffixes_hashed(base.suffixes_hashed + s.suffixes_hashed);
-        cell.set_suffixes_synced(base.suffixes_synced + s.suffixes_synced);
-        cell.set_hashmatch(base.hashmatch + s.hashmatch);
-        cell.set_objects_sent(base.objects_sent + s.objects_sent);
-        cell.set_bytes_sent(base.bytes_sent + s.bytes_sent);
-        cell.set_failures(base.failures + s.failures);
-        cell.set_handoffs_removed(base.handoffs_removed + s.handoffs_removed);
-        cell.set_handoff_objects_removed(base.handoff_objects_removed + s.handoff_objects_removed);
-    }
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-impl Progress for Board<'_> {
-    fn device(&self, device: &str, stats: &DeviceStats, started: SystemTime) {
-        if let Some((cell, base)) = self.cell(device) {
-            cell.set_pass_started_unix_ms(unix_ms(started));
-            Board::write(&cell, &base, stats);
+    fn totals(&self) -> DeviceStats {
+        DeviceStats {
+            suffixes_hashed: self.suffixes_hashed(),
+            suffixes_synced: self.suffixes_synced(),
+            hashmatch: self.hashmatch(),
+            objects_sent: self.objects_sent(),
+            bytes_sent: self.bytes_sent(),
+            failures: self.failures(),
+            handoffs_removed: self.handoffs_removed(),
+            handoff_objects_removed: self.handoff_objects_removed(),
+            ..DeviceStats::default()
         }
     }
 
-    fn device_done(&self, device: &str, stats: &DeviceStats, took: Duration) {
-        if let Some((cell, base)) = self.cell(device) {
-            Board::write(&cell, &base, stats);
-            cell.set_handoffs_remaining(stats.handoffs_remaining);
-            cell.set_last_pass_ms(took.as_millis() as u64);
-            cell.set_last_pass_end_unix_ms(crate::clock::unix_ms());
-            cell.add_passes(1);
-        }
-        // The next pass starts from these totals.
-        self.cells.lock().unwrap_or_else(|e| e.into_inner()).remove(device);
-        self.beat();
+    fn write(&self, base: &DeviceStats, s: &DeviceStats) {
+        self.set_partitions(s.partitions);
+        self.set_done(s.done);
+        self.set_suffixes_hashed(base.suffixes_hashed + s.suffixes_hashed);
+        self.set_suffixes_synced(base.suffixes_synced + s.suffixes_synced);
+        self.set_hashmatch(base.hashmatch + s.hashmatch);
+        self.set_objects_sent(base.objects_sent + s.objects_sent);
+        self.set_bytes_sent(base.bytes_sent + s.bytes_sent);
+        self.set_failures(base.failures + s.failures);
+        self.set_handoffs_removed(base.handoffs_removed + s.handoffs_removed);
+        self.set_handoff_objects_removed(base.handoff_objects_removed + s.handoff_objects_removed);
     }
 
-    fn beat(&self) {
-        self.last_progress.store(crate::clock::monotonic_ms(), Ordering::Relaxed);
+    fn set_pass_started(&self, unix_ms: u64) {
+        self.set_pass_started_unix_ms(unix_ms);
     }
 
-    fn stopping(&self) -> bool {
-        self.started.flags.stopping()
+    fn finish(&self, s: &DeviceStats, took: Duration) {
+        self.set_handoffs_remaining(s.handoffs_remaining);
+        self.set_last_pass_ms(took.as_millis() as u64);
+        self.set_last_pass_end_unix_ms(crate::clock::unix_ms());
+        self.add_passes(1);
     }
+}
+
+/// The device's cell in the object replicator's table: found, or the next
+/// free one.
+fn claim(scoreboard: Scoreboard, device: &str) -> Option<ReplicationCell> {
+    let n = (scoreboard.header().replication_count() as usize).min(REPLICATION_DEVICES);
+    if let Some(c) = (0..n).filter_map(|i| scoreboard.replication(i)).find(|c| c.device() == device) {
+        return Some(c);
+    }
+    let c = scoreboard.replication(n)?;
+    c.set_device(device);
+    scoreboard.header().set_replication_count(n as u64 + 1);
+    Some(c)
 }
 
 /// The policies' object rings, beside swift.conf.
@@ -166,12 +95,7 @@ fn ring_files(config: &Config) -> Vec<(u32, RingFile)> {
 /// The replicator process's life: passes until stopped.
 pub fn run(config: &Config, slot: Slot, started: &Started, scoreboard: Scoreboard, ports: &[u16]) -> ExitCode {
     let r = &config.replication;
-    // Every thread now, and the pass's threads inherit it.
-    if r.nice_priority != 0 {
-        if let Err(e) = crate::sys::process::set_process_nice(r.nice_priority) {
-            log::warn!("could not set the replicator's priority to {}: {e}", r.nice_priority);
-        }
-    }
+    super::lower_priority(config);
     let settings = Settings {
         devices: config.storage.devices.clone(),
         reclaim_age: config.storage.reclaim_age.as_secs_f64(),
@@ -181,7 +105,7 @@ pub fn run(config: &Config, slot: Slot, started: &Started, scoreboard: Scoreboar
         max_bytes_per_second: r.max_bytes_per_second,
         max_objects_per_second: r.max_objects_per_second,
         timeouts: Timeouts { conn: r.conn_timeout, node: r.node_timeout, http: r.http_timeout },
-        ips: local_ips(),
+        ips: super::local_ips(),
         ports: ports.to_vec(),
     };
     log::info!(
@@ -194,17 +118,7 @@ pub fn run(config: &Config, slot: Slot, started: &Started, scoreboard: Scoreboar
     let mut replicator = Replicator::new(settings);
     let mut rings = ring_files(config);
     let last_progress = Arc::new(AtomicU64::new(crate::clock::monotonic_ms()));
-    let lockup_ms = lockup(config).as_millis() as u64;
-    let beating = last_progress.clone();
-    let heart = std::thread::Builder::new().name("replicator-heartbeat".into()).spawn(move || loop {
-        std::thread::sleep(Duration::from_secs(1));
-        if crate::clock::monotonic_ms().saturating_sub(beating.load(Ordering::Relaxed)) < lockup_ms {
-            slot.beat();
-        }
-    });
-    if let Err(e) = heart {
-        log::error!("could not start the heartbeat thread: {e}");
-    }
+    super::beat_while_progressing(config, slot, last_progress.clone());
     let mut warned = false;
     super::run_passes(started, slot, r.interval, |_slot| {
         last_progress.store(crate::clock::monotonic_ms(), Ordering::Relaxed);
@@ -220,8 +134,8 @@ pub fn run(config: &Config, slot: Slot, started: &Started, scoreboard: Scoreboar
             return;
         }
         warned = false;
-        let board =
-            Board { scoreboard, started, cells: Mutex::new(BTreeMap::new()), last_progress: last_progress.clone() };
+        let claim = |device: &str| claim(scoreboard, device);
+        let board = super::board::Board::new(&claim, started, last_progress.clone());
         let s = replicator.pass(&policy_rings, &board);
         let t = &s.totals;
         log::info!(

@@ -161,6 +161,33 @@ pub const REPLICATION_FAILURE_RATIO: f64 = 1.0;
 /// first (0: no change).
 pub const REPLICATION_NICE_PRIORITY: i32 = 10;
 
+/// `replication.db_replicator`: whether the master runs aerie's container
+/// and account replicators (each where its service is in a pipeline). Turn
+/// it off where Swift's own container- and account-replicators work on the
+/// same devices.
+pub const REPLICATION_DB_REPLICATOR: bool = true;
+/// `replication.per_diff`: rows per `merge_items` call (Swift's
+/// `per_diff`); also the lag past which a replica under half the rows is
+/// sent the whole database by rsync.
+pub const REPLICATION_PER_DIFF: i64 = 1000;
+/// `replication.max_diffs`: `merge_items` calls per database and pass
+/// (Swift's `max_diffs`); a replica further behind catches up next pass.
+pub const REPLICATION_MAX_DIFFS: u64 = 100;
+/// `replication.databases_per_second`: databases the container (and the
+/// account) replicator starts per second on the node (Swift's
+/// `databases_per_second`; 0: no limit).
+pub const REPLICATION_DATABASES_PER_SECOND: f64 = 50.0;
+/// `replication.container_rsync_module`: where a container database is
+/// pushed whole (Swift's container-replicator `rsync_module`), with the
+/// peer's `{replication_ip}`, `{replication_port}`, `{ip}`, `{port}`,
+/// `{region}`, `{zone}`, `{device}`, `{meta}` filled in.
+pub const REPLICATION_CONTAINER_RSYNC_MODULE: &str = "{replication_ip}::container";
+/// `replication.account_rsync_module`: the same for account databases.
+pub const REPLICATION_ACCOUNT_RSYNC_MODULE: &str = "{replication_ip}::account";
+/// `replication.rsync_compress`: compress database rsyncs to peers in
+/// another region (Swift's `rsync_compress`).
+pub const REPLICATION_RSYNC_COMPRESS: bool = false;
+
 /// `processors.<name>.container_update_timeout` (seconds; the object
 /// service): how long an object write waits for its container updates
 /// before answering.

@@ -196,6 +196,20 @@ pub struct ReplicationConfig {
     pub failure_ratio: f64,
     /// CPU priority of replication work (`nice`, -20..19; 0 unchanged).
     pub nice_priority: i32,
+    /// Whether the master runs the container and account replicators.
+    pub db_replicator: bool,
+    /// Rows per `merge_items`.
+    pub per_diff: i64,
+    /// `merge_items` calls per database and pass.
+    pub max_diffs: u64,
+    /// Databases started per second (0: no limit).
+    pub databases_per_second: f64,
+    /// The rsync destination template of container databases.
+    pub container_rsync_module: String,
+    /// The rsync destination template of account databases.
+    pub account_rsync_module: String,
+    /// Compress database rsyncs to other regions.
+    pub rsync_compress: bool,
 }
 
 /// `[storage]`, validated. swift.conf is read only when a storage service

@@ -26,8 +26,8 @@ pub struct RawConfig {
     pub replication: RawReplication,
 }
 
-/// `[replication]`: aerie's object replicator, and how this node receives
-/// replication.
+/// `[replication]`: aerie's object and database replicators, and how this
+/// node receives replication.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawReplication {
@@ -46,6 +46,13 @@ pub struct RawReplication {
     pub replication_failure_threshold: u64,
     pub replication_failure_ratio: f64,
     pub nice_priority: i32,
+    pub db_replicator: bool,
+    pub per_diff: i64,
+    pub max_diffs: u64,
+    pub databases_per_second: f64,
+    pub container_rsync_module: String,
+    pub account_rsync_module: String,
+    pub rsync_compress: bool,
 }
 
 impl Default for RawReplication {
@@ -66,6 +73,13 @@ impl Default for RawReplication {
             replication_failure_threshold: defaults::REPLICATION_FAILURE_THRESHOLD,
             replication_failure_ratio: defaults::REPLICATION_FAILURE_RATIO,
             nice_priority: defaults::REPLICATION_NICE_PRIORITY,
+            db_replicator: defaults::REPLICATION_DB_REPLICATOR,
+            per_diff: defaults::REPLICATION_PER_DIFF,
+            max_diffs: defaults::REPLICATION_MAX_DIFFS,
+            databases_per_second: defaults::REPLICATION_DATABASES_PER_SECOND,
+            container_rsync_module: defaults::REPLICATION_CONTAINER_RSYNC_MODULE.to_string(),
+            account_rsync_module: defaults::REPLICATION_ACCOUNT_RSYNC_MODULE.to_string(),
+            rsync_compress: defaults::REPLICATION_RSYNC_COMPRESS,
         }
     }
 }

@@ -107,6 +107,13 @@ impl Config {
                     replication_failure_threshold: r.failure_threshold,
                     replication_failure_ratio: r.failure_ratio,
                     nice_priority: r.nice_priority,
+                    db_replicator: r.db_replicator,
+                    per_diff: r.per_diff,
+                    max_diffs: r.max_diffs,
+                    databases_per_second: r.databases_per_second,
+                    container_rsync_module: r.container_rsync_module.clone(),
+                    account_rsync_module: r.account_rsync_module.clone(),
+                    rsync_compress: r.rsync_compress,
                 }
             },
         }

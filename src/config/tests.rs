@@ -76,6 +76,26 @@ fn bad_values_name_the_key_path() {
     let c = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']\n[replication]\nnice_priority = -5")
         .expect("valid");
     assert_eq!(c.replication.nice_priority, -5);
+    for (line, key) in [
+        ("per_diff = 0", "replication.per_diff:"),
+        ("max_diffs = 0", "replication.max_diffs:"),
+        ("databases_per_second = -1", "replication.databases_per_second:"),
+        ("container_rsync_module = ''", "replication.container_rsync_module:"),
+        ("account_rsync_module = 'a b::account'", "replication.account_rsync_module:"),
+    ] {
+        let e = parse(&format!("[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']\n[replication]\n{line}"))
+            .expect_err(line);
+        assert!(e.to_string().starts_with(key), "{line}: {e}");
+    }
+    let c = parse(
+        "[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']\n[replication]\nper_diff = 3\n\
+         container_rsync_module = 'rsync://{replication_ip}:873/container{replication_port}/'",
+    )
+    .expect("valid");
+    assert_eq!(c.replication.per_diff, 3);
+    assert_eq!(c.replication.container_rsync_module, "rsync://{replication_ip}:873/container{replication_port}");
+    assert_eq!(c.replication.account_rsync_module, "{replication_ip}::account", "Swift's default");
+    assert!(c.replication.db_replicator);
 }
 
 #[test]

@@ -114,6 +114,23 @@ impl RawConfig {
         if !(-20..=19).contains(&r.nice_priority) {
             return Err(invalid("replication.nice_priority", "must be between -20 and 19"));
         }
+        if r.per_diff < 1 {
+            return Err(invalid("replication.per_diff", format!("{} is below the minimum of 1", r.per_diff)));
+        }
+        if r.max_diffs < 1 {
+            return Err(invalid("replication.max_diffs", format!("{} is below the minimum of 1", r.max_diffs)));
+        }
+        if !(r.databases_per_second.is_finite() && r.databases_per_second >= 0.0) {
+            return Err(invalid("replication.databases_per_second", "must be a number of at least 0 (0: no limit)"));
+        }
+        for (key, module) in [
+            ("replication.container_rsync_module", &r.container_rsync_module),
+            ("replication.account_rsync_module", &r.account_rsync_module),
+        ] {
+            if module.trim().is_empty() || module.contains(char::is_whitespace) {
+                return Err(invalid(key, format!("{module:?} is not an rsync destination")));
+            }
+        }
         let replication = ReplicationConfig {
             object_replicator: r.object_replicator,
             interval: seconds("replication.interval", r.interval)?,
@@ -130,6 +147,13 @@ impl RawConfig {
             failure_threshold: r.replication_failure_threshold,
             failure_ratio: r.replication_failure_ratio,
             nice_priority: r.nice_priority,
+            db_replicator: r.db_replicator,
+            per_diff: r.per_diff,
+            max_diffs: r.max_diffs,
+            databases_per_second: r.databases_per_second,
+            container_rsync_module: r.container_rsync_module.trim_end_matches('/').to_string(),
+            account_rsync_module: r.account_rsync_module.trim_end_matches('/').to_string(),
+            rsync_compress: r.rsync_compress,
         };
         let mut config = Config { server, listen, pools, log, admin, storage, replication };
         if catalog.names().into_iter().any(|n| catalog.is_storage(n) && config.uses(n)) {

@@ -141,11 +141,13 @@ impl Master {
                     close.extend(pending.into_fds());
                 }
                 match (kind, self.scoreboard.slot(slot)) {
-                    (
-                        ProcessKind::ObjectUpdater | ProcessKind::ContainerUpdater | ProcessKind::ObjectReplicator,
-                        Some(s),
-                    ) => {
-                        let object_ports = self.object_ports();
+                    (kind, Some(s)) if kind.is_background() => {
+                        let service = match kind {
+                            ProcessKind::ContainerReplicator => "container",
+                            ProcessKind::AccountReplicator => "account",
+                            _ => "object",
+                        };
+                        let ports = self.service_ports(service);
                         // A background role serves no socket: close the listeners.
                         close.extend(self.listeners.drain(..).map(|l| std::os::fd::OwnedFd::from(l.socket)));
                         crate::background::main(crate::background::BackgroundArgs {
@@ -156,7 +158,7 @@ impl Master {
                             master_signals,
                             master: self.me,
                             scoreboard: self.scoreboard,
-                            object_ports,
+                            ports,
                         })
                     }
                     _ => crate::worker::run(crate::worker::WorkerArgs {
@@ -197,10 +199,9 @@ impl Master {
         }
     }
 
-    /// The ports of the listeners whose pipelines end in the object service
-    /// (a ring device of this node is one whose replication port is among
-    /// them).
-    fn object_ports(&self) -> Vec<u16> {
+    /// The ports of the listeners whose pipelines end in `service` (a ring
+    /// device of this node is one whose replication port is among them).
+    fn service_ports(&self, service: &str) -> Vec<u16> {
         self.listeners
             .iter()
             .filter_map(|l| match l.role {
@@ -208,22 +209,25 @@ impl Master {
                 crate::listeners::Role::Admin => None,
             })
             .filter(|(c, _)| {
-                c.pipeline.last().is_some_and(|p| p == "object")
-                    || c.routes.iter().any(|r| r.pipeline.last().is_some_and(|p| p == "object"))
+                c.pipeline.last().is_some_and(|p| p == service)
+                    || c.routes.iter().any(|r| r.pipeline.last().is_some_and(|p| p == service))
             })
             .map(|(_, port)| port)
             .collect()
     }
 
     /// The background roles this generation runs: one updater per storage
-    /// service in a pipeline that has one, and the object replicator where
-    /// the object service is (unless turned off).
+    /// service in a pipeline that has one, and a replicator for each
+    /// storage service in one (unless turned off).
     fn wanted_background(&self) -> Vec<ProcessKind> {
-        let replicator = self.config.replication.object_replicator;
+        let objects = self.config.replication.object_replicator;
+        let dbs = self.config.replication.db_replicator;
         [
             ("object", ProcessKind::ObjectUpdater, true),
             ("container", ProcessKind::ContainerUpdater, true),
-            ("object", ProcessKind::ObjectReplicator, replicator),
+            ("object", ProcessKind::ObjectReplicator, objects),
+            ("container", ProcessKind::ContainerReplicator, dbs),
+            ("account", ProcessKind::AccountReplicator, dbs),
         ]
         .into_iter()
         .filter(|(service, _, on)| *on && self.config.uses(service))

@@ -16,16 +16,19 @@
 //! reaps the process.
 
 pub mod cells;
+pub mod db_replication;
 pub mod devices;
 pub mod replication;
 pub mod slot;
 
 pub use cells::{Histogram, HIST_BOUNDS_MS, NAME_MAX};
+pub use db_replication::{DbReplicationCell, DB_REPLICATION_DEVICES, DB_SERVICES};
 pub use devices::{DeviceCell, KnownDevice, DEVICES, KNOWN_DEVICES};
 pub use replication::{ReplicationCell, REPLICATION_DEVICES};
 pub use slot::{QueueCell, QueueId, Slot, State, CLOSE_REASONS, QUEUES};
 
 use cells::{fields, word};
+use db_replication::{DB_REPLICATION_WORDS, DB_TABLE_WORDS};
 use devices::{DEVICE_WORDS, KNOWN_WORDS};
 use replication::REPLICATION_WORDS;
 use slot::{SLOT_QUEUE_WORDS, SLOT_WORDS};
@@ -61,7 +64,8 @@ const CORES: usize = HEADER_WORDS;
 const DEVICE_REGION: usize = CORES + SLOTS * SLOT_WORDS;
 const KNOWN_REGION: usize = DEVICE_REGION + DEVICES * DEVICE_WORDS;
 const REPLICATION_REGION: usize = KNOWN_REGION + KNOWN_DEVICES * KNOWN_WORDS;
-const QUEUE_REGION: usize = REPLICATION_REGION + REPLICATION_DEVICES * REPLICATION_WORDS;
+const DB_REPLICATION_REGION: usize = REPLICATION_REGION + REPLICATION_DEVICES * REPLICATION_WORDS;
+const QUEUE_REGION: usize = DB_REPLICATION_REGION + DB_TABLE_WORDS;
 const WORDS: usize = QUEUE_REGION + SLOTS * SLOT_QUEUE_WORDS;
 
 /// The master's lifecycle phase (pingora's `ExecutionPhase`), shown in
@@ -218,6 +222,34 @@ impl Scoreboard {
     pub fn replications(&self) -> impl Iterator<Item = ReplicationCell> + '_ {
         let n = (self.header().replication_count() as usize).min(REPLICATION_DEVICES);
         (0..n).filter_map(move |i| self.replication(i))
+    }
+
+    /// Database replication cell `i` of `service` (an index of
+    /// [`DB_SERVICES`]), written by that service's replicator.
+    pub fn db_replication(&self, service: usize, i: usize) -> Option<DbReplicationCell> {
+        if service >= DB_SERVICES.len() || i >= DB_REPLICATION_DEVICES {
+            return None;
+        }
+        let start =
+            DB_REPLICATION_REGION + DB_SERVICES.len() + (service * DB_REPLICATION_DEVICES + i) * DB_REPLICATION_WORDS;
+        self.words.get(start..start + DB_REPLICATION_WORDS).map(|w| DbReplicationCell { w })
+    }
+
+    /// How many cells `service`'s replicator has claimed.
+    pub fn db_replication_count(&self, service: usize) -> usize {
+        (cells::word(self.words, DB_REPLICATION_REGION + service) as usize).min(DB_REPLICATION_DEVICES)
+    }
+
+    /// Record how many cells `service`'s replicator has claimed.
+    pub fn set_db_replication_count(&self, service: usize, n: usize) {
+        if service < DB_SERVICES.len() {
+            cells::set(self.words, DB_REPLICATION_REGION + service, n as u64);
+        }
+    }
+
+    /// The devices `service`'s replicator reports on.
+    pub fn db_replications(&self, service: usize) -> impl Iterator<Item = DbReplicationCell> + '_ {
+        (0..self.db_replication_count(service)).filter_map(move |i| self.db_replication(service, i))
     }
 
     fn known(&self, i: usize) -> Option<KnownDevice> {

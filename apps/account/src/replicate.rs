@@ -4,6 +4,7 @@
 //! rows merged as `AccountBroker.merge_items` merges them.
 
 use crate::db::{AccountDb, ContainerRow};
+use aerie_storage::db::replicator::Replicated;
 use aerie_storage::db::rpc::{self, Replica, RpcError};
 use aerie_storage::db::DbError;
 use aerie_storage::Timestamp;
@@ -102,4 +103,10 @@ impl Replica for Account {
         let t = |s: &str| Timestamp::parse(s).unwrap_or(Timestamp::ZERO);
         Ok(status.as_deref() == Some("DELETED") || (count.unwrap_or(0) == 0 && t(&del) > t(&put)))
     }
+}
+
+impl Replicated for Account {
+    const SERVER_TYPE: &'static str = "account";
+    const DATADIR: &'static str = "accounts";
+    const RECLAIM_COLUMN: &'static str = "delete_timestamp";
 }

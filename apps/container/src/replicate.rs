@@ -7,6 +7,7 @@
 use crate::db::ContainerDb;
 use crate::rows::Row;
 use aerie_api::{Body, Response, Status};
+use aerie_storage::db::replicator::{Info, Replicated};
 use aerie_storage::db::rpc::{self, Replica, RpcError};
 use aerie_storage::db::DbError;
 use aerie_storage::timestamp::decode_timestamps;
@@ -199,5 +200,75 @@ impl Replica for Container {
                 })
             })
         })
+    }
+}
+
+fn side_of(info: &Info) -> crate::reconcile::Side {
+    let text = |k: &str| info.get(k).and_then(Value::as_str).unwrap_or("0").to_string();
+    let int = |k: &str| info.get(k).and_then(Value::as_i64).unwrap_or(0);
+    crate::reconcile::Side::new(
+        &text("put_timestamp"),
+        &text("delete_timestamp"),
+        &text("status_changed_at"),
+        int("count"),
+        int("storage_policy_index"),
+    )
+}
+
+impl Replicated for Container {
+    const SERVER_TYPE: &'static str = "container";
+    const DATADIR: &'static str = "containers";
+    const RECLAIM_COLUMN: &'static str = "created_at";
+
+    fn extra_sync_args(info: &Info, multi_policy: bool) -> Vec<Value> {
+        if !multi_policy {
+            return Vec::new();
+        }
+        ["status_changed_at", "count", "storage_policy_index"]
+            .iter()
+            .map(|k| info.get(*k).cloned().unwrap_or(Value::Null))
+            .collect()
+    }
+
+    fn adopt(&mut self, info: &Info, remote: &Info) -> Result<(), DbError> {
+        // Swift's ContainerReplicator._handle_sync_response: the better
+        // policy index, then the three timestamps.
+        if crate::reconcile::incorrect_policy_index(&side_of(info), &side_of(remote)) {
+            if let Some(policy) = remote.get("storage_policy_index").and_then(Value::as_i64) {
+                self.db.set_storage_policy_index(policy, &Timestamp::now().internal())?;
+            }
+        }
+        let keys = ["created_at", "put_timestamp", "delete_timestamp"];
+        if keys.iter().any(|k| info.get(*k) != remote.get(*k)) {
+            let v = |k: &str| remote.get(k).and_then(Value::as_str).unwrap_or("0").to_string();
+            rpc::merge_timestamps::<Container>(
+                self.db.conn_mut(),
+                &v("created_at"),
+                &v("put_timestamp"),
+                &v("delete_timestamp"),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn needs_shard_max_row() -> bool {
+        true
+    }
+
+    fn shard_ranges(&mut self) -> Result<Vec<Value>, DbError> {
+        shard_ranges(self.db.conn())
+    }
+
+    fn report_up_to_date(info: &Info) -> bool {
+        // Swift's ContainerReplicator.report_up_to_date: the account has
+        // the final figures.
+        [
+            ("reported_put_timestamp", "put_timestamp"),
+            ("reported_delete_timestamp", "delete_timestamp"),
+            ("reported_bytes_used", "bytes_used"),
+            ("reported_object_count", "count"),
+        ]
+        .iter()
+        .all(|(reported, value)| info.get(*reported) == info.get(*value))
     }
 }

@@ -75,6 +75,13 @@ impl PeerConn {
         headers: &[(&str, String)],
         t: &Timeouts,
     ) -> Result<PeerConn, PeerError> {
+        let mut c = PeerConn::connect(host, t)?;
+        c.send_request(method, path, headers, &[])?;
+        Ok(c)
+    }
+
+    /// Connect, with the timeouts set on the socket.
+    fn connect(host: &str, t: &Timeouts) -> Result<PeerConn, PeerError> {
         let addr = resolve(host)?;
         let s =
             TcpStream::connect_timeout(&addr, t.conn).map_err(|e| PeerError::Failed(format!("connect {addr}: {e}")))?;
@@ -82,7 +89,7 @@ impl PeerConn {
         s.set_write_timeout(Some(t.node)).map_err(|e| PeerError::Failed(e.to_string()))?;
         s.set_read_timeout(Some(t.http)).map_err(|e| PeerError::Failed(e.to_string()))?;
         let r = s.try_clone().map_err(|e| PeerError::Failed(e.to_string()))?;
-        let mut c = PeerConn {
+        Ok(PeerConn {
             reader: BufReader::with_capacity(64 * 1024, r),
             writer: BufWriter::with_capacity(64 * 1024, s),
             host: host.to_string(),
@@ -90,16 +97,31 @@ impl PeerConn {
             headers: Vec::new(),
             chunk_left: None,
             body_done: false,
-        };
+        })
+    }
+
+    /// Send a request head and `body` (its `Content-Length` is the
+    /// caller's header), forgetting the previous answer.
+    fn send_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<(), PeerError> {
+        self.status = 0;
+        self.headers.clear();
+        self.chunk_left = None;
+        self.body_done = false;
+        let host = &self.host;
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: identity\r\n");
         for (k, v) in headers {
             let v: String = v.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        c.writer.write_all(head.as_bytes()).map_err(|e| c.send_error(&e))?;
-        c.writer.flush().map_err(|e| c.send_error(&e))?;
-        Ok(c)
+        let r = self.writer.write_all(head.as_bytes()).and_then(|_| self.writer.write_all(body));
+        r.and_then(|_| self.writer.flush()).map_err(|e| self.send_error(&e))
     }
 
     fn send_error(&self, e: &io::Error) -> PeerError {
@@ -147,6 +169,17 @@ impl PeerConn {
         Ok(())
     }
 
+    /// An answer that has no body whatever its headers say (204, 304).
+    fn bodiless(&self) -> bool {
+        matches!(self.status, 204 | 304)
+    }
+
+    /// Whether the answer's end is known without the connection closing
+    /// (chunked, a length, or no body at all).
+    fn framed(&self) -> bool {
+        self.bodiless() || self.chunk_left.is_some() || self.header("content-length").is_some()
+    }
+
     /// The first value of a header of the answer.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
@@ -155,6 +188,9 @@ impl PeerConn {
     /// Read a whole (small) answer body, at most `max` bytes.
     pub fn read_body(&mut self, max: usize) -> Result<Vec<u8>, PeerError> {
         let mut out = Vec::new();
+        if self.bodiless() {
+            return Ok(out);
+        }
         if self.chunk_left.is_some() {
             while out.len() < max {
                 let mut buf = [0u8; 8192];
@@ -279,4 +315,187 @@ pub fn request(
     let mut c = PeerConn::open(host, method, path, &all, &t).map_err(|e| e.to_string())?;
     c.read_head().map_err(|e| e.to_string())?;
     Ok(c.status)
+}
+
+/// Requests with small bodies one after another on one connection, as
+/// Python's `http.client` sends Swift's database replicator's calls: the
+/// connection is kept while the peer keeps it, and a call that finds it
+/// closed (the peer's idle timeout) is sent again once on a new one.
+pub struct Calls {
+    host: String,
+    t: Timeouts,
+    conn: Option<PeerConn>,
+}
+
+impl Calls {
+    /// Calls to `host` (`ip:port`); nothing is connected yet.
+    pub fn new(host: &str, t: Timeouts) -> Calls {
+        Calls { host: host.to_string(), t, conn: None }
+    }
+
+    /// The timeouts of the next calls (the connection kept too).
+    pub fn set_timeouts(&mut self, t: Timeouts) {
+        if t == self.t {
+            return;
+        }
+        self.t = t;
+        if let Some(c) = &self.conn {
+            let s = c.reader.get_ref();
+            if s.set_read_timeout(Some(t.http)).and_then(|()| s.set_write_timeout(Some(t.node))).is_err() {
+                self.conn = None;
+            }
+        }
+    }
+
+    /// Where the calls go.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Send `method path` with `headers` (a `Content-Length` for `body` is
+    /// added) and read the whole answer, at most `max` bytes of body: its
+    /// status and body.
+    pub fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+        max: usize,
+    ) -> Result<(u16, Vec<u8>), PeerError> {
+        let mut all: Vec<(&str, String)> = headers.to_vec();
+        all.push(("Content-Length", body.len().to_string()));
+        for attempt in 0..2 {
+            let kept = self.conn.take();
+            let reused = kept.is_some();
+            let mut c = match kept {
+                Some(c) => c,
+                None => PeerConn::connect(&self.host, &self.t)?,
+            };
+            let sent = c.send_request(method, path, &all, body);
+            let answer = sent.and_then(|()| c.read_head()).and_then(|()| c.read_body(max));
+            match answer {
+                Ok(got) => {
+                    let closes = c.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                    let length = c.header("content-length").and_then(|v| v.parse::<usize>().ok());
+                    let whole = c.framed()
+                        && (c.chunk_left.is_none() || c.body_done)
+                        && (c.bodiless() || length.is_none_or(|l| l == got.len()));
+                    let status = c.status;
+                    if !closes && whole {
+                        self.conn = Some(c);
+                    }
+                    return Ok((status, got));
+                }
+                // A kept connection the peer had closed: once more, anew.
+                Err(PeerError::Failed(why)) if reused && attempt == 0 && c.status == 0 && !is_timeout(&why) => {
+                    log::debug!("{}: kept connection gone ({why}); reconnecting", self.host);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(PeerError::Failed(format!("{}: the connection closed twice", self.host)))
+    }
+}
+
+/// Whether a failure message is a socket timeout's (the peer is slow, not
+/// gone: sending again would only wait twice).
+fn is_timeout(why: &str) -> bool {
+    why.contains("timed out") || why.contains("temporarily unavailable")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A peer that answers `per_conn` requests on each connection it
+    /// accepts, then closes it; the request lines it saw.
+    fn peer(per_conn: usize, conns: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let host = l.local_addr().expect("addr").to_string();
+        let t = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..conns {
+                let (s, _) = l.accept().expect("accept");
+                let mut r = BufReader::new(s.try_clone().expect("clone"));
+                let mut w = s;
+                for _ in 0..per_conn {
+                    let mut line = String::new();
+                    let mut len = 0usize;
+                    let mut first = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).expect("read") == 0 {
+                            return seen;
+                        }
+                        if first.is_empty() {
+                            first = line.trim().to_string();
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().expect("length");
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    r.read_exact(&mut body).expect("body");
+                    seen.push(format!("{first} {}", String::from_utf8_lossy(&body)));
+                    let answer = if body == b"none" {
+                        "HTTP/1.1 204 No Content\r\n\r\n".to_string()
+                    } else {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}",
+                            body.len(),
+                            String::from_utf8_lossy(&body)
+                        )
+                    };
+                    w.write_all(answer.as_bytes()).expect("answer");
+                }
+            }
+            seen
+        });
+        (host, t)
+    }
+
+    fn t() -> Timeouts {
+        let s = Duration::from_secs(5);
+        Timeouts { conn: s, node: s, http: s }
+    }
+
+    #[test]
+    fn calls_share_a_connection_and_reconnect_once_when_the_peer_closed_it() {
+        let (host, seen) = peer(2, 2);
+        let mut c = Calls::new(&host, t());
+        for (i, body) in ["one", "none", "three", "four"].iter().enumerate() {
+            let (status, got) = c.call("REPLICATE", "/d/1/h", &[], body.as_bytes(), 1024).expect("call");
+            if *body == "none" {
+                assert_eq!((status, got.as_slice()), (204, &b""[..]), "a 204 has no body to wait for");
+            } else {
+                assert_eq!((status, got.as_slice()), (200, body.as_bytes()), "call {i}");
+            }
+        }
+        // Two connections of two calls each: the third call found the first
+        // connection closed and went again on a new one.
+        let seen = seen.join().expect("peer");
+        assert_eq!(
+            seen,
+            [
+                "REPLICATE /d/1/h HTTP/1.1 one",
+                "REPLICATE /d/1/h HTTP/1.1 none",
+                "REPLICATE /d/1/h HTTP/1.1 three",
+                "REPLICATE /d/1/h HTTP/1.1 four"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_peer_that_is_gone_is_an_error_not_a_retry_loop() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let host = l.local_addr().expect("addr").to_string();
+        drop(l);
+        let mut c = Calls::new(&host, t());
+        assert!(matches!(c.call("REPLICATE", "/d/1/h", &[], b"x", 1024), Err(PeerError::Failed(_))));
+    }
 }

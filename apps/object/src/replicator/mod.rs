@@ -32,12 +32,14 @@ use crate::peer::{replicate, PeerError, Timeouts};
 use crate::ssync::sender::{offers, Pace, Sent, Session, Target};
 use crate::ssync::wire::Offer;
 use aerie_storage::fs::{lock_path, Devices};
+pub use aerie_storage::pass::Progress;
+use aerie_storage::pass::{unlink_older_than, Shuffle, Slots};
 use aerie_storage::ring::{Device, Ring};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 /// What the replicator is told.
@@ -109,19 +111,6 @@ impl DeviceStats {
     }
 }
 
-/// Where the figures of a running pass go (the scoreboard, for `/status`
-/// and `/metrics`), and whether to stop. Called from the device threads.
-pub trait Progress: Sync {
-    /// A device's figures so far in this pass.
-    fn device(&self, device: &str, stats: &DeviceStats, started: SystemTime);
-    /// A device's pass ended.
-    fn device_done(&self, device: &str, stats: &DeviceStats, took: Duration);
-    /// Still alive (the master's heartbeat).
-    fn beat(&self);
-    /// Whether the pass must end now (the process is stopping).
-    fn stopping(&self) -> bool;
-}
-
 /// What a pass did, over all devices.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PassSummary {
@@ -147,71 +136,6 @@ struct Job {
     nodes: Vec<Device>,
     /// Not a primary here: push and remove.
     handoff: bool,
-}
-
-/// A tiny generator for shuffling (quality does not matter; no crate).
-struct Shuffle(u64);
-
-impl Shuffle {
-    fn new() -> Shuffle {
-        let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-        Shuffle(seed ^ (u64::from(std::process::id()) << 32) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            v.swap(i, j);
-        }
-    }
-}
-
-/// The node-wide limit on partitions in flight.
-struct Slots {
-    free: Mutex<usize>,
-    cv: Condvar,
-}
-
-impl Slots {
-    fn take(&self) -> SlotGuard<'_> {
-        let mut n = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *n == 0 {
-            n = self.cv.wait(n).unwrap_or_else(|e| e.into_inner());
-        }
-        *n -= 1;
-        SlotGuard(self)
-    }
-}
-
-struct SlotGuard<'a>(&'a Slots);
-
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.cv.notify_one();
-    }
-}
-
-/// Remove files in a temporary directory older than `age` (Swift's
-/// `unlink_older_than`): what crashed writes left.
-fn unlink_older_than(dir: &Path, age: Duration) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let cutoff = SystemTime::now().checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
-    for e in entries.flatten() {
-        let Ok(m) = e.metadata() else { continue };
-        if m.is_file() && m.modified().is_ok_and(|t| t < cutoff) {
-            if let Err(err) = std::fs::remove_file(e.path()) {
-                log::warn!("could not remove stale {}: {err}", e.path().display());
-            }
-        }
-    }
 }
 
 /// The replicator: settings and the pass counter (every tenth pass lists
@@ -308,7 +232,7 @@ impl Replicator {
     }
 
     /// One pass over `rings` (every replicated policy's object ring).
-    pub fn pass(&mut self, rings: &[PolicyRing<'_>], progress: &dyn Progress) -> PassSummary {
+    pub fn pass(&mut self, rings: &[PolicyRing<'_>], progress: &dyn Progress<DeviceStats>) -> PassSummary {
         let started = Instant::now();
         self.cycle = (self.cycle + 1) % 10;
         let mut by_device: BTreeMap<String, Vec<Job>> = BTreeMap::new();
@@ -333,7 +257,7 @@ impl Replicator {
                 jobs.sort_by_key(|j| !j.handoff);
             }
         }
-        let slots = Slots { free: Mutex::new(self.settings.concurrency.max(1)), cv: Condvar::new() };
+        let slots = Slots::new(self.settings.concurrency);
         let ring_of = |policy: u32| rings.iter().find(|r| r.policy == policy).map(|r| r.ring);
         let cycle = self.cycle;
         let settings = &self.settings;

@@ -12,6 +12,7 @@ pub mod http;
 pub mod listing;
 pub mod meta;
 pub mod pending;
+pub mod replicator;
 pub mod rpc;
 
 pub use connect::{chexor, connect, connect_cached, keep_connection, register_functions};
@@ -74,6 +75,16 @@ pub enum DbError {
     Corrupt(String),
     /// Anything else (500).
     Other(String),
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::Busy => f.write_str("the database is locked"),
+            DbError::Corrupt(why) => write!(f, "corrupt database: {why}"),
+            DbError::Other(why) => f.write_str(why),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for DbError {
