@@ -19,7 +19,8 @@
 # For the first two: seconds until node 2's replica has node 1's hash, and
 # CPU-seconds of every process involved — aerie's two nodes (servers and
 # replicators), or Swift's container/account servers on both nodes plus
-# swift-<kind>-replicator run `once` on node 1 until done — with per_diff
+# swift-<kind>-replicator run `once` on node 1 until done (aerie's
+# updaters, which take no part, left out) — with per_diff
 # 1000 and max_diffs 100 (Swift's defaults, so 200,000 rows take two
 # passes either way) and no databases_per_second limit on either side.
 # Meanwhile a client lists 100 rows of node 2's replica about 200 times a
@@ -125,7 +126,8 @@ start_aerie() { # CONFIG_NAME (aerie.toml, off.toml) [NODE2_CONFIG]
         "$ROOT/target/release/aerie" -c "$cfg" 2>>"$C/node$n/aerie.log" &
         NODE_PIDS+=($!); PIDS+=($!)
     done
-    for n in 1 2; do local v="NODE${n}_CONTAINER"; wait_port "${!v}"; v="NODE${n}_ACCOUNT"; wait_port "${!v}"; done
+    for n in 1 2; do local v="NODE${n}_CONTAINER"; wait_port "${!v}"; v="NODE${n}_ACCOUNT"; wait_port "${!v}"; v="NODE${n}_ADMIN"; wait_port "${!v}"; done
+    skip_updaters
 }
 start_swift() { # KIND
     NODE_PIDS=()
@@ -136,8 +138,27 @@ start_swift() { # KIND
     done
     for n in 1 2; do v="NODE${n}_${1^^}"; wait_port "${!v}"; done
 }
-stop_nodes() { for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${NODE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done; }
-node_ticks() { local all="" p; for p in "${NODE_PIDS[@]}"; do all+="$(tree "$p") "; done; cpu_ticks "$all"; }
+stop_nodes() { for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${NODE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done; SKIP=""; }
+# aerie's updaters take no part in replication: their pids (from /status)
+# are left out of the CPU figures.
+SKIP=""
+skip_updaters() {
+    local n v
+    SKIP=""
+    for n in 1 2; do
+        v="NODE${n}_ADMIN"
+        SKIP+=" $(python3 -c 'import json, sys, urllib.request
+d = json.load(urllib.request.urlopen("http://127.0.0.1:%s/status" % sys.argv[1]))
+print(" ".join(str(w["pid"]) for w in d["workers"] if w["role"].endswith("-updater")))' "${!v}")"
+    done
+}
+node_ticks() {
+    local all="" p q
+    for p in "${NODE_PIDS[@]}"; do
+        for q in $(tree "$p"); do [[ " $SKIP " == *" $q "* ]] || all+="$q "; done
+    done
+    cpu_ticks "$all"
+}
 RUSAGE='import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); r = resource.getrusage(resource.RUSAGE_CHILDREN); print("%.3f" % (r.ru_utime + r.ru_stime))'
 
 db_hash() { sqlite3 "file:$1?mode=ro" "SELECT hash FROM $2_stat" 2>/dev/null || true; }

@@ -6,7 +6,8 @@
     db_fill.py many SWIFT_DIR DEV_A DEV_B COUNT
     db_fill.py path SWIFT_DIR DEV container|account    → the big one's file
 
-`container`: AUTH_bench/big with ROWS object rows on DEV_A; DEV_B has the
+`container`: AUTH_bench/big with ROWS object rows on DEV_A (and the
+account AUTH_bench on both devices); DEV_B has the
 same database as it was BEHIND rows earlier (another id), and both record
 that they were in sync then, as two replicas that replicated before one
 of them went down. `account`: the same for AUTH_bench with CONTAINERS
@@ -89,22 +90,35 @@ def twin(kind, a_path, b_path, dev_b):
     shutil.copyfile(a_path, b_path)
     a, b = sqlite3.connect(a_path), sqlite3.connect(b_path)
     b.execute('UPDATE %s SET id = ?' % STAT[kind], ('%s-%s' % (uuid.uuid4(), os.path.basename(dev_b)),))
-    if kind == 'container':
-        b.execute('UPDATE container_stat SET reported_put_timestamp = 0, reported_delete_timestamp = 0, '
-                  'reported_object_count = 0, reported_bytes_used = 0')
     b.commit()
     (a_id,), (b_id,) = [c.execute('SELECT id FROM %s' % STAT[kind]).fetchone() for c in (a, b)]
     (point,) = a.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (TABLE[kind],)).fetchone() or (-1,)
     for conn, other in ((a, b_id), (b, a_id)):
         for table in ('incoming_sync', 'outgoing_sync'):
             conn.execute('INSERT OR REPLACE INTO %s (remote_id, sync_point) VALUES (?, ?)' % table, (other, point))
+        if kind == 'container':
+            # As the container updater left them: nothing new to report.
+            conn.execute('UPDATE container_stat SET reported_put_timestamp = put_timestamp, '
+                         'reported_delete_timestamp = delete_timestamp, reported_object_count = object_count, '
+                         'reported_bytes_used = bytes_used')
         conn.commit()
     a.close()
     b.close()
 
 
+def account_on(swift_dir, *devs):
+    """The account the containers are in, on each device (a container
+    updater quarantines a container whose account no replica has)."""
+    for dev in devs:
+        path = db_path(swift_dir, dev, 'account', 'AUTH_bench')
+        if not os.path.exists(path):
+            new_broker('account', path, 'AUTH_bench', None)
+
+
 def big(kind, swift_dir, dev_a, dev_b, total, behind):
     container = 'big' if kind == 'container' else None
+    if kind == 'container':
+        account_on(swift_dir, dev_a, dev_b)
     a_path = db_path(swift_dir, dev_a, kind, 'AUTH_bench', container)
     b_path = db_path(swift_dir, dev_b, kind, 'AUTH_bench', container)
     broker = new_broker(kind, a_path, 'AUTH_bench', container)
@@ -115,6 +129,7 @@ def big(kind, swift_dir, dev_a, dev_b, total, behind):
 
 
 def many(swift_dir, dev_a, dev_b, count):
+    account_on(swift_dir, dev_a, dev_b)
     for i in range(count):
         name = 'c%07d' % i
         a_path = db_path(swift_dir, dev_a, 'container', 'AUTH_bench', name)

@@ -146,8 +146,11 @@ impl AccountDb {
     pub fn open(path: &Path) -> Result<AccountDb, DbError> {
         let (conn, id) = connect_cached(path)?;
         let mut db = AccountDb { conn, path: path.to_path_buf(), id };
-        DbError::check_table(&db.conn, "account_stat")?;
-        db.info()?;
+        if let Err(e) = db.info() {
+            // A file that is no account database is quarantined.
+            DbError::check_table(&db.conn, "account_stat")?;
+            return Err(e);
+        }
         drain_pending(path, 0, pending_row, |rows| db.merge_containers(&rows))?;
         Ok(db)
     }

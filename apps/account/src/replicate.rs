@@ -69,7 +69,8 @@ impl Replica for Account {
     }
 
     fn replication_info(&mut self) -> Result<Vec<(String, Value)>, DbError> {
-        rpc::replication_fields(self.db.conn(), Self::STAT, INFO_COLUMNS, "container_count", Self::ROWS, Vec::new())
+        let max_rows = [("max_row", Self::ROWS)];
+        rpc::replication_fields(self.db.conn(), Self::STAT, INFO_COLUMNS, "container_count", &max_rows, Vec::new())
     }
 
     fn merge_items(&mut self, rows: &[Value], source: Option<&str>) -> Result<(), RpcError> {

@@ -66,9 +66,12 @@ impl ContainerDb {
         let (conn, id) = connect_cached(path)?;
         let mut db = ContainerDb { conn, path: path.to_path_buf(), id };
         // A file that is not one of ours is quarantined (Swift's "no such
-        // table").
-        DbError::check_table(&db.conn, "container_info")?;
-        db.info()?;
+        // table"); the schema is looked at only when the info cannot be
+        // read.
+        if let Err(e) = db.info() {
+            DbError::check_table(&db.conn, "container_info")?;
+            return Err(e);
+        }
         db.commit_pending(path)?;
         Ok(db)
     }

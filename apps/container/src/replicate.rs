@@ -92,9 +92,8 @@ impl Replica for Container {
         let conn = self.db.conn();
         // aerie does not shard: a container is one database file.
         let state = vec![("db_state".to_string(), Value::from("unsharded"))];
-        let mut fields = rpc::replication_fields(conn, Self::STAT, INFO_COLUMNS, "object_count", Self::ROWS, state)?;
-        fields.push(("shard_max_row".into(), Value::from(rpc::max_row(conn, "shard_range")?)));
-        Ok(fields)
+        let max_rows = [("max_row", Self::ROWS), ("shard_max_row", "shard_range")];
+        rpc::replication_fields(conn, Self::STAT, INFO_COLUMNS, "object_count", &max_rows, state)
     }
 
     fn merge_items(&mut self, rows: &[Value], source: Option<&str>) -> Result<(), RpcError> {

@@ -485,7 +485,16 @@ impl One<'_> {
     /// database failed before any peer was tried).
     fn replicate_open<R: Replicated>(&mut self, db: &mut R, s: &mut DbStats) -> Option<bool> {
         let now = now_secs();
-        let info = match self.reclaim::<R>(db, now, s).and_then(|()| info_of(db)) {
+        let read = |db: &mut R, s: &mut DbStats| -> Result<Info, DbError> {
+            let info = info_of(db)?;
+            // Read again only when the reclaim changed something.
+            if self.reclaim::<R>(db, &info, now, s)? {
+                info_of(db)
+            } else {
+                Ok(info)
+            }
+        };
+        let info = match read(db, s) {
             Ok(i) => i,
             Err(e) => {
                 log::error!("ERROR reading db {}: {e}", self.db_file().display());
@@ -573,8 +582,8 @@ impl One<'_> {
 
     /// Swift's `_reclaim`: stale `.tmp` files, tombstones and emptied
     /// metadata older than `reclaim_age`, sync points not updated for twice
-    /// that.
-    fn reclaim<R: Replicated>(&self, db: &mut R, now: f64, s: &mut DbStats) -> Result<(), DbError> {
+    /// that (`info` read before); whether the database changed.
+    fn reclaim<R: Replicated>(&self, db: &mut R, info: &Info, now: f64, s: &mut DbStats) -> Result<bool, DbError> {
         let age = self.settings.reclaim_age;
         if let Some(dir) = self.db_file().parent() {
             let stale = std::fs::read_dir(dir)
@@ -594,17 +603,36 @@ impl One<'_> {
         let age_ts = timestamp_at(now - age);
         let sync_ts = format!("{}", (now - 2.0 * age).max(0.0) as u64);
         let conn = db.conn();
-        let n = super::immediate(conn, |tx| {
-            let n = tx.execute(
-                &format!("DELETE FROM {} WHERE deleted = 1 AND {} < ?", R::ROWS, R::RECLAIM_COLUMN),
-                [&age_ts],
-            )?;
-            tx.execute("DELETE FROM outgoing_sync WHERE updated_at < ?", [&sync_ts])?;
-            tx.execute("DELETE FROM incoming_sync WHERE updated_at < ?", [&sync_ts])?;
-            Ok(n)
-        })?;
+        // Most passes find nothing to reclaim: a read says so without a
+        // write transaction (and without compiling the row table's
+        // delete triggers).
+        let stale: bool = conn
+            .prepare_cached(&format!(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE deleted = 1 AND {} < ?1)
+                     OR EXISTS (SELECT 1 FROM outgoing_sync WHERE updated_at < ?2)
+                     OR EXISTS (SELECT 1 FROM incoming_sync WHERE updated_at < ?2)",
+                R::ROWS,
+                R::RECLAIM_COLUMN
+            ))?
+            .query_row([&age_ts, &sync_ts], |r| r.get(0))?;
+        let n = if !stale {
+            0
+        } else {
+            super::immediate(conn, |tx| {
+                let n = tx.execute(
+                    &format!("DELETE FROM {} WHERE deleted = 1 AND {} < ?", R::ROWS, R::RECLAIM_COLUMN),
+                    [&age_ts],
+                )?;
+                tx.execute("DELETE FROM outgoing_sync WHERE updated_at < ?", [&sync_ts])?;
+                tx.execute("DELETE FROM incoming_sync WHERE updated_at < ?", [&sync_ts])?;
+                Ok(n)
+            })?
+        };
         s.reclaimed_rows += n as u64;
-        let md = rpc::raw_metadata(conn, R::STAT)?;
+        let md = match serde_json::from_str::<Value>(text(info, "metadata")) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
         let old_empty: Vec<String> = md
             .iter()
             .filter(|(_, v)| {
@@ -626,7 +654,7 @@ impl One<'_> {
                 Ok(())
             })?;
         }
-        Ok(())
+        Ok(stale || !old_empty.is_empty())
     }
 
     fn call(&mut self, to: &To<'_>, args: &[Value], answer: Duration) -> Result<Answer, PeerError> {
@@ -711,7 +739,9 @@ impl One<'_> {
         let mut shards_ok = true;
         if R::needs_shard_max_row() {
             if remote.contains_key("shard_max_row") {
-                let ranges = db.shard_ranges().map_err(local_err)?;
+                // Only a database that ever had shard ranges has any to send.
+                let ranges =
+                    if int(info, "shard_max_row") >= 0 { db.shard_ranges().map_err(local_err)? } else { Vec::new() };
                 if !ranges.is_empty() {
                     let local_id = Value::from(text(info, "id"));
                     shards_ok = self.must(to, &[Value::from("merge_shard_ranges"), Value::Array(ranges), local_id]);

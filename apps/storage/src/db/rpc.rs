@@ -473,26 +473,40 @@ pub fn row_fields(r: &rusqlite::Row<'_>, names: &[String]) -> rusqlite::Result<V
     Ok(out)
 }
 
-/// Swift's `get_replication_info` fields: the stat row's `columns` in
-/// their order without `count_column`, then `before_count`, `count` (that
-/// column's value), the raw `metadata` and `max_row` of `rows_table`.
+/// Swift's `get_replication_info` fields, in one statement: the stat
+/// row's `columns` in their order without `count_column`, then
+/// `before_count`, `count` (that column's value), the raw `metadata`, and
+/// for each `(field, table)` of `max_rows` that table's last ROWID
+/// (`max_row` of the rows table, the container's `shard_max_row`).
 pub fn replication_fields(
     conn: &Connection,
     stat: &str,
     columns: &str,
     count_column: &str,
-    rows_table: &str,
+    max_rows: &[(&str, &str)],
     before_count: Vec<(String, Value)>,
 ) -> Result<Vec<(String, Value)>, DbError> {
-    let mut st = conn.prepare(&format!("SELECT {columns} FROM {stat}"))?;
+    let mut sql = format!("SELECT {columns}, metadata");
+    for (_, table) in max_rows {
+        sql.push_str(&format!(", coalesce((SELECT seq FROM sqlite_sequence WHERE name = '{table}' LIMIT 1), -1)"));
+    }
+    sql.push_str(&format!(" FROM {stat}"));
+    let mut st = conn.prepare_cached(&sql)?;
     let names: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
     let mut fields = st.query_row([], |r| row_fields(r, &names))?;
+    let tail = fields.split_off(fields.len() - 1 - max_rows.len());
     let count = fields.iter().position(|(n, _)| n == count_column).map(|i| fields.remove(i).1);
     fields.extend(before_count);
     fields.push(("count".into(), count.unwrap_or(Value::from(0))));
-    let metadata: Option<String> = conn.query_row(&format!("SELECT metadata FROM {stat}"), [], |r| r.get(0))?;
-    fields.push(("metadata".into(), Value::from(metadata.unwrap_or_default())));
-    fields.push(("max_row".into(), Value::from(max_row(conn, rows_table)?)));
+    let mut tail = tail.into_iter();
+    let metadata = match tail.next().map(|(_, v)| v) {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
+    fields.push(("metadata".into(), Value::from(metadata)));
+    for ((field, _), (_, v)) in max_rows.iter().zip(tail) {
+        fields.push((field.to_string(), v));
+    }
     Ok(fields)
 }
 
