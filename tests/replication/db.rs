@@ -517,3 +517,46 @@ fn aeries_database_replicators_heal_swifts_own_container_and_account_servers() {
     assert_eq!(metric("aerie_db_replication_failures_total"), failures, "passes in sync fail nothing");
     drop(swift);
 }
+
+#[test]
+fn tombstone_rows_and_deleted_containers_are_reclaimed_after_reclaim_age() {
+    // A reclaim_age of seconds, so the test sees what takes a week (long
+    // enough to see the tombstone before it goes).
+    let c = Cluster::start(3, |_, config| {
+        config.replace("interval = 5.0", "interval = 1.0").replace("[storage]\n", "[storage]\nreclaim_age = 15.0\n")
+    });
+    c.ok(&["post", "kept"]);
+    c.ok(&["post", "brief"]);
+    for name in ["kept", "brief"] {
+        c.write_file("o", &data(10, 1));
+        c.ok(&["upload", name, "o"]);
+        c.ok(&["delete", name, "o"]);
+    }
+    c.write_file("p", &data(20, 2));
+    c.ok(&["upload", "kept", "p"]);
+    c.ok(&["delete", "brief"]);
+    let tombstones = |n: usize| -> usize {
+        state(&c, n, "container")
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter(|db| db["info"]["container"] == "kept")
+                    .flat_map(|db| db["rows"].as_array().cloned().unwrap_or_default())
+                    .filter(|r| r[4] == 1)
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(tombstones(1), 1, "the delete left a tombstone row");
+    assert_eq!(holders(&c, 3, "brief").len(), 3, "the deleted container's databases are still there");
+    crate::util::wait_until(
+        "the tombstones and the deleted container to be reclaimed",
+        Duration::from_secs(90),
+        || (1..=3).all(|n| tombstones(n) == 0) && holders(&c, 3, "brief").is_empty(),
+    );
+    // The live container and its object stayed.
+    assert_eq!(holders(&c, 3, "kept").len(), 3);
+    assert_eq!(c.ok(&["list", "kept"]).trim(), "p");
+    let removed: f64 = (1..=3).map(|n| c.metric(n, "aerie_db_replication_removes_total")).sum();
+    assert!(removed >= 3.0, "each node removed its copy: {removed}");
+}

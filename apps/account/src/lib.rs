@@ -96,7 +96,7 @@ fn deleted_404(info: Option<&Info>) -> Response {
 
 impl Processor for AccountServer {
     fn executor(&self, head: &RequestHead) -> Executor {
-        aerie_storage::path::device_executor(head)
+        aerie_storage::path::storage_executor(head)
     }
 
     fn call(&self, req: Request) -> Response {

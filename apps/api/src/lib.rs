@@ -51,6 +51,10 @@ pub enum Executor {
     Pooled(QueueKey),
 }
 
+/// The device lane the storage services run replication in (`REPLICATE`,
+/// `SSYNC`).
+pub const REPLICATION_LANE: &str = "replication";
+
 /// The name of a bounded request queue inside one processor's pool. Keys
 /// are compared by value; each distinct key gets its own queue and threads.
 ///
@@ -62,9 +66,10 @@ pub enum Executor {
 /// real device's queue away. Other keys are bounded in number per worker.
 ///
 /// A device may have **lanes** besides its queue: a lane is a queue and
-/// threads of its own for one kind of work on the device (the object
-/// service runs replication in the `replication` lane, so long SSYNC
-/// sessions never hold the threads client requests wait for), checked
+/// threads of its own for one kind of work on the device (the storage
+/// services run replication in the [`REPLICATION_LANE`], so long SSYNC
+/// sessions and database merges never hold the threads client requests
+/// wait for), checked
 /// against the node's devices like the device's queue. Its key reads
 /// `<device>/<lane>` (device names have no `/`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -136,7 +136,7 @@ fn info_headers(info: Option<&Info>, mut resp: Response) -> Response {
 
 impl Processor for ContainerServer {
     fn executor(&self, head: &RequestHead) -> Executor {
-        aerie_storage::path::device_executor(head)
+        aerie_storage::path::storage_executor(head)
     }
 
     fn call(&self, req: Request) -> Response {

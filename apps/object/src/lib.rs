@@ -84,8 +84,7 @@ impl ObjectServer {
     }
 }
 
-/// The device lane REPLICATE and SSYNC run in.
-pub const REPLICATION_LANE: &str = "replication";
+pub use aerie_api::REPLICATION_LANE;
 
 const METHODS: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "REPLICATE", "SSYNC"];
 
@@ -178,15 +177,10 @@ impl Ctx<'_> {
 
 impl Processor for ObjectServer {
     fn executor(&self, head: &RequestHead) -> Executor {
-        match (aerie_storage::path::device_executor(head), head.method()) {
-            // Replication runs in the device's own lane: an SSYNC session
-            // lasts as long as the sender sends, and must not hold the
-            // threads client requests for the device wait for.
-            (Executor::Pooled(key), Method::Other(m)) if &**m == "REPLICATE" || &**m == "SSYNC" => {
-                Executor::Pooled(aerie_api::QueueKey::device_lane(key.as_str(), REPLICATION_LANE))
-            }
-            (e, _) => e,
-        }
+        // Replication runs in the device's own lane: an SSYNC session lasts
+        // as long as the sender sends, and must not hold the threads
+        // client requests for the device wait for.
+        aerie_storage::path::storage_executor(head)
     }
 
     fn call(&self, req: Request) -> Response {

@@ -246,6 +246,20 @@ pub fn device_executor(head: &aerie_api::RequestHead) -> aerie_api::Executor {
     }
 }
 
+/// [`device_executor`], with replication (`REPLICATE`, `SSYNC`) in the
+/// device's replication lane: another node's merges and sessions never
+/// hold the threads this node's clients wait for (and run at the lanes'
+/// lower CPU priority).
+pub fn storage_executor(head: &aerie_api::RequestHead) -> aerie_api::Executor {
+    let replication = matches!(head.method(), aerie_api::Method::Other(m) if &**m == "REPLICATE" || &**m == "SSYNC");
+    match device_executor(head) {
+        aerie_api::Executor::Pooled(key) if replication => {
+            aerie_api::Executor::Pooled(aerie_api::QueueKey::device_lane(key.as_str(), aerie_api::REPLICATION_LANE))
+        }
+        e => e,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

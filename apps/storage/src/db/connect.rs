@@ -39,6 +39,12 @@ pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "journal_mode", "DELETE")?;
+    // A transaction keeps its changed pages in memory until it commits
+    // instead of spilling them into the file when the cache fills: a spill
+    // takes the exclusive lock for the rest of the transaction, and every
+    // reader (a listing) would wait for a whole replicated batch instead of
+    // its commit.
+    conn.pragma_update(None, "cache_spill", false)?;
     register_functions(&conn)?;
     Ok(conn)
 }
