@@ -29,6 +29,7 @@
 # time and CPU-seconds of both nodes' processes.
 #
 # ROUNDS (default 1) repeats each measurement; medians are printed.
+# AERIE_PER_DIFF (default 1000, Swift's) sets aerie's per_diff alone.
 # CASES (default "container account idle") picks what runs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,7 +52,7 @@ UPDATER_INTERVAL=3600 REPLICATION_INTERVAL=0.2 "$ROOT/scripts/swift-cluster.sh" 
 for n in 1 2; do
     f=$C/node$n/aerie.toml
     sed -i 's/^access = true/access = false/' "$f"
-    sed -i 's/^\[replication\]$/[replication]\nobject_replicator = false\ndatabases_per_second = 0/' "$f"
+    sed -i "s/^\[replication\]\$/[replication]\nobject_replicator = false\ndatabases_per_second = 0\nper_diff = ${AERIE_PER_DIFF:-1000}/" "$f"
     sed 's/^\[replication\]$/[replication]\ndb_replicator = false/' "$f" >"$C/node$n/off.toml"
 done
 DEV1=$C/node1/srv/d1
