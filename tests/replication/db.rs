@@ -386,7 +386,9 @@ fn aeries_replicators_bring_back_a_node_that_missed_container_and_account_update
     // The deleted container is deleted on the node that missed the DELETE.
     let gone_part = c.primaries("container", "AUTH_test", Some("gone")).0;
     if c.primaries("container", "AUTH_test", Some("gone")).1.contains(&down) {
-        assert_eq!(direct(&c, down, gone_part, "AUTH_test", Some("gone")).0, 404);
+        crate::util::wait_until("the missed container DELETE to reach the node", Duration::from_secs(90), || {
+            direct(&c, down, gone_part, "AUTH_test", Some("gone")).0 == 404
+        });
     }
     // The handoff's copy of the new container went to its primaries and
     // left the handoff.

@@ -46,18 +46,29 @@ pub fn push_value(out: &mut String, v: &Value) {
             }
         }
         Value::String(s) => push_str(out, s),
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                push_value(out, x);
-            }
-            out.push(']');
-        }
+        Value::Array(a) => push_list(out, a),
         Value::Object(m) => push_fields(out, m.iter().map(|(k, v)| (k.as_str(), v))),
     }
+}
+
+/// A list of these values, appended.
+pub fn push_list(out: &mut String, items: &[Value]) {
+    out.push('[');
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_value(out, x);
+    }
+    out.push(']');
+}
+
+/// A list of these values, as `json.dumps` writes it (without first
+/// copying them into one value).
+pub fn dumps_list(items: &[Value]) -> String {
+    let mut out = String::new();
+    push_list(&mut out, items);
+    out
 }
 
 /// An object of these fields in this order, appended.

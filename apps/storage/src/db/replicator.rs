@@ -660,7 +660,7 @@ impl One<'_> {
     fn call(&mut self, to: &To<'_>, args: &[Value], answer: Duration) -> Result<Answer, PeerError> {
         let t = Timeouts { conn: self.settings.conn_timeout, node: self.settings.node_timeout, http: answer };
         let path = crate::path::quote(&format!("/{}/{}/{}", to.node.device, to.part, self.hash()));
-        let body = pyjson::dumps(&Value::Array(args.to_vec()));
+        let body = pyjson::dumps_list(args);
         let calls = self.peers.to(&to.node.replication_host(), t);
         let headers = [("Content-Type", "application/json".to_string())];
         let (status, body) = calls.call("REPLICATE", &path, &headers, body.as_bytes(), MAX_ANSWER)?;
