@@ -1,9 +1,15 @@
-//! What every replication pass needs, objects and databases alike: where
-//! its figures go as it runs, a shuffle of the work (so nodes do not all
-//! start at the same partition), the node-wide limit on jobs in flight, a
-//! token bucket for a rate limit, and the sweep of stale temporary files.
+//! What every replication pass needs, objects and databases alike: which
+//! ring devices are this node's, the devices' threads running their jobs
+//! ([`run_per_device`]) and where their figures go as they run, a shuffle
+//! of the work (so nodes do not all start at the same partition), the
+//! node-wide limit on jobs in flight, a token bucket for a rate limit, and
+//! the sweep of stale temporary files.
 
+use crate::ring::Device;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,6 +25,98 @@ pub trait Progress<S>: Sync {
     fn beat(&self);
     /// Whether the pass must end now (the process is stopping).
     fn stopping(&self) -> bool;
+}
+
+/// Whether a ring device is this node's: its replication address is one
+/// of `ips` and its port one of `ports` (the service's listeners).
+pub fn is_local(ips: &[IpAddr], ports: &[u16], d: &Device) -> bool {
+    d.replication_ip.parse::<IpAddr>().is_ok_and(|ip| ips.contains(&ip)) && ports.contains(&d.replication_port)
+}
+
+/// A replicator's figures for a device, as [`run_per_device`] keeps them.
+pub trait Figures: Default + Send {
+    /// The figures a device starts its pass with: `jobs` planned.
+    fn planned(jobs: u64) -> Self;
+    /// Add a job's figures.
+    fn add(&mut self, other: &Self);
+}
+
+/// Run each device's jobs on threads of its own — `per_device` of them,
+/// within `slots` for the node — so a slow device holds back only its own
+/// work; stop taking jobs once `progress` says so. `device` makes what a
+/// device's threads share (its pace), `thread` what each thread keeps (its
+/// connections); `work` does one job into fresh figures. Threads are named
+/// `<name>:<device>[:<i>]`. The sum of every device's figures.
+#[allow(clippy::too_many_arguments)]
+pub fn run_per_device<J, S, D, T>(
+    name: &str,
+    by_device: BTreeMap<String, Vec<J>>,
+    slots: &Slots,
+    per_device: usize,
+    progress: &dyn Progress<S>,
+    device: &(dyn Fn() -> D + Sync),
+    thread: &(dyn Fn() -> T + Sync),
+    work: &(dyn Fn(&D, &mut T, J, &mut S) + Sync),
+) -> S
+where
+    J: Send,
+    S: Figures,
+    D: Sync,
+{
+    let totals = Mutex::new(S::default());
+    std::thread::scope(|scope| {
+        for (dev, jobs) in by_device {
+            let totals = &totals;
+            let spawned = std::thread::Builder::new().name(format!("{name}:{dev}")).spawn_scoped(scope, move || {
+                let started_at = SystemTime::now();
+                let dev_started = Instant::now();
+                let shared = device();
+                let stats = Mutex::new(S::planned(jobs.len() as u64));
+                let queue = Mutex::new(VecDeque::from(jobs));
+                let stop = AtomicBool::new(false);
+                progress.device(&dev, &lock(&stats), started_at);
+                std::thread::scope(|inner| {
+                    for i in 0..per_device.max(1) {
+                        let (queue, stats, stop, dev, shared) = (&queue, &stats, &stop, &dev, &shared);
+                        let spawned = std::thread::Builder::new().name(format!("{name}:{dev}:{i}")).spawn_scoped(
+                            inner,
+                            move || {
+                                let mut mine = thread();
+                                loop {
+                                    if stop.load(Ordering::Relaxed) || progress.stopping() {
+                                        stop.store(true, Ordering::Relaxed);
+                                        return;
+                                    }
+                                    let Some(job) = lock(queue).pop_front() else { return };
+                                    let _slot = slots.take();
+                                    let mut s = S::default();
+                                    work(shared, &mut mine, job, &mut s);
+                                    let mut all = lock(stats);
+                                    all.add(&s);
+                                    progress.device(dev, &all, started_at);
+                                    progress.beat();
+                                }
+                            },
+                        );
+                        if let Err(e) = spawned {
+                            log::error!("could not start a replication thread for {dev}: {e}");
+                        }
+                    }
+                });
+                let s = stats.into_inner().unwrap_or_else(|e| e.into_inner());
+                progress.device_done(&dev, &s, dev_started.elapsed());
+                lock(totals).add(&s);
+            });
+            if let Err(e) = spawned {
+                log::error!("could not start the replication thread of a device: {e}");
+            }
+        }
+    });
+    totals.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A tiny generator for shuffling (quality does not matter; no crate).
@@ -147,6 +245,90 @@ mod tests {
         assert!(w > Duration::from_millis(50) && w <= Duration::from_millis(100), "{w:?}");
         let mut free = Bucket::new(0.0);
         assert_eq!(free.take(1e9), Duration::ZERO, "0 is no limit");
+    }
+
+    #[derive(Default, Debug, PartialEq)]
+    struct Count {
+        planned: u64,
+        done: u64,
+    }
+
+    impl Figures for Count {
+        fn planned(jobs: u64) -> Count {
+            Count { planned: jobs, done: 0 }
+        }
+        fn add(&mut self, o: &Count) {
+            self.planned += o.planned;
+            self.done += o.done;
+        }
+    }
+
+    struct Board {
+        stop_after: u64,
+        seen: Mutex<Vec<(String, u64)>>,
+    }
+
+    impl Progress<Count> for Board {
+        fn device(&self, _: &str, _: &Count, _: SystemTime) {}
+        fn device_done(&self, device: &str, s: &Count, _: Duration) {
+            self.seen.lock().expect("seen").push((device.to_string(), s.done));
+        }
+        fn beat(&self) {}
+        fn stopping(&self) -> bool {
+            self.seen.lock().expect("seen").len() as u64 >= self.stop_after
+        }
+    }
+
+    #[test]
+    fn every_devices_jobs_run_on_its_own_threads_and_the_figures_add_up() {
+        let jobs: BTreeMap<String, Vec<u64>> =
+            [("sda".to_string(), (0..50).collect()), ("sdb".to_string(), (0..7).collect())].into_iter().collect();
+        let board = Board { stop_after: u64::MAX, seen: Mutex::new(Vec::new()) };
+        let ran = Mutex::new(Vec::new());
+        let work = |_: &(), calls: &mut u64, job: u64, s: &mut Count| {
+            *calls += 1;
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            ran.lock().expect("ran").push((name, job));
+            s.done = 1;
+        };
+        let total = run_per_device("t", jobs, &Slots::new(2), 3, &board, &|| (), &|| 0u64, &work);
+        assert_eq!(total, Count { planned: 57, done: 57 });
+        let ran = ran.into_inner().expect("ran");
+        assert_eq!(ran.len(), 57);
+        assert!(ran.iter().all(|(n, _)| n.starts_with("t:sda:") || n.starts_with("t:sdb:")), "{ran:?}");
+        let mut seen = board.seen.into_inner().expect("seen");
+        seen.sort();
+        assert_eq!(seen, [("sda".to_string(), 50), ("sdb".to_string(), 7)]);
+    }
+
+    #[test]
+    fn a_stopping_pass_takes_no_more_jobs() {
+        let jobs: BTreeMap<String, Vec<u64>> = [("sda".to_string(), (0..1000).collect())].into_iter().collect();
+        let board = Board { stop_after: 0, seen: Mutex::new(Vec::new()) };
+        let work = |_: &(), _: &mut (), _: u64, s: &mut Count| s.done = 1;
+        let total = run_per_device("t", jobs, &Slots::new(1), 2, &board, &|| (), &|| (), &work);
+        assert_eq!(total, Count { planned: 1000, done: 0 });
+    }
+
+    #[test]
+    fn a_ring_device_is_local_by_replication_address_and_port() {
+        let d = |ip: &str, port: u16| Device {
+            id: 0,
+            region: 1,
+            zone: 1,
+            ip: "10.9.9.9".into(),
+            port: 1,
+            replication_ip: ip.into(),
+            replication_port: port,
+            device: "sda".into(),
+            weight: 1.0,
+            meta: String::new(),
+        };
+        let ips = [IpAddr::from([127, 0, 0, 1])];
+        assert!(is_local(&ips, &[6201], &d("127.0.0.1", 6201)));
+        assert!(!is_local(&ips, &[6201], &d("127.0.0.1", 6200)), "another service's port");
+        assert!(!is_local(&ips, &[6201], &d("10.0.0.2", 6201)), "another host");
+        assert!(!is_local(&ips, &[6201], &d("not-an-ip", 6201)));
     }
 
     #[test]

@@ -33,14 +33,12 @@ use crate::ssync::sender::{offers, Pace, Sent, Session, Target};
 use crate::ssync::wire::Offer;
 use aerie_storage::fs::{lock_path, Devices};
 pub use aerie_storage::pass::Progress;
-use aerie_storage::pass::{unlink_older_than, Shuffle, Slots};
+use aerie_storage::pass::{is_local, run_per_device, unlink_older_than, Figures, Shuffle, Slots};
 use aerie_storage::ring::{Device, Ring};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// What the replicator is told.
 #[derive(Debug, Clone)]
@@ -95,7 +93,11 @@ pub struct DeviceStats {
     pub handoffs_remaining: u64,
 }
 
-impl DeviceStats {
+impl Figures for DeviceStats {
+    fn planned(jobs: u64) -> DeviceStats {
+        DeviceStats { partitions: jobs, ..DeviceStats::default() }
+    }
+
     fn add(&mut self, o: &DeviceStats) {
         self.partitions += o.partitions;
         self.done += o.done;
@@ -159,11 +161,6 @@ impl Replicator {
         Replicator { settings, cycle: 0 }
     }
 
-    fn is_local(&self, d: &Device) -> bool {
-        let ip_ok = d.replication_ip.parse::<IpAddr>().is_ok_and(|ip| self.settings.ips.contains(&ip));
-        ip_ok && self.settings.ports.contains(&d.replication_port)
-    }
-
     /// The jobs of one policy's ring, by local device.
     fn jobs(
         &self,
@@ -172,7 +169,8 @@ impl Replicator {
         failures: &mut BTreeMap<String, u64>,
     ) {
         let ring = pr.ring;
-        let locals: Vec<&Device> = ring.devices().filter(|d| self.is_local(d)).collect();
+        let locals: Vec<&Device> =
+            ring.devices().filter(|d| is_local(&self.settings.ips, &self.settings.ports, d)).collect();
         if locals.is_empty() {
             log::error!(
                 "cannot find this node in the ring of policy {} (ips {:?}, ports {:?}): not replicating it",
@@ -261,63 +259,21 @@ impl Replicator {
         let ring_of = |policy: u32| rings.iter().find(|r| r.policy == policy).map(|r| r.ring);
         let cycle = self.cycle;
         let settings = &self.settings;
-        let mut summary = PassSummary { devices: by_device.len(), ..PassSummary::default() };
-        let totals = Mutex::new(DeviceStats::default());
-        std::thread::scope(|scope| {
-            for (device, jobs) in by_device {
-                let (slots, totals, ring_of) = (&slots, &totals, &ring_of);
-                let started_at = SystemTime::now();
-                let name = format!("replicate:{device}");
-                let spawned = std::thread::Builder::new().name(name.clone()).spawn_scoped(scope, move || {
-                    let dev_started = Instant::now();
-                    let alive = || progress.beat();
-                    let pace = DevicePace::new(settings.max_bytes_per_second, settings.max_objects_per_second, &alive);
-                    let stats = Mutex::new(DeviceStats { partitions: jobs.len() as u64, ..DeviceStats::default() });
-                    let queue = Mutex::new(VecDeque::from(jobs));
-                    let stop = AtomicBool::new(false);
-                    progress.device(&device, &stats.lock().unwrap_or_else(|e| e.into_inner()), started_at);
-                    std::thread::scope(|inner| {
-                        for i in 0..settings.concurrency_per_device.max(1) {
-                            let (queue, stats, pace, stop, device) = (&queue, &stats, &pace, &stop, &device);
-                            let spawned = std::thread::Builder::new()
-                                .name(format!("replicate:{device}:{i}"))
-                                .spawn_scoped(inner, move || loop {
-                                    if stop.load(Ordering::Relaxed) || progress.stopping() {
-                                        stop.store(true, Ordering::Relaxed);
-                                        return;
-                                    }
-                                    let Some(job) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
-                                        return;
-                                    };
-                                    let _slot = slots.take();
-                                    let mut s = DeviceStats::default();
-                                    let w = Worker { settings, pace, ring: ring_of(job.policy), cycle };
-                                    if job.handoff {
-                                        w.revert(&job, &mut s);
-                                    } else {
-                                        w.update(&job, &mut s);
-                                    }
-                                    s.done = 1;
-                                    let mut all = stats.lock().unwrap_or_else(|e| e.into_inner());
-                                    all.add(&s);
-                                    progress.device(device, &all, started_at);
-                                    progress.beat();
-                                });
-                            if let Err(e) = spawned {
-                                log::error!("could not start a replication thread for {device}: {e}");
-                            }
-                        }
-                    });
-                    let s = stats.into_inner().unwrap_or_else(|e| e.into_inner());
-                    progress.device_done(&device, &s, dev_started.elapsed());
-                    totals.lock().unwrap_or_else(|e| e.into_inner()).add(&s);
-                });
-                if let Err(e) = spawned {
-                    log::error!("could not start thread {name}: {e}");
-                }
+        let devices = by_device.len();
+        let alive = || progress.beat();
+        let pace = || DevicePace::new(settings.max_bytes_per_second, settings.max_objects_per_second, &alive);
+        let work = |pace: &DevicePace<'_>, _: &mut (), job: Job, s: &mut DeviceStats| {
+            let w = Worker { settings, pace, ring: ring_of(job.policy), cycle };
+            if job.handoff {
+                w.revert(&job, s);
+            } else {
+                w.update(&job, s);
             }
-        });
-        summary.totals = totals.into_inner().unwrap_or_else(|e| e.into_inner());
+            s.done = 1;
+        };
+        let per_device = settings.concurrency_per_device;
+        let totals = run_per_device("replicate", by_device, &slots, per_device, progress, &pace, &|| (), &work);
+        let mut summary = PassSummary { devices, totals, ..PassSummary::default() };
         summary.took = started.elapsed();
         summary
     }

@@ -35,7 +35,7 @@ use crate::client::{Calls, PeerError, Timeouts};
 use crate::fs::{lock_path, Devices};
 use crate::hash::HashSalt;
 pub use crate::pass::Progress;
-use crate::pass::{unlink_older_than, Bucket, Shuffle, Slots};
+use crate::pass::{is_local, run_per_device, unlink_older_than, Bucket, Figures, Shuffle, Slots};
 use crate::pyjson;
 use crate::ring::{Device, Ring};
 use crate::Timestamp;
@@ -43,7 +43,6 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -164,7 +163,11 @@ pub struct DbStats {
     pub reclaimed_rows: u64,
 }
 
-impl DbStats {
+impl Figures for DbStats {
+    fn planned(jobs: u64) -> DbStats {
+        DbStats { databases: jobs, ..DbStats::default() }
+    }
+
     fn add(&mut self, o: &DbStats) {
         self.databases += o.databases;
         self.attempted += o.attempted;
@@ -221,17 +224,13 @@ impl DbReplicator {
         DbReplicator { settings }
     }
 
-    fn is_local(&self, d: &Device) -> bool {
-        let ip_ok = d.replication_ip.parse::<IpAddr>().is_ok_and(|ip| self.settings.ips.contains(&ip));
-        ip_ok && self.settings.ports.contains(&d.replication_port)
-    }
-
     /// Every database of the local devices, by device (Swift's
     /// `roundrobin_datadirs`: partitions in a random order, emptied
     /// directories removed on the way).
     fn jobs<R: Replicated>(&self, ring: &Ring, failures: &mut BTreeMap<String, u64>) -> BTreeMap<String, Vec<Job>> {
         let mut by_device: BTreeMap<String, Vec<Job>> = BTreeMap::new();
-        let locals: Vec<&Device> = ring.devices().filter(|d| self.is_local(d)).collect();
+        let locals: Vec<&Device> =
+            ring.devices().filter(|d| is_local(&self.settings.ips, &self.settings.ports, d)).collect();
         if locals.is_empty() {
             log::error!(
                 "cannot find this node in the {} ring (ips {:?}, ports {:?}): not replicating",
@@ -284,62 +283,19 @@ impl DbReplicator {
         }
         let slots = Slots::new(self.settings.concurrency);
         let rate = Mutex::new(Bucket::new(self.settings.databases_per_second));
-        let totals = Mutex::new(DbStats::default());
-        let mut summary = PassSummary { devices: by_device.len(), ..PassSummary::default() };
-        std::thread::scope(|scope| {
-            for (device, jobs) in by_device {
-                let (slots, rate, totals) = (&slots, &rate, &totals);
-                let name = format!("{}-replicate:{device}", R::SERVER_TYPE);
-                let spawned = std::thread::Builder::new().name(name.clone()).spawn_scoped(scope, move || {
-                    let started_at = SystemTime::now();
-                    let dev_started = Instant::now();
-                    let stats = Mutex::new(DbStats { databases: jobs.len() as u64, ..DbStats::default() });
-                    let queue = Mutex::new(VecDeque::from(jobs));
-                    let stop = AtomicBool::new(false);
-                    progress.device(&device, &lock(&stats), started_at);
-                    std::thread::scope(|inner| {
-                        for i in 0..self.settings.concurrency_per_device.max(1) {
-                            let (queue, stats, stop, device) = (&queue, &stats, &stop, &device);
-                            let spawned = std::thread::Builder::new()
-                                .name(format!("{}-replicate:{device}:{i}", R::SERVER_TYPE))
-                                .spawn_scoped(inner, move || {
-                                    let mut peers = Peers::default();
-                                    loop {
-                                        if stop.load(Ordering::Relaxed) || progress.stopping() {
-                                            stop.store(true, Ordering::Relaxed);
-                                            return;
-                                        }
-                                        let Some(job) = lock(queue).pop_front() else { return };
-                                        let wait = lock(rate).take(1.0);
-                                        if !wait.is_zero() {
-                                            std::thread::sleep(wait);
-                                        }
-                                        let _slot = slots.take();
-                                        let mut s = DbStats::default();
-                                        let one = One { settings: &self.settings, ring, job: &job, peers: &mut peers };
-                                        one.replicate::<R>(&mut s);
-                                        s.attempted = 1;
-                                        let mut all = lock(stats);
-                                        all.add(&s);
-                                        progress.device(device, &all, started_at);
-                                        progress.beat();
-                                    }
-                                });
-                            if let Err(e) = spawned {
-                                log::error!("could not start a replication thread for {device}: {e}");
-                            }
-                        }
-                    });
-                    let s = stats.into_inner().unwrap_or_else(|e| e.into_inner());
-                    progress.device_done(&device, &s, dev_started.elapsed());
-                    lock(totals).add(&s);
-                });
-                if let Err(e) = spawned {
-                    log::error!("could not start thread {name}: {e}");
-                }
+        let devices = by_device.len();
+        let work = |_: &(), peers: &mut Peers, job: Job, s: &mut DbStats| {
+            let wait = lock(&rate).take(1.0);
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
             }
-        });
-        summary.totals = totals.into_inner().unwrap_or_else(|e| e.into_inner());
+            One { settings: &self.settings, ring, job: &job, peers }.replicate::<R>(s);
+            s.attempted = 1;
+        };
+        let name = format!("{}-replicate", R::SERVER_TYPE);
+        let per_device = self.settings.concurrency_per_device;
+        let totals = run_per_device(&name, by_device, &slots, per_device, progress, &|| (), &Peers::default, &work);
+        let mut summary = PassSummary { devices, totals, ..PassSummary::default() };
         summary.took = started.elapsed();
         summary
     }
