@@ -151,7 +151,10 @@ fn start(args: &cli::Args, inherited: &mut master::UpgradeInherited) -> Result<(
         ::log::error!("the upgrade failed: back on this binary, serving the configuration it ran before");
     }
     let mut fds = listeners::Inherited::from_env();
-    let listeners = listeners::reconcile(&config, &mut Vec::new(), &mut fds)?;
+    // A fresh start waits for a stopping server to let go of its addresses;
+    // an upgrade goes back to the running binary at once instead.
+    let bind_wait = if inherited.rollback.is_some() { std::time::Duration::ZERO } else { config.server.bind_timeout };
+    let listeners = listeners::reconcile(&config, &mut Vec::new(), &mut fds, bind_wait)?;
     fds.report_unused();
     let exe = match inherited.exe.take() {
         Some(p) => p,

@@ -19,6 +19,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 /// The environment variable that carries listeners across a USR2 re-exec:
 /// `fd=key;fd=key…`.
@@ -80,6 +81,28 @@ pub fn bind(address: SocketAddr, backlog: u32) -> Result<TcpListener, ListenErro
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX)).map_err(err)?;
     socket.set_nonblocking(true).map_err(err)?;
     Ok(socket.into())
+}
+
+/// [`bind`], trying again every 100 ms for up to `wait` while the address
+/// is in use (a stopping server's processes may hold it a moment longer).
+fn bind_waiting(address: SocketAddr, backlog: u32, wait: Duration) -> Result<TcpListener, ListenError> {
+    let deadline = Instant::now() + wait;
+    let mut said = false;
+    loop {
+        match bind(address, backlog) {
+            Err(e) if e.source.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                if !said {
+                    log::warn!(
+                        "{address} is in use: trying again for up to {:.0} s (server.bind_timeout)",
+                        wait.as_secs_f64()
+                    );
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Duplicates of the sockets a previous image handed over (before they are
@@ -169,12 +192,14 @@ fn wanted(config: &Config) -> Vec<(Role, SocketAddr, u32)> {
 }
 
 /// Build the listener table for `config`, reusing sockets from `existing`
-/// (reload) and `inherited` (systemd, upgrade) by key, binding the rest.
-/// Returns the new table; sockets of `existing` not reused are dropped.
+/// (reload) and `inherited` (systemd, upgrade) by key, binding the rest —
+/// waiting up to `bind_wait` for an address in use. Returns the new table;
+/// sockets of `existing` not reused are dropped.
 pub fn reconcile(
     config: &Config,
     existing: &mut Vec<Listener>,
     inherited: &mut Inherited,
+    bind_wait: Duration,
 ) -> Result<Vec<Listener>, ListenError> {
     let mut out = Vec::new();
     for (role, addr, backlog) in wanted(config) {
@@ -182,7 +207,7 @@ pub fn reconcile(
         let reused = existing.iter().position(|l| l.key == key).map(|i| existing.swap_remove(i).socket);
         let socket = match reused.or_else(|| inherited.take(&key, addr)) {
             Some(s) => s,
-            None => bind(addr, backlog)?,
+            None => bind_waiting(addr, backlog, bind_wait)?,
         };
         socket.set_nonblocking(true).map_err(|source| ListenError { address: addr, source })?;
         let local = socket.local_addr().map_err(|source| ListenError { address: addr, source })?;

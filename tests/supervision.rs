@@ -520,3 +520,37 @@ fn workers_drop_to_the_configured_user_and_the_master_keeps_its_own() {
     let added: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     assert_eq!(get(added, "/").json()["worker"]["uid"], nobody.uid.as_raw());
 }
+
+/// A start while another process still holds a configured address (a
+/// server that is stopping) keeps trying for `bind_timeout`, then serves;
+/// with `bind_timeout = 0` it fails at once, naming the address.
+#[test]
+fn a_start_waits_for_an_address_still_held_and_bind_timeout_zero_fails_at_once() {
+    let port = free_port();
+    let held = std::net::TcpListener::bind(("127.0.0.1", port)).expect("hold the port");
+    let text = |timeout: &str| {
+        config(&format!("workers = 1\nbind_timeout = {timeout}"), "", "").replacen(
+            "address = \"127.0.0.1:0\"\npipeline",
+            &format!("address = \"127.0.0.1:{port}\"\npipeline"),
+            1,
+        )
+    };
+    let dir = TempDir::new("bind");
+    let cfg = dir.path().join("a.toml");
+    std::fs::write(&cfg, text("0")).expect("write");
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aerie")).arg("-c").arg(&cfg).output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("could not listen on 127.0.0.1:{port}")), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10), "bind_timeout = 0 does not wait");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(held);
+    });
+    let s = Server::start(&text("30"));
+    release.join().expect("release");
+    assert_eq!(s.addr().port(), port);
+    assert_eq!(get(s.addr(), "/").text(), "test");
+    assert!(s.log().contains("is in use: trying again"), "{}", s.log());
+}

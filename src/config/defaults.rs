@@ -8,6 +8,10 @@ pub const WORKERS: usize = 2;
 /// `server.graceful_timeout` (seconds): how long a stopping worker may take to
 /// finish its in-flight requests before it is killed.
 pub const GRACEFUL_TIMEOUT: f64 = 30.0;
+/// `server.bind_timeout` (seconds): at start, how long the master keeps
+/// trying to bind an address another process still holds (a server that is
+/// stopping, as Swift's `bind_timeout`).
+pub const BIND_TIMEOUT: f64 = 30.0;
 /// `server.worker_timeout` (seconds): a worker whose heartbeat is older than
 /// this is considered hung.
 pub const WORKER_TIMEOUT: f64 = 60.0;

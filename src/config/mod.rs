@@ -242,6 +242,8 @@ pub struct StorageConfig {
 pub struct ServerConfig {
     pub workers: usize,
     pub graceful_timeout: Duration,
+    /// At start, how long to keep trying an address in use.
+    pub bind_timeout: Duration,
     pub worker_timeout: Duration,
     pub max_connections: usize,
     pub keepalive_timeout: Duration,

@@ -132,6 +132,7 @@ impl Default for RawAdmin {
 pub struct RawServer {
     pub workers: usize,
     pub graceful_timeout: f64,
+    pub bind_timeout: f64,
     pub worker_timeout: f64,
     pub max_connections: usize,
     pub keepalive_timeout: f64,
@@ -154,6 +155,7 @@ impl Default for RawServer {
         RawServer {
             workers: defaults::WORKERS,
             graceful_timeout: defaults::GRACEFUL_TIMEOUT,
+            bind_timeout: defaults::BIND_TIMEOUT,
             worker_timeout: defaults::WORKER_TIMEOUT,
             max_connections: defaults::MAX_CONNECTIONS,
             keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,

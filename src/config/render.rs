@@ -20,6 +20,7 @@ impl Config {
             server: RawServer {
                 workers: s.workers,
                 graceful_timeout: secs(s.graceful_timeout),
+                bind_timeout: secs(s.bind_timeout),
                 worker_timeout: secs(s.worker_timeout),
                 max_connections: s.max_connections,
                 keepalive_timeout: secs(s.keepalive_timeout),

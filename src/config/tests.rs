@@ -60,6 +60,11 @@ fn bad_values_name_the_key_path() {
     let e = parse("[server]\ngraceful_timeout = -1\n[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']")
         .expect_err("invalid");
     assert!(e.to_string().starts_with("server.graceful_timeout:"), "{e}");
+    let e = parse("[server]\nbind_timeout = -1\n[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']")
+        .expect_err("invalid");
+    assert!(e.to_string().starts_with("server.bind_timeout: -1 is not zero or a positive"), "{e}");
+    let c = parse("[server]\nbind_timeout = 0\n[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello']").expect("valid");
+    assert_eq!(c.server.bind_timeout, Duration::ZERO);
     let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['hello', 'healthcheck']").expect_err("invalid");
     assert!(e.to_string().starts_with("listen[0].pipeline[0]:"), "{e}");
     let e = parse("[[listen]]\naddress='127.0.0.1:1'\npipeline=['nosuch']").expect_err("invalid");

@@ -17,6 +17,7 @@ impl RawConfig {
         let server = ServerConfig {
             workers: s.workers,
             graceful_timeout: seconds("server.graceful_timeout", s.graceful_timeout)?,
+            bind_timeout: seconds_or_zero("server.bind_timeout", s.bind_timeout)?,
             worker_timeout: seconds("server.worker_timeout", s.worker_timeout)?,
             max_connections: at_least("server.max_connections", s.max_connections, 1)?,
             keepalive_timeout: seconds("server.keepalive_timeout", s.keepalive_timeout)?,
@@ -207,6 +208,14 @@ fn seconds(key: &str, v: f64) -> Result<Duration, ConfigError> {
         return Err(invalid(key, format!("{v} is not a positive number of seconds")));
     }
     Ok(Duration::from_secs_f64(v))
+}
+
+/// [`seconds`], where 0 (none) is allowed too.
+fn seconds_or_zero(key: &str, v: f64) -> Result<Duration, ConfigError> {
+    if v == 0.0 {
+        return Ok(Duration::ZERO);
+    }
+    seconds(key, v).map_err(|_| invalid(key, format!("{v} is not zero or a positive number of seconds")))
 }
 
 fn at_least(key: &str, v: usize, min: usize) -> Result<usize, ConfigError> {

@@ -87,7 +87,7 @@ impl Master {
         let config = Config::load(&self.source, &self.overrides, &crate::catalog::CATALOG)?;
         let backup = duplicate(&self.listeners).map_err(ReloadError::KeepListeners)?;
         let mut current = std::mem::take(&mut self.listeners);
-        let table = match reconcile(&config, &mut current, &mut Inherited::default()) {
+        let table = match reconcile(&config, &mut current, &mut Inherited::default(), std::time::Duration::ZERO) {
             Ok(t) => t,
             Err(e) => {
                 // Put the table back as it was (the reused sockets are the
