@@ -30,13 +30,19 @@
 # Environment: AERIE (the aerie binary; default: target/release/aerie, built
 # if missing), WORKERS (per node, default 1), UPDATER_INTERVAL (seconds,
 # default 1.0), REPLICATION_INTERVAL (seconds between the object
-# replicator's passes, default 5.0).
+# replicator's passes, default 5.0), ENCRYPTION (1: the proxy encrypts,
+# with keymaster and encryption in its pipeline; default 0).
+#
+# The proxy's pipeline is a production one: s3api (S3 clients sign with
+# access key test:tester, secret testing), tempauth, bulk, tempurl,
+# staticweb, copy, quotas, slo, dlo, versioned_writes (both modes),
+# symlink, container_sync.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}
 DIR=${2:-}
 NODES=${3:-1}
-[ -n "$cmd" ] && [ -n "$DIR" ] || { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$DIR" ] || { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 
@@ -163,6 +169,10 @@ EOF
             done
         done
     } >"$DIR/rsyncd.conf"
+    # A production pipeline; with ENCRYPTION=1 the proxy encrypts object
+    # data and metadata (keymaster, encryption) before the nodes see them.
+    local crypto=""
+    if [ "${ENCRYPTION:-0}" = 1 ]; then crypto="keymaster encryption"; fi
     cat >"$swift_dir/proxy-server.conf" <<EOF
 # Swift's proxy in front of the aerie nodes in $DIR.
 [DEFAULT]
@@ -174,7 +184,7 @@ log_name = proxy-server
 log_address = /dev/null
 
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk slo dlo symlink tempauth copy proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging listing_formats container_sync bulk tempurl s3api tempauth staticweb copy container-quotas account-quotas slo dlo versioned_writes symlink $crypto proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -183,33 +193,32 @@ allow_account_management = true
 
 [filter:tempauth]
 use = egg:swift#tempauth
+# S3 clients sign with access key test:tester and secret key testing.
 user_admin_admin = admin .admin .reseller_admin
 user_test_tester = testing .admin
 # Tokens are Fernet tokens, so no memcached is needed.
 fernet_key_k1 = $(python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')
 active_fernet_key_id = k1
 
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-[filter:healthcheck]
-use = egg:swift#healthcheck
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
-[filter:listing_formats]
-use = egg:swift#listing_formats
-[filter:bulk]
-use = egg:swift#bulk
-[filter:slo]
-use = egg:swift#slo
-[filter:dlo]
-use = egg:swift#dlo
-[filter:symlink]
-use = egg:swift#symlink
-[filter:copy]
-use = egg:swift#copy
+[filter:s3api]
+use = egg:swift#s3api
+# Virtual-hosted requests: <bucket>.localhost:$PROXY_PORT.
+storage_domain = localhost
+[filter:versioned_writes]
+use = egg:swift#versioned_writes
+allow_versioned_writes = true
+allow_object_versioning = true
+[filter:keymaster]
+use = egg:swift#keymaster
+encryption_root_secret = $(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')
+[filter:encryption]
+use = egg:swift#encryption
 EOF
+    # The filters that need no settings: [filter:NAME], egg NAME with _ for -.
+    for f in catch_errors gatekeeper healthcheck proxy-logging listing_formats bulk slo dlo symlink copy \
+        container_sync tempurl staticweb container-quotas account-quotas; do
+        printf '[filter:%s]\nuse = egg:swift#%s\n' "$f" "${f//-/_}"
+    done >>"$swift_dir/proxy-server.conf"
     # Swift's object expirer deletes expired objects and their listing
     # entries through an internal proxy pipeline:
     #   $bin/swift-object-expirer $swift_dir/object-expirer.conf --once

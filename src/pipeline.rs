@@ -45,6 +45,13 @@ fn build_container(config: &Config) -> Result<SharedProcessor, BuildError> {
         reserve: config.storage.reserve,
         conn_timeout: remote.conn(),
         node_timeout: remote.node(),
+        allowed_sync_hosts: config.storage.allowed_sync_hosts.clone(),
+        sync_realms: config
+            .storage
+            .swift_conf_path
+            .parent()
+            .map(|d| d.join("container-sync-realms.conf"))
+            .unwrap_or_default(),
     })))
 }
 

@@ -104,11 +104,21 @@ fn create_head_rows_and_stats() {
     assert_eq!(n.req("HEAD", C, &[]).header("x-container-object-count"), Some("1"));
     // Rows for a missing container: 404, unless the account is auto-created.
     assert_eq!(n.put_row("/sda1/0/AUTH_t/nope/o", "1", "a", "b").status, 404);
-    assert_eq!(
-        n.put_row("/sda1/0/.expiring_objects/1795305600/task", "0", "text/plain", "d41d8cd98f00b204e9800998ecf8427e")
-            .status,
-        201
-    );
+    let task = "/sda1/0/.expiring_objects/1795305600/task";
+    let row = |extra: &[(&str, &str)]| {
+        let t = ts();
+        let mut h = vec![
+            ("X-Timestamp", t.as_str()),
+            ("X-Size", "0"),
+            ("X-Content-Type", "text/plain"),
+            ("X-Etag", "d41d8cd98f00b204e9800998ecf8427e"),
+        ];
+        h.extend_from_slice(extra);
+        n.req("PUT", task, &h)
+    };
+    // Creating it needs the policy index (Swift's _maybe_autocreate).
+    assert_eq!(row(&[]).status, 400);
+    assert_eq!(row(&[("X-Backend-Storage-Policy-Index", "0")]).status, 201);
     assert_eq!(
         n.req("HEAD", "/sda1/0/.expiring_objects/1795305600", &[]).header("x-container-object-count"),
         Some("1")
@@ -458,4 +468,90 @@ fn container_and_account_metadata_limits_come_from_swift_conf() {
         let r = n.req("POST", path, &[("X-Timestamp", &ts()), (&c, "3")]);
         assert_eq!(r.status, 400, "{service}: a third item through POST");
     }
+}
+
+/// §6.10: `UPDATE` merges the JSON rows of its body as a replica's
+/// `merge_items` does, with Swift's checks — the same requests on Swift's
+/// own container server give the same statuses and the same listing.
+#[test]
+fn update_merges_json_rows_as_swifts_container_server_does() {
+    system_swift_conf();
+    let n = Node::start();
+    let swift_dir = TempDir::new("swupdate");
+    std::fs::create_dir_all(swift_dir.path().join("sda1")).expect("dev");
+    let swift_server = start_swift_server("container", swift_dir.path());
+    let q = "/sda1/0/.expiring_objects/1795305600";
+    let t0 = ts();
+    let t1 = ts();
+    let t2 = ts();
+    let t3 = ts();
+    let row = |name: &str, created: &str, deleted: u8| {
+        format!(
+            r#"{{"name": "{name}", "created_at": "{created}", "size": 0, "content_type": "application/async-deleted", "etag": "d41d8cd98f00b204e9800998ecf8427e", "deleted": {deleted}, "storage_policy_index": 0}}"#
+        )
+    };
+    let body = format!(
+        "[{}, {}, {}]",
+        row("1795305600-AUTH_t/segs/a", &t1, 0),
+        row("1795305600-AUTH_t/segs/b", &t1, 0),
+        row("1795305600-AUTH_t/segs/c", &t1, 0)
+    );
+    // Later rows: b deleted, c older than what is there (kept as it is),
+    // a with a newer content type given as its own key.
+    let later = format!(
+        r#"[{}, {}, {{"name": "1795305600-AUTH_t/segs/a", "created_at": "{t1}", "ctype_timestamp": "{t3}", "size": 0, "content_type": "text/new", "etag": "d41d8cd98f00b204e9800998ecf8427e", "deleted": 0, "storage_policy_index": 0}}]"#,
+        row("1795305600-AUTH_t/segs/b", &t2, 1),
+        row("1795305600-AUTH_t/segs/c", &t0, 1),
+    );
+    let policy = ("X-Backend-Storage-Policy-Index", "0");
+    // (what, path, headers, body)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, String)>, String);
+    let cases: Vec<Case> = vec![
+        // The path: a row's is refused.
+        ("object path", format!("{q}/obj"), vec![("X-Timestamp", ts())], body.clone()),
+        ("no timestamp", q.to_string(), vec![], body.clone()),
+        // A missing database: auto-created only with the policy index.
+        ("no policy index", q.to_string(), vec![("X-Timestamp", ts())], body.clone()),
+        (
+            "not auto-created",
+            "/sda1/0/AUTH_t/nope".to_string(),
+            vec![("X-Timestamp", ts()), (policy.0, policy.1.into())],
+            body.clone(),
+        ),
+        ("bad policy", q.to_string(), vec![("X-Timestamp", ts()), (policy.0, "7".into())], body.clone()),
+        ("created", q.to_string(), vec![("X-Timestamp", ts()), (policy.0, policy.1.into())], body.clone()),
+        ("bad json", q.to_string(), vec![("X-Timestamp", ts())], "[{".to_string()),
+        ("merged", q.to_string(), vec![("X-Timestamp", ts())], later),
+        ("empty list", q.to_string(), vec![("X-Timestamp", ts())], "[]".to_string()),
+    ];
+    for (what, path, headers, body) in &cases {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let a = request(n.addr(), "UPDATE", path, &h, body.as_bytes());
+        let s = request(swift_server.addr, "UPDATE", path, &h, body.as_bytes());
+        assert_eq!(a.status, s.status, "{what}: aerie {} / Swift {}", a.text(), s.text());
+    }
+    let a = request(n.addr(), "GET", &format!("{q}?format=json"), &[], b"");
+    let s = request(swift_server.addr, "GET", &format!("{q}?format=json"), &[], b"");
+    assert_eq!(a.status, 200);
+    let strip = |v: serde_json::Value| -> serde_json::Value {
+        // Each server lists its own last_modified of the same rows.
+        serde_json::Value::Array(
+            v.as_array()
+                .expect("list")
+                .iter()
+                .map(|r| serde_json::json!([r["name"], r["content_type"], r["bytes"], r["hash"], r["last_modified"]]))
+                .collect(),
+        )
+    };
+    assert_eq!(strip(a.json()), strip(s.json()));
+    assert_eq!(names(&a), ["1795305600-AUTH_t/segs/a", "1795305600-AUTH_t/segs/c"]);
+    assert_eq!(a.json()[0]["content_type"], "text/new");
+    // A row without its timestamp is refused, and nothing of that body is
+    // merged (Swift's server fails it with a 500 instead).
+    let bad = format!("[{}, {{\"name\": \"x\", \"size\": 0}}]", row("1795305600-AUTH_t/segs/d", &ts(), 0));
+    let r = request(n.addr(), "UPDATE", q, &[("X-Timestamp", &ts())], bad.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("created_at"), "{}", r.text());
+    assert_eq!(names(&request(n.addr(), "GET", &format!("{q}?format=json"), &[], b"")).len(), 2);
+    assert_eq!(n.req("HEAD", q, &[]).header("x-container-object-count"), Some("2"));
 }

@@ -21,6 +21,8 @@ pub struct Cluster {
     configs: Vec<String>,
     proxy: Child,
     swift: PathBuf,
+    /// Swift's own servers, where they are the nodes instead of aerie.
+    _swift_nodes: Vec<util::SwiftServer>,
 }
 
 impl Drop for Cluster {
@@ -35,6 +37,23 @@ impl Cluster {
     /// Lay out and start a cluster of `n` nodes; `tweak` may edit each
     /// node's config text (node number from 1) before it starts.
     pub fn start(n: usize, tweak: impl Fn(usize, String) -> String) -> Cluster {
+        Cluster::start_env(n, &[], tweak)
+    }
+
+    /// The same, with `scripts/swift-cluster.sh setup` run with these
+    /// environment variables (`ENCRYPTION=1`, …).
+    pub fn start_env(n: usize, env: &[(&str, &str)], tweak: impl Fn(usize, String) -> String) -> Cluster {
+        Cluster::start_on(n, env, false, tweak)
+    }
+
+    /// The same layout with Swift's own object, container and account
+    /// servers as the nodes (on the same ports and devices): the cluster
+    /// aerie's must behave like.
+    pub fn start_swift_nodes(n: usize, env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_on(n, env, true, |_, t| t)
+    }
+
+    fn start_on(n: usize, env: &[(&str, &str)], swift_nodes: bool, tweak: impl Fn(usize, String) -> String) -> Cluster {
         util::system_swift_conf();
         let dir = TempDir::new("cluster");
         // The ports are picked here, outside the kernel's ephemeral range,
@@ -50,6 +69,7 @@ impl Cluster {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/swift-cluster.sh");
         let out = Command::new(&script)
             .args(["setup", &dir.path().to_string_lossy(), &n.to_string()])
+            .envs(env.iter().copied())
             .output()
             .expect("run scripts/swift-cluster.sh");
         assert!(out.status.success(), "cluster setup failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -61,7 +81,18 @@ impl Cluster {
                 tweak(i, text)
             })
             .collect();
-        let nodes = configs.iter().map(|c| Some(Server::start(c))).collect();
+        let (nodes, swift_servers) = if swift_nodes {
+            let mut servers = Vec::new();
+            for i in 1..=n {
+                for kind in ["object", "container", "account"] {
+                    let port = env[&format!("NODE{i}_{}", kind.to_uppercase())].parse().expect("port");
+                    servers.push(util::start_swift_server_at(kind, &dir.path().join(format!("node{i}/srv")), port));
+                }
+            }
+            ((1..=n).map(|_| None).collect(), servers)
+        } else {
+            (configs.iter().map(|c| Some(Server::start(c))).collect(), Vec::new())
+        };
         let bin = PathBuf::from(&env["SWIFT_BIN"]);
         let log = std::fs::File::create(dir.path().join("proxy.log")).expect("proxy log");
         let proxy = Command::new(bin.join("swift-proxy-server"))
@@ -73,7 +104,7 @@ impl Cluster {
             .process_group(0)
             .spawn()
             .expect("start swift-proxy-server");
-        let c = Cluster { dir, env, nodes, configs, proxy, swift: bin.join("swift") };
+        let c = Cluster { dir, env, nodes, configs, proxy, swift: bin.join("swift"), _swift_nodes: swift_servers };
         let addr = c.proxy_addr();
         wait_until("the proxy", Duration::from_secs(60), || {
             TcpStream::connect(addr).is_ok() && get(addr, "/healthcheck").status == 200

@@ -13,6 +13,7 @@ mod layers;
 mod lifecycle;
 mod object_api;
 mod parser_corpus;
+mod proxy_middlewares;
 mod replication;
 mod robustness;
 mod slow_disk;

@@ -115,6 +115,9 @@ pub const STORAGE_CONTAINER_UPDATER_SUPPRESSION: f64 = 60.0;
 /// on it — suffix hashes change when a tombstone goes (Swift's
 /// `reclaim_age`, one week).
 pub const STORAGE_RECLAIM_AGE: f64 = 604_800.0;
+/// `storage.allowed_sync_hosts`: the hosts an `X-Container-Sync-To` URL may
+/// name (without a realm; Swift's container-server `allowed_sync_hosts`).
+pub const STORAGE_ALLOWED_SYNC_HOSTS: &[&str] = &["127.0.0.1"];
 
 /// `replication.object_replicator`: whether the master runs aerie's object
 /// replicator (whenever the object service is in a pipeline). Turn it off

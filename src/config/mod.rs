@@ -235,6 +235,8 @@ pub struct StorageConfig {
     pub container_updater_suppression: Duration,
     /// Tombstones (and deleted rows) older than this are reclaimed.
     pub reclaim_age: Duration,
+    /// The hosts an `X-Container-Sync-To` URL may name.
+    pub allowed_sync_hosts: Vec<String>,
 }
 
 /// `[server]`, validated.

@@ -96,6 +96,7 @@ pub struct RawStorage {
     pub container_updater_interval: f64,
     pub container_updater_suppression: f64,
     pub reclaim_age: f64,
+    pub allowed_sync_hosts: Vec<String>,
 }
 
 impl Default for RawStorage {
@@ -109,6 +110,7 @@ impl Default for RawStorage {
             container_updater_interval: defaults::STORAGE_CONTAINER_UPDATER_INTERVAL,
             container_updater_suppression: defaults::STORAGE_CONTAINER_UPDATER_SUPPRESSION,
             reclaim_age: defaults::STORAGE_RECLAIM_AGE,
+            allowed_sync_hosts: defaults::STORAGE_ALLOWED_SYNC_HOSTS.iter().map(|h| h.to_string()).collect(),
         }
     }
 }

@@ -89,6 +89,7 @@ impl Config {
                 container_updater_interval: self.storage.container_updater_interval.as_secs_f64(),
                 container_updater_suppression: self.storage.container_updater_suppression.as_secs_f64(),
                 reclaim_age: self.storage.reclaim_age.as_secs_f64(),
+                allowed_sync_hosts: self.storage.allowed_sync_hosts.clone(),
             },
             replication: {
                 let r = &self.replication;

@@ -107,6 +107,12 @@ impl RawConfig {
                 st.container_updater_suppression,
             )?,
             reclaim_age: seconds("storage.reclaim_age", st.reclaim_age)?,
+            allowed_sync_hosts: st
+                .allowed_sync_hosts
+                .iter()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect(),
         };
         let r = &self.replication;
         if !(r.replication_failure_ratio.is_finite() && r.replication_failure_ratio >= 0.0) {

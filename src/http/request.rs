@@ -8,6 +8,12 @@
 //! `max_headers` fields (431) are detected before the head is complete, so a
 //! client cannot make the server buffer without bound.
 //!
+//! Header names are those Swift's servers take: any visible ASCII but the
+//! colon (Swift's proxy forwards names such as s3api's `X-Object-Meta-A=5FB`
+//! that are no RFC 9110 token). Anything else in a name — a space (also
+//! before the colon), a control character, a byte past ASCII — and obs-fold
+//! are refused (400).
+//!
 //! Framing follows RFC 9112 §6: `Transfer-Encoding` must be exactly `chunked`
 //! (one other coding: 400; several: 501, as Swift answers), it may not come
 //! with `Content-Length` (400: a smuggling pattern), Content-Length values
@@ -66,7 +72,7 @@ fn map_parse_error(e: httparse::Error) -> HttpError {
     match e {
         httparse::Error::TooManyHeaders => HttpError::HeadersTooLarge("too many header fields"),
         httparse::Error::Version => HttpError::VersionNotSupported,
-        httparse::Error::HeaderName => HttpError::BadRequest("invalid header name (or obs-fold)"),
+        httparse::Error::HeaderName => HttpError::BadRequest(INVALID_NAME),
         httparse::Error::HeaderValue => HttpError::BadRequest("invalid header value"),
         httparse::Error::NewLine => HttpError::BadRequest("invalid line ending"),
         httparse::Error::Status | httparse::Error::Token => HttpError::BadRequest("invalid request line"),
@@ -85,6 +91,73 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<ParsedHead>,
         return Err(HttpError::UriTooLong);
     }
 
+    match parse_checked(buf, buf, limits) {
+        Err(HttpError::BadRequest(INVALID_NAME)) => {
+            // A name with visible punctuation no token allows: parse a copy
+            // where those bytes are a token's, then read the ranges from the
+            // original, which has the same length.
+            let masked = mask_names(buf, start);
+            parse_checked(&masked, buf, limits)
+        }
+        other => other,
+    }
+}
+
+const INVALID_NAME: &str = "invalid header name (or obs-fold)";
+
+/// Whether a header-name byte is one Swift's servers take but an RFC 9110
+/// token does not (`"(),/;<=>?@[\]{}`).
+fn is_extra_name_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && b != b':' && !is_token_byte(b)
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `buf` with every [`is_extra_name_byte`] of a header name (the bytes of a
+/// field line before its colon, or of a last line still arriving) turned
+/// into `-`. Lines that start with white space (obs-fold) and names with
+/// any other byte are left for the parser to refuse.
+fn mask_names(buf: &[u8], request_line: usize) -> Vec<u8> {
+    let mut out = buf.to_vec();
+    // The field lines start after the request line's LF.
+    let Some(first) = buf.get(request_line..).and_then(|b| b.iter().position(|&c| c == b'\n')) else { return out };
+    let mut line = request_line + first + 1;
+    while line < buf.len() {
+        let rest = buf.get(line..).unwrap_or(&[]);
+        let end = rest.iter().position(|&c| c == b'\n').map_or(rest.len(), |i| i + 1);
+        let text = rest.get(..end).unwrap_or(&[]);
+        if text.first().is_some_and(|&c| c == b'\r' || c == b'\n') {
+            break; // the blank line that ends the head
+        }
+        let name_len = text.iter().position(|&c| c == b':').unwrap_or_else(|| {
+            // No colon: only a line still arriving can have a name yet.
+            if text.ends_with(b"\n") {
+                0
+            } else {
+                text.len()
+            }
+        });
+        let name = text.get(..name_len).unwrap_or(&[]);
+        if name.iter().all(|&c| is_token_byte(c) || is_extra_name_byte(c)) {
+            for (i, &c) in name.iter().enumerate() {
+                if is_extra_name_byte(c) {
+                    if let Some(slot) = out.get_mut(line + i) {
+                        *slot = b'-';
+                    }
+                }
+            }
+        }
+        line += end;
+    }
+    out
+}
+
+/// Parse and check `parse` (the buffer, or a masked copy of it of the same
+/// length); ranges index `original`.
+fn parse_checked(parse: &[u8], original: &[u8], limits: &HeadLimits) -> Result<Option<ParsedHead>, HttpError> {
+    let buf = parse;
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
     let mut heap;
     let headers: &mut [httparse::Header] =
@@ -133,7 +206,10 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<ParsedHead>,
     let mut ranges = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         let value = h.value;
-        if h.name.eq_ignore_ascii_case("content-length") {
+        // The name as sent (a masked `Content=Length` is no Content-Length).
+        let name_at = offset(buf, h.name.as_bytes());
+        let name = original.get(name_at.clone()).unwrap_or(&[]);
+        if name.eq_ignore_ascii_case(b"content-length") {
             for part in value.split(|&b| b == b',') {
                 let n = parse_content_length(trim(part))?;
                 match content_length {
@@ -141,9 +217,9 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<ParsedHead>,
                     _ => content_length = Some(n),
                 }
             }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             transfer_encoding = Some(TransferCoding::merge(transfer_encoding, value)?);
-        } else if h.name.eq_ignore_ascii_case("connection") {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for token in value.split(|&b| b == b',') {
                 let token = trim(token);
                 if token.eq_ignore_ascii_case(b"close") {
@@ -152,14 +228,14 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<ParsedHead>,
                     conn_keep_alive = true;
                 }
             }
-        } else if h.name.eq_ignore_ascii_case("expect") {
+        } else if name.eq_ignore_ascii_case(b"expect") {
             if trim(value).eq_ignore_ascii_case(b"100-continue") {
                 expect_continue = true;
             } else {
                 return Err(HttpError::ExpectationFailed);
             }
         }
-        ranges.push((offset(buf, h.name.as_bytes()), offset(buf, value)));
+        ranges.push((name_at, offset(buf, value)));
     }
 
     let framing = match (transfer_encoding, content_length) {

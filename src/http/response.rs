@@ -8,7 +8,9 @@
 //! describes the body a GET would have sent); `Transfer-Encoding`,
 //! `Connection`, `Date` and `Keep-Alive` from a processor are dropped. A
 //! processor may name itself in `Server` (Swift's servers answer OPTIONS with
-//! `Server: object-server/2.38.3`); then it replaces the server's own.
+//! `Server: object-server/2.38.3`); then it replaces the server's own. The
+//! storage listeners send none of their own, as Swift's servers send none
+//! (the proxy passes a backend's `Server` on to its clients).
 
 use aerie_api::{Header, Status, Version};
 
@@ -86,6 +88,15 @@ fn push_value(out: &mut Vec<u8>, v: &[u8]) {
     }
 }
 
+/// The headers of a head the server owns besides framing and `Connection`.
+#[derive(Debug, Clone, Copy)]
+pub struct Owned<'a> {
+    /// This second's `Date` value.
+    pub date: &'a [u8],
+    /// Whether to name the server in `Server` (when the processor did not).
+    pub server: bool,
+}
+
 /// Write a final response head. `keep_alive` is whether the connection stays
 /// open; HTTP/1.0 clients that asked for keep-alive are told so explicitly.
 pub fn write_head(
@@ -95,7 +106,7 @@ pub fn write_head(
     framing: Framing,
     version: Version,
     keep_alive: bool,
-    date: &[u8],
+    owned: Owned<'_>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_u64(out, u64::from(status.0));
@@ -128,9 +139,9 @@ pub fn write_head(
         Framing::NoBody(None) | Framing::Close => {}
     }
     out.extend_from_slice(b"Date: ");
-    out.extend_from_slice(date);
+    out.extend_from_slice(owned.date);
     out.extend_from_slice(b"\r\n");
-    if !named {
+    if !named && owned.server {
         out.extend_from_slice(b"Server: ");
         out.extend_from_slice(SERVER);
         out.extend_from_slice(b"\r\n");
@@ -163,7 +174,7 @@ mod tests {
 
     fn head(status: Status, headers: &[Header], framing: Framing, v: Version, ka: bool) -> String {
         let mut out = Vec::new();
-        write_head(&mut out, status, headers, framing, v, ka, b"DATE");
+        write_head(&mut out, status, headers, framing, v, ka, Owned { date: b"DATE", server: true });
         String::from_utf8(out).expect("ascii")
     }
 
@@ -183,6 +194,17 @@ mod tests {
         let s = head(Status::OK, &h, Framing::Length(0), Version::Http11, true);
         assert!(s.contains("\r\nServer: object-server/2.38.3\r\n"), "{s}");
         assert!(!s.contains("aerie/") && !s.contains("twice"), "one Server header, the processor's: {s}");
+        let mut out = Vec::new();
+        write_head(
+            &mut out,
+            Status::OK,
+            &[],
+            Framing::Length(0),
+            Version::Http11,
+            true,
+            Owned { date: b"D", server: false },
+        );
+        assert!(!String::from_utf8_lossy(&out).contains("Server"), "a storage listener names no server");
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub struct ListenerInfo {
     pub max_body_size: u64,
     /// Methods that need a length.
     pub length_required: Vec<Method>,
+    /// Whether responses name aerie in `Server`: not where a storage
+    /// service answers (Swift's servers send none, and the proxy passes a
+    /// backend's on to its clients).
+    pub server_header: bool,
 }
 
 impl ListenerInfo {
@@ -45,11 +49,13 @@ impl ListenerInfo {
         for r in &l.routes {
             routes.push((r.prefix.as_bytes().to_vec(), build_pipeline(config, &r.pipeline)?));
         }
+        let server_header = !crate::catalog::lookup(default.terminal).is_some_and(|e| e.storage);
         Ok(ListenerInfo {
             default,
             routes,
             max_body_size: l.max_body_size,
             length_required: l.length_required.iter().map(|m| Method::from_token(m)).collect(),
+            server_header,
         })
     }
 
@@ -60,6 +66,7 @@ impl ListenerInfo {
             routes: Vec::new(),
             max_body_size: 0,
             length_required: Vec::new(),
+            server_header: true,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod reconcile;
 pub mod replicate;
 pub mod rows;
 pub mod schema;
+pub mod sync_to;
 pub mod updater;
 
 use aerie_api::{Body, Executor, Method, Processor, Request, RequestHead, Response, Status};
@@ -42,6 +43,10 @@ pub struct ContainerConfig {
     pub conn_timeout: Duration,
     /// Response timeout towards account servers.
     pub node_timeout: Duration,
+    /// The hosts an `X-Container-Sync-To` URL may name.
+    pub allowed_sync_hosts: Vec<String>,
+    /// `container-sync-realms.conf` (read when a value names a realm).
+    pub sync_realms: PathBuf,
 }
 
 /// The container processor.
@@ -84,6 +89,14 @@ impl Ctx<'_> {
 
     fn check_space(&self) -> Result<(), Response> {
         aerie_storage::db::http::check_space(&self.cfg.devices, &self.cfg.reserve, &self.device)
+    }
+
+    /// A sync target in the request, checked as Swift does (400).
+    fn check_sync_to(&self) -> Result<(), Response> {
+        let Some(v) = self.head.header("x-container-sync-to") else { return Ok(()) };
+        let v = String::from_utf8_lossy(v);
+        sync_to::validate(&v, &self.cfg.allowed_sync_hosts, &self.cfg.sync_realms)
+            .map_err(|why| text(Status::BAD_REQUEST, why))
     }
 
     /// The policy header, validated (400 on an unknown index).
@@ -164,6 +177,8 @@ impl Processor for ContainerServer {
             obj: p.obj,
         };
         let r = match (head.method(), ctx.obj.is_some()) {
+            (Method::Other(m), false) if &**m == "UPDATE" => update_rows(&ctx, body),
+            (Method::Other(m), true) if &**m == "UPDATE" => Err(text(Status::BAD_REQUEST, "Invalid path")),
             (Method::Put, false) => put_container(&ctx),
             (Method::Put, true) => put_row(&ctx, false),
             (Method::Delete, true) => put_row(&ctx, true),
@@ -212,9 +227,6 @@ impl ContainerServer {
         if let Some(r) = aerie_storage::swob::check_method(head, METHODS, "container-server") {
             return Err(r);
         }
-        if matches!(head.method(), Method::Other(m) if &**m == "UPDATE") {
-            return Err(page(Status::NOT_IMPLEMENTED));
-        }
         let segs = split_path(&path, 4, 5, true).map_err(|e| text(Status::BAD_REQUEST, e.to_string()))?;
         let mut it = segs.into_iter();
         let (device, partition, account, container) = (
@@ -234,6 +246,7 @@ impl ContainerServer {
 
 fn put_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
     let ts = ctx.timestamp()?;
+    ctx.check_sync_to()?;
     meta::check_request(ctx.head, meta::Kind::Container, &ctx.cfg.swift.constraints)?;
     let path = ctx.db_path()?;
     ctx.check_space()?;
@@ -327,20 +340,10 @@ fn put_row(ctx: &Ctx<'_>, delete: bool) -> Result<Response, Response> {
     let ts = ctx.timestamp()?;
     let path = ctx.db_path()?;
     ctx.check_space()?;
-    let policy = ctx.policy_header()?.unwrap_or(0);
+    let requested = ctx.policy_header()?;
+    maybe_autocreate(ctx, &path, ts, requested)?;
+    let policy = requested.unwrap_or(0);
     let obj = ctx.obj.clone().unwrap_or_default();
-    if !path.exists() {
-        let auto = (ctx.account.starts_with(&ctx.cfg.swift.constraints.auto_create_account_prefix)
-            && !ctx.account.starts_with(".shards_"))
-            || is_true(ctx.header("x-backend-auto-create"));
-        if !auto {
-            return Err(page(Status::NOT_FOUND));
-        }
-        let (db, _) =
-            ContainerDb::create(&path, &ctx.account, &ctx.container, ts.without_offset(), policy, &ctx.device)
-                .map_err(|e| db_error(e, &path))?;
-        db.release();
-    }
     let row = if delete {
         Row {
             name: obj,
@@ -388,6 +391,61 @@ fn put_row(ctx: &Ctx<'_>, delete: bool) -> Result<Response, Response> {
     Ok(Response::new(if delete { Status::NO_CONTENT } else { Status::CREATED }))
 }
 
+/// Swift's `_maybe_autocreate`: a missing database is created for the
+/// accounts that may have one made by a row (`X-Backend-Auto-Create`, or
+/// else the auto-create prefix but not the shards'), which needs the policy
+/// index (400); otherwise a missing database is 404.
+fn maybe_autocreate(ctx: &Ctx<'_>, path: &std::path::Path, ts: Timestamp, policy: Option<i64>) -> Result<(), Response> {
+    if path.exists() {
+        return Ok(());
+    }
+    let auto = match ctx.header("x-backend-auto-create").filter(|v| !v.is_empty()) {
+        Some(v) => is_true(Some(v)),
+        None => {
+            ctx.account.starts_with(&ctx.cfg.swift.constraints.auto_create_account_prefix)
+                && !ctx.account.starts_with(".shards_")
+        }
+    };
+    if !auto {
+        return Err(page(Status::NOT_FOUND));
+    }
+    let Some(policy) = policy else {
+        return Err(text(Status::BAD_REQUEST, "X-Backend-Storage-Policy-Index header is required"));
+    };
+    // A row's timestamp may carry an offset the container's must not.
+    let (db, _) = ContainerDb::create(path, &ctx.account, &ctx.container, ts.without_offset(), policy, &ctx.device)
+        .map_err(|e| db_error(e, path))?;
+    db.release();
+    Ok(())
+}
+
+/// §6.10 `UPDATE`: the JSON list of object rows in the body merged as a
+/// replica's `merge_items` would be (the proxy's path for SLO's async
+/// segment deletes and the container deleter, into `.expiring_objects`).
+/// Every row is checked before any is written: a bad body or row is 400.
+fn update_rows(ctx: &Ctx<'_>, mut body: aerie_api::RequestBody) -> Result<Response, Response> {
+    let ts = ctx.timestamp()?;
+    let path = ctx.db_path()?;
+    ctx.check_space()?;
+    let requested = ctx.policy_header()?;
+    maybe_autocreate(ctx, &path, ts, requested)?;
+    let what = format!("UPDATE {}", path.display());
+    let bytes = aerie_storage::db::http::read_body(&mut body, aerie_storage::db::rpc::MAX_BODY, &what)?;
+    let rows = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Array(rows)) => rows,
+        Ok(_) => return Err(text(Status::BAD_REQUEST, "the body must be a JSON list of object rows")),
+        Err(e) => return Err(text(Status::BAD_REQUEST, e.to_string())),
+    };
+    let parsed = rows.iter().map(replicate::row_of).collect::<Result<Vec<Row>, _>>().map_err(|e| match e {
+        aerie_storage::db::rpc::RpcError::Bad(why) => text(Status::BAD_REQUEST, why),
+        aerie_storage::db::rpc::RpcError::Db(e) => db_error(e, &path),
+    })?;
+    let Some(mut db) = open(&path)? else { return Err(page(Status::NOT_FOUND)) };
+    db.merge_rows(&parsed).map_err(|e| db_error(e, &path))?;
+    db.release();
+    Ok(page(Status::ACCEPTED))
+}
+
 fn delete_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
     let ts = ctx.timestamp()?;
     let path = ctx.db_path()?;
@@ -420,6 +478,7 @@ fn delete_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
 
 fn post_container(ctx: &Ctx<'_>) -> Result<Response, Response> {
     let ts = ctx.timestamp()?;
+    ctx.check_sync_to()?;
     meta::check_request(ctx.head, meta::Kind::Container, &ctx.cfg.swift.constraints)?;
     let path = ctx.db_path()?;
     ctx.check_space()?;

@@ -42,12 +42,35 @@ fn shard_ranges(conn: &Connection) -> Result<Vec<Value>, DbError> {
     Ok(out)
 }
 
-/// An object row as `merge_items` sends it.
-fn row_of(v: &Value) -> Result<Row, RpcError> {
+/// An object row as `merge_items` (and the `UPDATE` verb) sends it: the
+/// content-type and metadata times encoded in `created_at`, or given as
+/// `ctype_timestamp` and `meta_timestamp` (Swift's
+/// `update_new_item_from_existing`).
+pub(crate) fn row_of(v: &Value) -> Result<Row, RpcError> {
     let bad = |why: &str| RpcError::Bad(format!("invalid object row: {why}"));
     let name = v.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).ok_or_else(|| bad("name"))?;
-    let created = v.get("created_at").and_then(Value::as_str).ok_or_else(|| bad("created_at"))?;
-    let (data, ctype, meta) = decode_timestamps(created, false).map_err(|_| bad("created_at"))?;
+    let created = match v.get("data_timestamp") {
+        Some(Value::String(d)) => d.as_str(),
+        _ => v.get("created_at").and_then(Value::as_str).ok_or_else(|| bad("created_at"))?,
+    };
+    let (data, mut ctype, mut meta) = decode_timestamps(created, false).map_err(|_| bad("created_at"))?;
+    // Given explicitly (and not empty), they win over the encoded ones.
+    let explicit = |key: &str| -> Result<Option<Timestamp>, RpcError> {
+        match v.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Timestamp::parse(s).map(Some).map_err(|_| bad(key)),
+            Some(Value::Number(n)) => Timestamp::parse(&n.to_string()).map(Some).map_err(|_| bad(key)),
+            Some(_) => Err(bad(key)),
+        }
+    };
+    if let Some(c) = explicit("ctype_timestamp")? {
+        ctype = Some(c);
+        meta = Some(c);
+    }
+    if let Some(m) = explicit("meta_timestamp")? {
+        meta = Some(m);
+    }
     let size = v.get("size").and_then(Value::as_i64).ok_or_else(|| bad("size"))?;
     let content_type = v.get("content_type").and_then(Value::as_str).ok_or_else(|| bad("content_type"))?;
     let etag = v.get("etag").and_then(Value::as_str).ok_or_else(|| bad("etag"))?;

@@ -173,8 +173,9 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
     if fsize.is_some_and(|n| n != upload_size) {
         return Err(page(Status::CLIENT_DISCONNECT));
     }
+    // In Swift's order (its writer adds the name last), so the metadata
+    // pickles are the same bytes.
     let mut meta = Meta::default();
-    meta.set("name", ctx.path.name());
     meta.set("X-Timestamp", ts.internal());
     meta.set("Content-Type", content_type.to_vec());
     meta.set("Content-Length", upload_size.to_string());
@@ -189,6 +190,7 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
             meta.set(&title(k), v.clone());
         }
     }
+    meta.set("name", ctx.path.name());
     let received = footers.get_str("etag").map(str::to_string).or_else(|| ctx.header("etag").map(str::to_string));
     if let Some(sent) = received {
         let sent = etag_normalize(&sent);

@@ -6,7 +6,7 @@
 use super::request_body::ReqBody;
 use super::response::Resp;
 use super::{Conn, Cx, Exchange, Phase, Stream, LOG_TARGET_MAX};
-use crate::http::response::{write_head, Framing};
+use crate::http::response::{write_head, Framing, Owned};
 use crate::http::{BodyDecoder, ChunkedDecoder, CloseReason, HttpError, ParsedHead};
 use crate::worker::dispatch::{dispatch, Dispatched};
 use aerie_api::{BodyFraming, Header, RequestHead, RequestHeadParts, Status, Version};
@@ -25,7 +25,7 @@ impl<S: Stream> Conn<S> {
             Framing::Length(body.len() as u64),
             Version::Http11,
             false,
-            cx.date,
+            Owned { date: cx.date, server: cx.listeners.get(self.listener).is_none_or(|l| l.server_header) },
         );
         self.wbuf.extend_from_slice(body.as_bytes());
         log::info!(

@@ -5,7 +5,7 @@
 
 use super::{body_error_answer, Close, Conn, Cx, Phase, Step, Stream};
 use crate::http::framing::{encode_chunk, LAST_CHUNK};
-use crate::http::response::{declared_length, framing, write_head, Framing};
+use crate::http::response::{declared_length, framing, write_head, Framing, Owned};
 use crate::http::CloseReason;
 use crate::worker::bridge::{ChunkMsg, ChunkRx, OutBody, Outgoing};
 use aerie_api::{Method, Status};
@@ -69,7 +69,8 @@ impl<S: Stream> Conn<S> {
             ex.keep_alive = false;
         }
         ex.status = status;
-        write_head(&mut self.wbuf, status, &headers, fr, ex.version, ex.keep_alive, cx.date);
+        let owned = Owned { date: cx.date, server: cx.listeners.get(self.listener).is_none_or(|l| l.server_header) };
+        write_head(&mut self.wbuf, status, &headers, fr, ex.version, ex.keep_alive, owned);
         let sends_body = matches!(fr, Framing::Length(_) | Framing::Chunked | Framing::Close);
         if duplex && !sends_body {
             // No body goes out (HEAD): no conversation either.

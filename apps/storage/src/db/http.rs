@@ -9,6 +9,24 @@ use crate::swob::{insufficient_storage, page, text};
 use aerie_api::{RequestHead, Response, Status};
 use std::path::PathBuf;
 
+/// A whole request body of at most `max` bytes: 413 past it, 400 when the
+/// client breaks off (`what` names the request in the log line).
+pub fn read_body(
+    body: &mut aerie_api::RequestBody,
+    max: u64,
+    what: &dyn std::fmt::Display,
+) -> Result<Vec<u8>, Response> {
+    let mut bytes = Vec::new();
+    match std::io::Read::read_to_end(&mut std::io::Read::take(body, max + 1), &mut bytes) {
+        Ok(_) if bytes.len() as u64 > max => Err(page(Status::PAYLOAD_TOO_LARGE)),
+        Ok(_) => Ok(bytes),
+        Err(e) => {
+            log::info!("{what}: the body broke off: {e}");
+            Err(page(Status::BAD_REQUEST))
+        }
+    }
+}
+
 /// Where a database lives: `<device>/<kind>/<partition>/<suffix>/<hash>/<hash>.db`
 /// (kind `containers` or `accounts`); 507 when the device is unavailable.
 pub fn db_file(devices: &Devices, device: &str, partition: &str, kind: &str, hash: &str) -> Result<PathBuf, Response> {

@@ -130,15 +130,11 @@ pub fn handle<R: Replica>(
     if let Err(r) = super::http::check_space(devices, reserve, &device) {
         return r;
     }
-    let mut bytes = Vec::new();
-    match std::io::Read::read_to_end(&mut std::io::Read::take(&mut body, MAX_BODY + 1), &mut bytes) {
-        Ok(_) if bytes.len() as u64 > MAX_BODY => return page(Status::PAYLOAD_TOO_LARGE),
-        Ok(_) => {}
-        Err(e) => {
-            log::info!("REPLICATE {}: the body broke off: {e}", db_file.display());
-            return page(Status::BAD_REQUEST);
-        }
-    }
+    let what = format!("REPLICATE {}", db_file.display());
+    let bytes = match super::http::read_body(&mut body, MAX_BODY, &what) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     dispatch::<R>(&Target { device_dir, db_file }, &bytes)
 }
 

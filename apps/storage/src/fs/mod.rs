@@ -178,7 +178,8 @@ fn piece_name(i: usize) -> String {
     }
 }
 
-/// Store a metadata pickle in `path`'s xattrs, in 64 KiB pieces. A
+/// Store a metadata pickle in `path`'s xattrs as Swift's `write_metadata`
+/// does: 64 KiB pieces, then the pickle's MD5 (hex) that readers check. A
 /// filesystem that cannot hold it (ext4's one-block limit) gives ENOSPC or
 /// E2BIG, which callers answer 507.
 pub fn write_metadata(path: &Path, pickle: &[u8]) -> io::Result<()> {
@@ -188,7 +189,7 @@ pub fn write_metadata(path: &Path, pickle: &[u8]) -> io::Result<()> {
     if pickle.is_empty() {
         xattr::set(path, piece_name(0), b"")?;
     }
-    Ok(())
+    xattr::set(path, METADATA_CHECKSUM_XATTR, crate::hash::md5_hex(pickle).as_bytes())
 }
 
 /// Why stored metadata could not be read.

@@ -67,11 +67,29 @@ impl TempFile {
     pub fn commit(mut self, dest: &Path, created: &[PathBuf]) -> io::Result<()> {
         self.file.flush()?;
         self.file.sync_all()?;
-        std::fs::rename(&self.path, dest)?;
+        let remade = rename_into(dest, || std::fs::rename(&self.path, dest))?;
         self.committed = true;
-        fsync_published(dest, created)?;
+        fsync_published(dest, &[created, &remade].concat())?;
         Ok(())
     }
+}
+
+/// Run `rename` (something into `dest`); when `dest`'s directory vanished
+/// meanwhile — the replicators remove empty hash and suffix directories,
+/// Swift's as aerie's — make it again and retry, as Swift's `renamer` does.
+/// Returns the directories made again (to fsync).
+fn rename_into(dest: &Path, mut rename: impl FnMut() -> io::Result<()>) -> io::Result<Vec<PathBuf>> {
+    let mut remade = Vec::new();
+    for attempt in 0.. {
+        match rename() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 3 => {
+                let dir = dest.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory"))?;
+                remade.extend(create_dirs(dir)?);
+            }
+            other => return other.map(|()| remade),
+        }
+    }
+    Ok(remade)
 }
 
 /// Move a finished file that is not a [`TempFile`] (one rsync placed)
@@ -80,8 +98,8 @@ impl TempFile {
 pub fn durable_rename(src: &Path, dest: &Path) -> io::Result<()> {
     File::open(src)?.sync_all()?;
     let dir = dest.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory"))?;
-    let created = create_dirs(dir)?;
-    std::fs::rename(src, dest)?;
+    let mut created = create_dirs(dir)?;
+    created.extend(rename_into(dest, || std::fs::rename(src, dest))?);
     fsync_published(dest, &created)
 }
 
@@ -112,13 +130,17 @@ impl TempFile {
     pub fn commit_new(mut self, dest: &Path, created: &[PathBuf]) -> io::Result<bool> {
         self.file.flush()?;
         self.file.sync_all()?;
-        match nix::fcntl::renameat2(None, &self.path, None, dest, nix::fcntl::RenameFlags::RENAME_NOREPLACE) {
-            Ok(()) => {}
-            Err(nix::errno::Errno::EEXIST) => return Ok(false),
-            Err(e) => return Err(io::Error::from(e)),
-        }
+        let renamed = rename_into(dest, || {
+            nix::fcntl::renameat2(None, &self.path, None, dest, nix::fcntl::RenameFlags::RENAME_NOREPLACE)
+                .map_err(io::Error::from)
+        });
+        let remade = match renamed {
+            Ok(remade) => remade,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(e),
+        };
         self.committed = true;
-        fsync_published(dest, created)?;
+        fsync_published(dest, &[created, &remade].concat())?;
         Ok(true)
     }
 }
@@ -129,7 +151,7 @@ impl TempFile {
     /// next one will. Nothing may depend on `dest` before that second sync.
     pub fn rename_unsynced(mut self, dest: &Path) -> io::Result<()> {
         self.file.flush()?;
-        std::fs::rename(&self.path, dest)?;
+        rename_into(dest, || std::fs::rename(&self.path, dest))?;
         self.committed = true;
         Ok(())
     }
@@ -166,6 +188,30 @@ mod tests {
         t.commit(&dest_dir.join("x.data"), &created).expect("commit");
         assert_eq!(std::fs::read(dest_dir.join("x.data")).expect("read"), b"whole");
         assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_commit_makes_again_the_directories_a_replicator_removed_meanwhile() {
+        let d = scratch("tmp-gone");
+        let tmp = d.join("tmp");
+        let hash_dir = d.join("containers/39/d51/hash");
+        for new in [false, true] {
+            let created = create_dirs(&hash_dir).expect("dirs");
+            let mut t = TempFile::create(&tmp).expect("create");
+            t.file().write_all(b"db").expect("write");
+            // The replicator's pass finds them empty and removes them.
+            std::fs::remove_dir(&hash_dir).expect("rmdir hash");
+            std::fs::remove_dir(hash_dir.parent().expect("suffix")).expect("rmdir suffix");
+            let dest = hash_dir.join("hash.db");
+            if new {
+                assert!(t.commit_new(&dest, &created).expect("commit_new"));
+            } else {
+                t.commit(&dest, &created).expect("commit");
+            }
+            assert_eq!(std::fs::read(&dest).expect("read"), b"db");
+            std::fs::remove_file(&dest).expect("rm");
+        }
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -19,9 +19,32 @@ fn reads_what_python3_writes() {
     // pickle.dumps({b'name': b'/a/c/o', b'Content-Length': b'3', b'E': b''}, protocol=2)
     let py = b"\x80\x02}q\x00(c_codecs\nencode\nq\x01X\x04\x00\x00\x00nameq\x02X\x06\x00\x00\x00latin1q\x03\x86q\x04Rq\x05h\x01X\x06\x00\x00\x00/a/c/oq\x06h\x03\x86q\x07Rq\x08h\x01X\x0e\x00\x00\x00Content-Lengthq\th\x03\x86q\nRq\x0bh\x01X\x01\x00\x00\x003q\x0ch\x03\x86q\rRq\x0eh\x01X\x01\x00\x00\x00Eq\x0fh\x03\x86q\x10Rq\x11c__builtin__\nbytes\nq\x12)Rq\x13u.";
     let m = loads_metadata(py).expect("loads");
+    assert_eq!(dumps_metadata(&m), py.to_vec(), "written as Python writes it");
     assert_eq!(m[0], (b"name".to_vec(), b"/a/c/o".to_vec()));
     assert_eq!(m[1], (b"Content-Length".to_vec(), b"3".to_vec()));
     assert_eq!(m[2], (b"E".to_vec(), Vec::new()));
+}
+
+#[test]
+fn metadata_is_written_byte_for_byte_as_swift_writes_it() {
+    let pairs = |v: &[(&str, &str)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+        v.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
+    };
+    // pickle.dumps(_encode_metadata({'A': '1', 'B': '1', 'C': '', 'D': '',
+    // 'E': 'xy', 'F': 'xy'}), 2): one-byte and empty values are one object.
+    let m = pairs(&[("A", "1"), ("B", "1"), ("C", ""), ("D", ""), ("E", "xy"), ("F", "xy")]);
+    let py = b"\x80\x02}q\x00(c_codecs\nencode\nq\x01X\x01\x00\x00\x00Aq\x02X\x06\x00\x00\x00latin1q\x03\x86q\x04Rq\x05h\x01X\x01\x00\x00\x001q\x06h\x03\x86q\x07Rq\x08h\x01X\x01\x00\x00\x00Bq\th\x03\x86q\nRq\x0bh\x08h\x01X\x01\x00\x00\x00Cq\x0ch\x03\x86q\rRq\x0ec__builtin__\nbytes\nq\x0f)Rq\x10h\x01X\x01\x00\x00\x00Dq\x11h\x03\x86q\x12Rq\x13h\x10h\x01X\x01\x00\x00\x00Eq\x14h\x03\x86q\x15Rq\x16h\x01X\x02\x00\x00\x00xyq\x17h\x03\x86q\x18Rq\x19h\x01X\x01\x00\x00\x00Fq\x1ah\x03\x86q\x1bRq\x1ch\x01X\x02\x00\x00\x00xyq\x1dh\x03\x86q\x1eRq\x1fu.";
+    assert_eq!(dumps_metadata(&m), py.to_vec());
+    // One item: SETITEM. 300 items: memo indexes past 255 (LONG_BINPUT,
+    // LONG_BINGET), and the reader takes them back.
+    let one = pairs(&[("name", "/a/c/o")]);
+    let p = dumps_metadata(&one);
+    assert!(p.ends_with(b"s."), "{p:?}");
+    assert_eq!(loads_metadata(&p).expect("one"), one);
+    let many: Vec<(Vec<u8>, Vec<u8>)> = (0..300).map(|i| (format!("K{i}").into_bytes(), b"v".to_vec())).collect();
+    let p = dumps_metadata(&many);
+    assert!(p.windows(1).any(|w| w == b"r") && p.contains(&b'j'));
+    assert_eq!(loads_metadata(&p).expect("many"), many);
 }
 
 #[test]
