@@ -31,7 +31,12 @@
 # if missing), WORKERS (per node, default 1), UPDATER_INTERVAL (seconds,
 # default 1.0), REPLICATION_INTERVAL (seconds between the object
 # replicator's passes, default 5.0), ENCRYPTION (1: the proxy encrypts,
-# with keymaster and encryption in its pipeline; default 0).
+# with keymaster and encryption in its pipeline; default 0), EC (1: an
+# erasure-coded default policy, 4+2 liberasurecode_rs_vand, beside a
+# replicated one; needs six devices, e.g. NODES=3 DEVICES_PER_NODE=2),
+# DEVICES_PER_NODE (devices in the object rings per node: d<N>, d<N>x2, …;
+# default 1). Swift's programs run through DIR/swift-run, which gives them
+# the cluster's swift.conf as /etc/swift (a mount namespace) when EC=1.
 #
 # The proxy's pipeline is a production one: s3api (S3 clients sign with
 # access key test:tester, secret testing), tempauth, bulk, tempurl,
@@ -42,7 +47,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}
 DIR=${2:-}
 NODES=${3:-1}
-[ -n "$cmd" ] && [ -n "$DIR" ] || { sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$DIR" ] || { sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 
@@ -58,7 +63,11 @@ setup() {
     # the proxy from its swift_dir and by the nodes: the machine's own, or
     # a test one.
     if [ ! -f "$swift_dir/swift.conf" ]; then
-        if [ -f /etc/swift/swift.conf ]; then
+        if [ "${EC:-0}" = 1 ]; then
+            # An erasure-coded default policy (4 data + 2 parity fragments,
+            # six devices) beside a replicated one.
+            printf '# written by aerie scripts/swift-cluster.sh (EC=1)\n[swift-hash]\nswift_hash_path_prefix = changeme\nswift_hash_path_suffix = changeme\n\n[storage-policy:0]\nname = gold\n\n[storage-policy:1]\nname = ec42\ndefault = yes\npolicy_type = erasure_coding\nec_type = liberasurecode_rs_vand\nec_num_data_fragments = 4\nec_num_parity_fragments = 2\nec_object_segment_size = 1048576\n' >"$swift_dir/swift.conf"
+        elif [ -f /etc/swift/swift.conf ]; then
             cp /etc/swift/swift.conf "$swift_dir/swift.conf"
         else
             printf '# written by aerie scripts/swift-cluster.sh\n[swift-hash]\nswift_hash_path_prefix = changeme\nswift_hash_path_suffix = changeme\n\n[storage-policy:0]\nname = gold\ndefault = yes\n' >"$swift_dir/swift.conf"
@@ -76,17 +85,35 @@ setup() {
     # shellcheck disable=SC1091
     . "$DIR/ports"
     replicas=$((NODES < 3 ? NODES : 3))
+    local devs=${DEVICES_PER_NODE:-1}
     local rings=(account container object)
     for idx in $(sed -n 's/^\[storage-policy:\([0-9]\+\)\].*/\1/p' "$swift_dir/swift.conf"); do
         [ "$idx" = 0 ] || rings+=("object-$idx")
     done
     for ring in "${rings[@]}"; do
-        local kind=${ring%%-*} b=$swift_dir/$ring.builder
+        local kind=${ring%%-*} b=$swift_dir/$ring.builder r=$replicas
+        # An EC policy's ring holds one fragment per replica.
+        local frags
+        frags=$(python3 - "$swift_dir/swift.conf" "${ring#object-}" <<'PY'
+import configparser, sys
+c = configparser.ConfigParser(); c.read(sys.argv[1])
+s = "storage-policy:" + sys.argv[2]
+if c.has_section(s) and c.get(s, "policy_type", fallback="") == "erasure_coding":
+    print(int(c.get(s, "ec_num_data_fragments")) + int(c.get(s, "ec_num_parity_fragments")))
+PY
+)
+        [ -n "$frags" ] && [ "$kind" = object ] && r=$frags
         rm -f "$b" "$swift_dir/$ring.ring.gz"
-        "$bin/swift-ring-builder" "$b" create 6 "$replicas" 0 >/dev/null
+        "$bin/swift-ring-builder" "$b" create 6 "$r" 0 >/dev/null
         for n in $(seq "$NODES"); do
             local var="NODE${n}_${kind^^}"
             "$bin/swift-ring-builder" "$b" add --region 1 --zone "$n" --ip 127.0.0.1 --port "${!var}" --device "d$n" --weight 100 >/dev/null
+            # More devices on the node: for the object rings.
+            if [ "$kind" = object ]; then
+                for k in $(seq 2 "$devs"); do
+                    "$bin/swift-ring-builder" "$b" add --region 1 --zone "$n" --ip 127.0.0.1 --port "${!var}" --device "d${n}x$k" --weight 100 >/dev/null
+                done
+            fi
         done
         # Exit status 1 is a warning (e.g. balance with few devices).
         "$bin/swift-ring-builder" "$b" rebalance >/dev/null || [ $? -eq 1 ]
@@ -95,6 +122,7 @@ setup() {
         local node=$DIR/node$n o c a adm
         o="NODE${n}_OBJECT" c="NODE${n}_CONTAINER" a="NODE${n}_ACCOUNT" adm="NODE${n}_ADMIN"
         mkdir -p "$node/srv/d$n"
+        for k in $(seq 2 "${DEVICES_PER_NODE:-1}"); do mkdir -p "$node/srv/d${n}x$k"; done
         cat >"$node/aerie.toml" <<EOF
 # aerie node $n of the loopback cluster in $DIR (scripts/swift-cluster.sh).
 # A production node is etc/swift-node.toml.
@@ -219,6 +247,19 @@ EOF
         container_sync tempurl staticweb container-quotas account-quotas; do
         printf '[filter:%s]\nuse = egg:swift#%s\n' "$f" "${f//-/_}"
     done >>"$swift_dir/proxy-server.conf"
+    # Swift's programs read /etc/swift/swift.conf and nothing else: with
+    # EC=1 they run in a mount namespace where that is the cluster's.
+    if [ "${EC:-0}" = 1 ]; then
+        cat >"$DIR/swift-run" <<EOF
+#!/bin/sh
+# Run a Swift program with $swift_dir as its /etc/swift.
+mkdir -p /etc/swift
+exec unshare -m sh -c 'mount --bind "\$0" /etc/swift && exec "\$@"' "$swift_dir" "\$@"
+EOF
+    else
+        printf '#!/bin/sh\n# Run a Swift program (the machine'"'"'s /etc/swift/swift.conf is the cluster'"'"'s).\nexec "$@"\n' >"$DIR/swift-run"
+    fi
+    chmod +x "$DIR/swift-run"
     # Swift's object expirer deletes expired objects and their listing
     # entries through an internal proxy pipeline:
     #   $bin/swift-object-expirer $swift_dir/object-expirer.conf --once
@@ -248,6 +289,7 @@ EOF
         cat "$DIR/ports"
         echo "NODES=$NODES"
         echo "SWIFT_BIN=$bin"
+        echo "SWIFT_RUN=$DIR/swift-run"
         echo "export ST_AUTH=http://127.0.0.1:$PROXY_PORT/auth/v1.0 ST_USER=test:tester ST_KEY=testing"
     } >"$DIR/cluster.env"
 }
@@ -266,7 +308,7 @@ start() {
         "$aerie" -c "$DIR/node$n/aerie.toml" 2>>"$DIR/node$n/aerie.log" &
         echo $! >>"$DIR/pids"
     done
-    "$SWIFT_BIN/swift-proxy-server" "$DIR/swift/proxy-server.conf" -v >>"$DIR/proxy.log" 2>&1 &
+    "$SWIFT_RUN" "$SWIFT_BIN/swift-proxy-server" "$DIR/swift/proxy-server.conf" -v >>"$DIR/proxy.log" 2>&1 &
     echo $! >>"$DIR/pids"
     local up=
     for _ in $(seq 300); do

@@ -124,23 +124,6 @@ fn every_middleware_of_a_production_proxy_gives_what_swifts_own_servers_give() {
     }
 }
 
-/// Every file under a directory.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -157,7 +140,7 @@ fn s3_through_an_encrypting_proxy_leaves_no_plaintext_on_the_nodes() {
     // plaintext, its metadata none of the user metadata's value, and the
     // crypto sysmeta is there.
     let data: Vec<PathBuf> =
-        files(&c.node_root(1)).into_iter().filter(|p| p.extension().is_some_and(|e| e == "data")).collect();
+        crate::util::files_under(&c.node_root(1)).into_iter().filter(|p| p.extension().is_some_and(|e| e == "data")).collect();
     assert!(!data.is_empty());
     let mut crypto = 0;
     for p in &data {

@@ -86,7 +86,13 @@ impl Cluster {
             for i in 1..=n {
                 for kind in ["object", "container", "account"] {
                     let port = env[&format!("NODE{i}_{}", kind.to_uppercase())].parse().expect("port");
-                    servers.push(util::start_swift_server_at(kind, &dir.path().join(format!("node{i}/srv")), port));
+                    let run = dir.path().join("swift-run");
+                    servers.push(util::start_swift_server_via(
+                        kind,
+                        &dir.path().join(format!("node{i}/srv")),
+                        port,
+                        Some(&run),
+                    ));
                 }
             }
             ((1..=n).map(|_| None).collect(), servers)
@@ -95,7 +101,9 @@ impl Cluster {
         };
         let bin = PathBuf::from(&env["SWIFT_BIN"]);
         let log = std::fs::File::create(dir.path().join("proxy.log")).expect("proxy log");
-        let proxy = Command::new(bin.join("swift-proxy-server"))
+        // Through swift-run: the cluster's swift.conf is Swift's.
+        let proxy = Command::new(dir.path().join("swift-run"))
+            .arg(bin.join("swift-proxy-server"))
             .arg(dir.path().join("swift/proxy-server.conf"))
             .arg("-v")
             .stdin(Stdio::null())
@@ -125,6 +133,11 @@ impl Cluster {
     /// `ADMIN`).
     pub fn node_addr(&self, i: usize, service: &str) -> SocketAddr {
         format!("127.0.0.1:{}", self.env[&format!("NODE{i}_{service}")]).parse().expect("node address")
+    }
+
+    /// The cluster's directory (rings and configs in `swift/`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn node_root(&self, i: usize) -> PathBuf {
@@ -184,7 +197,8 @@ impl Cluster {
 
     /// One pass of Swift's object expirer over the cluster.
     pub fn expirer_pass(&self) {
-        let out = Command::new(self.swift.with_file_name("swift-object-expirer"))
+        let out = Command::new(self.dir.path().join("swift-run"))
+            .arg(self.swift.with_file_name("swift-object-expirer"))
             .arg(self.dir.path().join("swift/object-expirer.conf"))
             .arg("--once")
             .output()

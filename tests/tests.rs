@@ -7,6 +7,7 @@ mod chaos;
 mod container_api;
 mod db_concurrency;
 mod docs;
+mod erasure_coding;
 mod fuzz_smoke;
 mod http_conformance;
 mod layers;

@@ -81,8 +81,20 @@ fn claim(scoreboard: Scoreboard, device: &str) -> Option<ReplicationCell> {
 /// The policies' object rings, beside swift.conf.
 fn ring_files(config: &Config) -> Vec<(u32, RingFile)> {
     let swift_dir = config.storage.swift_conf_path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let policies: Vec<u32> =
-        config.storage.swift.as_ref().map(|s| s.policies.iter().map(|p| p.index).collect()).unwrap_or_default();
+    let mut policies: Vec<u32> = Vec::new();
+    for p in config.storage.swift.as_ref().map(|s| s.policies.as_slice()).unwrap_or_default() {
+        if p.ec.is_some() {
+            // Fragment archives are rebuilt from the other fragments, not
+            // copied: Swift's object-reconstructor works on these.
+            log::info!(
+                "storage policy {} ({}) is erasure coded: aerie's object replicator leaves it to Swift's object-reconstructor",
+                p.index,
+                p.name
+            );
+            continue;
+        }
+        policies.push(p.index);
+    }
     policies
         .into_iter()
         .map(|i| {

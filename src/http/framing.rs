@@ -66,6 +66,16 @@ impl ChunkedDecoder {
         self.state == State::Done
     }
 
+    /// Read chunks again after the terminating one: Swift's multiphase PUT
+    /// ends its data phase with a zero-length chunk and, once the server
+    /// sent another `100 Continue`, sends its commit as more chunks.
+    pub fn resume(&mut self) {
+        if self.state == State::Done {
+            self.state = State::Size { value: 0, digits: 0 };
+            self.line = 0;
+        }
+    }
+
     /// Decode from `input`, appending at most `room` body bytes to `out`.
     /// Returns the number of input bytes consumed. Stops early when `room` is
     /// used up or the body is complete.
@@ -212,6 +222,18 @@ impl BodyDecoder {
         match self {
             BodyDecoder::Length(n) => *n == 0,
             BodyDecoder::Chunked(c) => c.is_done(),
+        }
+    }
+
+    /// A chunked body read past its terminating chunk (see
+    /// [`ChunkedDecoder::resume`]); `false` for a length-delimited one.
+    pub fn resume(&mut self) -> bool {
+        match self {
+            BodyDecoder::Chunked(c) => {
+                c.resume();
+                true
+            }
+            BodyDecoder::Length(_) => false,
         }
     }
 

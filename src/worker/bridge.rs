@@ -133,6 +133,8 @@ pub enum Completion {
         /// Headers for the interim response.
         headers: Vec<Header>,
     },
+    /// The processor asks for one more `100 Continue` mid-body.
+    InterimContinue(ConnId),
     /// The request-body pipe has room again.
     BodyRoom(ConnId),
     /// The processor answered.
@@ -226,6 +228,8 @@ pub struct PoolBody {
     chunk: Vec<u8>,
     pos: usize,
     done: bool,
+    /// The next end is the data phase's, not the body's (multiphase PUT).
+    swallow_end: bool,
 }
 
 /// Make a request-body pipe for a connection.
@@ -234,7 +238,17 @@ pub fn body_pipe(notifier: Notifier, conn: ConnId) -> (BodyTx, PoolBody) {
     let waiting = Arc::new(AtomicBool::new(false));
     (
         BodyTx { tx, waiting: waiting.clone() },
-        PoolBody { rx, waiting, notifier, conn, asked: false, chunk: Vec::new(), pos: 0, done: false },
+        PoolBody {
+            rx,
+            waiting,
+            notifier,
+            conn,
+            asked: false,
+            chunk: Vec::new(),
+            pos: 0,
+            done: false,
+            swallow_end: false,
+        },
     )
 }
 
@@ -286,6 +300,7 @@ impl BodySource for PoolBody {
                     self.chunk = d;
                     self.pos = 0;
                 }
+                Ok(BodyMsg::End) if self.swallow_end => self.swallow_end = false,
                 Ok(BodyMsg::End) => self.done = true,
                 Ok(BodyMsg::Abort(kind, why)) => {
                     self.done = true;
@@ -301,6 +316,19 @@ impl BodySource for PoolBody {
 
     fn send_continue(&mut self, headers: Vec<Header>) -> io::Result<()> {
         self.ask(headers);
+        Ok(())
+    }
+
+    fn send_interim_continue(&mut self) -> io::Result<()> {
+        self.ask(Vec::new());
+        // The loop reads past the end of the data phase: an end already
+        // seen is undone, one still coming is not the body's.
+        if self.done {
+            self.done = false;
+        } else {
+            self.swallow_end = true;
+        }
+        self.notifier.send(Completion::InterimContinue(self.conn));
         Ok(())
     }
 }

@@ -110,6 +110,7 @@ pub fn put(node: &Node, path: &str, body: &[u8], extra: &[(&str, &str)]) -> (Res
     (node.req("PUT", path, &h, body), t)
 }
 
+mod ec;
 mod faults;
 mod interop;
 mod mime;

@@ -62,6 +62,12 @@ pub fn start_swift_server(kind: &str, devices: &Path) -> SwiftServer {
 
 /// Start Swift's `kind` server on `devices` and a given port (a ring's).
 pub fn start_swift_server_at(kind: &str, devices: &Path, port: u16) -> SwiftServer {
+    start_swift_server_via(kind, devices, port, None)
+}
+
+/// The same, run through a cluster's `swift-run` (which gives Swift the
+/// cluster's swift.conf).
+pub fn start_swift_server_via(kind: &str, devices: &Path, port: u16, run: Option<&Path>) -> SwiftServer {
     let python = swift_python();
     let bin = python.parent().expect("venv bin").join(format!("swift-{kind}-server"));
     let dir = TempDir::new("swiftsrv");
@@ -71,7 +77,15 @@ pub fn start_swift_server_at(kind: &str, devices: &Path, port: u16) -> SwiftServ
         format!("[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nlog_address = /dev/null\n\n[pipeline:main]\npipeline = {kind}-server\n\n[app:{kind}-server]\nuse = egg:swift#{kind}\n", devices.display()),
     )
     .expect("conf");
-    let child = Command::new(&bin)
+    let mut cmd = match run {
+        Some(run) => {
+            let mut c = Command::new(run);
+            c.arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let child = cmd
         .arg(&conf)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))

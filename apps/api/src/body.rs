@@ -21,6 +21,13 @@ pub trait BodySource: Send {
     /// yet), carrying `headers` in the interim response. Swift's MIME PUT uses
     /// this to announce `X-Obj-Metadata-Footer: yes`.
     fn send_continue(&mut self, headers: Vec<Header>) -> io::Result<()>;
+
+    /// Send one more `100 Continue` in the middle of the body, when the
+    /// first was sent and no answer has been: Swift's multiphase PUT asks
+    /// for the commit with it. A source that cannot does nothing.
+    fn send_interim_continue(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A request body. Empty when the request has none; when the processor runs
@@ -57,6 +64,16 @@ impl RequestBody {
     pub fn send_continue(&mut self, headers: Vec<Header>) -> io::Result<()> {
         match &mut self.source {
             Some(s) => s.send_continue(headers),
+            None => Ok(()),
+        }
+    }
+
+    /// Send another `100 Continue` mid-body (after the first went out and
+    /// before any answer), as Swift's multiphase PUT does between its data
+    /// and its commit phase.
+    pub fn send_interim_continue(&mut self) -> io::Result<()> {
+        match &mut self.source {
+            Some(s) => s.send_interim_continue(),
             None => Ok(()),
         }
     }

@@ -18,7 +18,7 @@
 //! Everything here blocks on the disk: it runs on the device's pool threads.
 
 use crate::meta::Meta;
-pub use crate::ondisk::{gather, Files, Info};
+pub use crate::ondisk::{gather, Choice, Files, Info, Layout};
 use crate::staging::Staging;
 use aerie_storage::fs::{create_dirs, read_metadata, MetadataError, TempFile};
 use aerie_storage::pickle::dumps_metadata;
@@ -74,6 +74,10 @@ pub struct DiskFile {
     pub hash: String,
     /// `/a/c/o`
     pub name: String,
+    /// How the policy names data files.
+    pub layout: Layout,
+    /// Which fragment a read of an EC object wants.
+    pub choice: Choice,
 }
 
 impl Opened {
@@ -110,13 +114,27 @@ pub struct Opened {
     pub data_path: PathBuf,
     /// Its size.
     pub size: u64,
+    /// EC: the fragment index of the data file read.
+    pub frag_index: Option<u32>,
+    /// The durable timestamp (EC: of the durable frag set, if any).
+    pub durable_timestamp: Option<Timestamp>,
+    /// EC: every frag set's timestamp and indexes, newest first.
+    pub fragments: Vec<(Timestamp, Vec<u32>)>,
 }
 
 impl DiskFile {
     /// An object known by its hash only (replication): its name is read
     /// from its metadata.
     pub fn for_hash(device_dir: PathBuf, policy: u32, partition: String, hash: String) -> DiskFile {
-        DiskFile { device_dir, policy, partition, hash, name: String::new() }
+        DiskFile {
+            device_dir,
+            policy,
+            partition,
+            hash,
+            name: String::new(),
+            layout: Layout::Replicated,
+            choice: Choice::default(),
+        }
     }
 
     /// The hash directory.
@@ -133,7 +151,7 @@ impl DiskFile {
 
     /// Read the visible state's metadata (and open the data).
     pub fn open(&self, now: Timestamp, open_expired: bool) -> Result<Opened, OpenError> {
-        let files = gather(&self.datadir())?;
+        let files = gather(&self.datadir(), self.layout, &self.choice)?;
         if let Some(t) = files.tombstone {
             return Err(OpenError::Deleted(t.ts));
         }
@@ -204,7 +222,18 @@ impl DiskFile {
                 return Err(OpenError::Expired(ts, Box::new(meta)));
             }
         }
-        Ok(Opened { meta, data_timestamp: data_ts, data_meta, metafile, file, data_path, size })
+        Ok(Opened {
+            meta,
+            data_timestamp: data_ts,
+            data_meta,
+            metafile,
+            file,
+            data_path,
+            size,
+            frag_index: files.frag_index,
+            durable_timestamp: files.durable_timestamp,
+            fragments: files.fragments,
+        })
     }
 
     fn read_meta_file(&self, path: &Path) -> Result<Meta, OpenError> {
@@ -240,7 +269,35 @@ impl DiskFile {
         let created = create_dirs(&dir)?;
         self.invalidate_suffix()?;
         tmp.commit(&dir.join(file_name), &created)?;
-        schedule_cleanup(dir);
+        schedule_cleanup(dir, self.layout);
+        Ok(())
+    }
+
+    /// EC: make a published fragment durable (Swift's `ECDiskFileWriter`
+    /// commit): rename `<ts>#<fi>.data` to `<ts>#<fi>#d.data`, fsync the
+    /// directory, tidy up. When another writer already removed it, that is
+    /// success if the state moved past it (a newer tombstone or durable
+    /// data at or after it).
+    pub fn commit_durable(&self, ts: Timestamp, frag_index: u32) -> io::Result<()> {
+        let dir = self.datadir();
+        let from = dir.join(crate::ondisk::ec_data_name(ts, frag_index, false));
+        let to = dir.join(crate::ondisk::ec_data_name(ts, frag_index, true));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let files = gather(&dir, self.layout, &Choice { frag_index: Some(frag_index), frag_prefs: None })?;
+                let past = files.tombstone.as_ref().is_some_and(|t| t.ts > ts)
+                    || files.durable_timestamp.is_some_and(|d| d >= ts);
+                if past {
+                    return Ok(());
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        aerie_storage::fs::fsync_dir(&dir)?;
+        self.invalidate_suffix()?;
+        schedule_cleanup(dir, self.layout);
         Ok(())
     }
 
@@ -264,8 +321,8 @@ impl DiskFile {
 /// whatever is written later. The directory itself is never removed here
 /// (a writer may be about to rename into it); it always keeps its newest
 /// file anyway.
-pub fn cleanup(dir: &Path) {
-    let Ok(files) = gather(dir) else { return };
+pub fn cleanup(dir: &Path, layout: Layout) {
+    let Ok(files) = gather(dir, layout, &Choice::default()) else { return };
     for p in &files.obsolete {
         if let Err(e) = std::fs::remove_file(p) {
             if e.kind() != io::ErrorKind::NotFound {
@@ -279,20 +336,22 @@ pub fn cleanup(dir: &Path) {
 /// writer cleans up itself).
 const JANITOR_QUEUE: usize = 4096;
 
-static JANITOR: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<PathBuf>>> = std::sync::OnceLock::new();
+type Cleanup = (PathBuf, Layout);
+
+static JANITOR: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<Cleanup>>> = std::sync::OnceLock::new();
 
 /// Remove obsolete files after a write, off the request's path: unlinking a
 /// replaced object can take tens of milliseconds (freeing extents, discard),
 /// and the answer does not depend on it. A janitor thread, started in the
 /// worker on first use, does it; if it cannot keep up the writer does it.
-pub(crate) fn schedule_cleanup(dir: PathBuf) {
+pub(crate) fn schedule_cleanup(dir: PathBuf, layout: Layout) {
     let sender = JANITOR.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<PathBuf>(JANITOR_QUEUE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Cleanup>(JANITOR_QUEUE);
         std::thread::Builder::new()
             .name("object-janitor".into())
             .spawn(move || {
-                while let Ok(dir) = rx.recv() {
-                    cleanup(&dir);
+                while let Ok((dir, layout)) = rx.recv() {
+                    cleanup(&dir, layout);
                 }
             })
             .ok()
@@ -300,13 +359,15 @@ pub(crate) fn schedule_cleanup(dir: PathBuf) {
     });
     match sender {
         Some(tx) => {
-            if let Err(std::sync::mpsc::TrySendError::Full(dir) | std::sync::mpsc::TrySendError::Disconnected(dir)) =
-                tx.try_send(dir)
+            if let Err(
+                std::sync::mpsc::TrySendError::Full((dir, layout))
+                | std::sync::mpsc::TrySendError::Disconnected((dir, layout)),
+            ) = tx.try_send((dir, layout))
             {
-                cleanup(&dir);
+                cleanup(&dir, layout);
             }
         }
-        None => cleanup(&dir),
+        None => cleanup(&dir, layout),
     }
 }
 
@@ -330,7 +391,7 @@ mod tests {
     #[test]
     fn names_parse_and_meta_names_are_made() {
         use crate::ondisk::parse_name;
-        let p = |n: &str| parse_name(n).map(|f| (f.ext, f.timestamp, f.ctype_timestamp));
+        let p = |n: &str| parse_name(n, Layout::Replicated).map(|f| (f.ext, f.timestamp, f.ctype_timestamp));
         assert_eq!(p("1.00000.data"), Some((".data".into(), t("1"), None)));
         assert_eq!(p("2.00000_0000000000000001.ts"), Some((".ts".into(), t("2.00000_1"), None)));
         let m = t("1795376261.20317");

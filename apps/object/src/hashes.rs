@@ -18,7 +18,7 @@
 //! Everything here blocks on the disk: pool threads and background roles.
 
 use crate::diskfile::policy_dir;
-use crate::ondisk::cleanup_ondisk_files;
+use crate::ondisk::{cleanup_ondisk_files, Layout};
 use aerie_storage::fs::{create_dirs, lock_path, TempFile};
 use aerie_storage::pickle::{dumps, loads, Value};
 use aerie_storage::Timestamp;
@@ -36,8 +36,50 @@ pub const HASH_INVALIDATIONS_FILE: &str = "hashes.invalid";
 /// `DEFAULT_LOCK_TIMEOUT`).
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A suffix's hash: one MD5 (replicated), or one per fragment index plus
+/// one (`None`) for durability and metadata (EC, §2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuffixHash {
+    /// Replicated.
+    Md5(String),
+    /// Erasure coded.
+    Frags(BTreeMap<Option<u32>, String>),
+}
+
+impl SuffixHash {
+    /// As pickled in `hashes.pkl` and REPLICATE answers.
+    pub fn to_value(&self) -> Value {
+        match self {
+            SuffixHash::Md5(h) => Value::Str(h.clone()),
+            SuffixHash::Frags(m) => Value::Dict(
+                m.iter()
+                    .map(|(k, v)| (k.map_or(Value::None, |i| Value::Int(i64::from(i))), Value::Str(v.clone())))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// From a pickled value; `None` for anything else.
+    pub fn from_value(v: &Value) -> Option<SuffixHash> {
+        if let Some(h) = v.as_bytes().and_then(|b| std::str::from_utf8(b).ok()).filter(|h| !h.is_empty()) {
+            return Some(SuffixHash::Md5(h.to_string()));
+        }
+        let Value::Dict(items) = v else { return None };
+        let mut m = BTreeMap::new();
+        for (k, v) in items {
+            let key = match k {
+                Value::None => None,
+                Value::Int(i) => Some(u32::try_from(*i).ok()?),
+                _ => return None,
+            };
+            m.insert(key, std::str::from_utf8(v.as_bytes()?).ok()?.to_string());
+        }
+        Some(SuffixHash::Frags(m))
+    }
+}
+
 /// Suffix → hash (`None`: to be computed).
-pub type SuffixHashes = BTreeMap<String, Option<String>>;
+pub type SuffixHashes = BTreeMap<String, Option<SuffixHash>>;
 
 /// Whether a name is a suffix directory's: three lower-case hex digits.
 pub fn valid_suffix(s: &str) -> bool {
@@ -91,10 +133,7 @@ pub fn read_hashes(part_dir: &Path) -> Stored {
                 }
             }
             k if valid_suffix(k) => {
-                // A value this node cannot use (an EC policy's dict) is
-                // computed again.
-                let hash = v.as_bytes().and_then(|b| std::str::from_utf8(b).ok()).map(str::to_string);
-                s.hashes.insert(key, hash.filter(|h| !h.is_empty()));
+                s.hashes.insert(key, SuffixHash::from_value(&v));
             }
             _ => return Stored::invalid(),
         }
@@ -107,7 +146,7 @@ pub fn read_hashes(part_dir: &Path) -> Stored {
 pub fn write_hashes(part_dir: &Path, valid: bool, hashes: &SuffixHashes) -> io::Result<()> {
     let mut items: Vec<(Value, Value)> = hashes
         .iter()
-        .map(|(k, v)| (Value::Str(k.clone()), v.as_ref().map_or(Value::None, |h| Value::Str(h.clone()))))
+        .map(|(k, v)| (Value::Str(k.clone()), v.as_ref().map_or(Value::None, SuffixHash::to_value)))
         .collect();
     items.push((Value::Str("valid".into()), Value::Bool(valid)));
     let updated = Timestamp::now().units() as f64 / 100_000.0;
@@ -190,7 +229,12 @@ fn uuid_hex() -> String {
 
 /// Hash one suffix directory (cleaning it up as it goes). `Ok(None)`: the
 /// suffix is gone (no directory, or nothing left in it: it is removed).
-pub fn hash_suffix(suffix_dir: &Path, reclaim_age: f64, now: Timestamp) -> io::Result<Option<String>> {
+pub fn hash_suffix(
+    suffix_dir: &Path,
+    layout: Layout,
+    reclaim_age: f64,
+    now: Timestamp,
+) -> io::Result<Option<SuffixHash>> {
     let mut names: Vec<String> = match std::fs::read_dir(suffix_dir) {
         Ok(entries) => entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect(),
         Err(e) if matches!(e.raw_os_error(), Some(c) if c == nix::libc::ENOTDIR || c == nix::libc::ENOENT) => {
@@ -199,11 +243,12 @@ pub fn hash_suffix(suffix_dir: &Path, reclaim_age: f64, now: Timestamp) -> io::R
         Err(e) => return Err(e),
     };
     names.sort_unstable();
-    let mut md5 = Md5::new();
+    // Replicated: everything into `None`'s MD5; EC: data into its index's.
+    let mut md5s: BTreeMap<Option<u32>, Md5> = BTreeMap::new();
     let mut kept = false;
     for hsh in &names {
         let path = suffix_dir.join(hsh);
-        let cleaned = match cleanup_ondisk_files(&path, reclaim_age, now) {
+        let cleaned = match cleanup_ondisk_files(&path, layout, reclaim_age, now) {
             Ok(c) => c,
             Err(e) if matches!(e.raw_os_error(), Some(c) if c == nix::libc::ENOTDIR || c == nix::libc::ENODATA || c == nix::libc::EUCLEAN) =>
             {
@@ -220,28 +265,50 @@ pub fn hash_suffix(suffix_dir: &Path, reclaim_age: f64, now: Timestamp) -> io::R
         }
         kept = true;
         let s = &cleaned.state;
+        let mut feed = |key: Option<u32>, parts: &[&[u8]]| {
+            let m = md5s.entry(key).or_default();
+            for p in parts {
+                m.update(p);
+            }
+        };
         for info in [&s.meta_info, &s.ts_info].into_iter().flatten() {
-            md5.update(info.timestamp.internal().as_bytes());
-            md5.update(info.ext.as_bytes());
+            feed(None, &[info.timestamp.internal().as_bytes(), info.ext.as_bytes()]);
         }
-        if let Some(data) = &s.data_info {
-            md5.update(data.timestamp.internal().as_bytes());
-            md5.update(data.ext.as_bytes());
+        match layout {
+            Layout::Replicated => {
+                if let Some(data) = &s.data_info {
+                    feed(None, &[data.timestamp.internal().as_bytes(), data.ext.as_bytes()]);
+                }
+            }
+            Layout::Ec { .. } => {
+                for f in s.frag_sets.iter().flatten() {
+                    feed(f.frag_index, &[f.timestamp.internal().as_bytes()]);
+                }
+                if let Some(d) = s.durable_frag_set.as_ref().and_then(|set| set.first()) {
+                    feed(None, &[d.timestamp.internal().as_bytes(), b".durable"]);
+                }
+            }
         }
         if let Some(ctype) = s.ctype_info.as_ref().and_then(|c| c.ctype_timestamp) {
-            md5.update(ctype.internal().as_bytes());
-            md5.update(b"_ctype");
+            feed(None, &[ctype.internal().as_bytes(), b"_ctype"]);
         }
     }
+    let result = |md5s: BTreeMap<Option<u32>, Md5>| -> SuffixHash {
+        let hex = |m: Md5| aerie_storage::hash::hex(&m.finalize());
+        match layout {
+            Layout::Replicated => SuffixHash::Md5(hex(md5s.into_values().next().unwrap_or_default())),
+            Layout::Ec { .. } => SuffixHash::Frags(md5s.into_iter().map(|(k, m)| (k, hex(m))).collect()),
+        }
+    };
     if kept {
         // A hash directory with files in it: the suffix stays.
-        return Ok(Some(aerie_storage::hash::hex(&md5.finalize())));
+        return Ok(Some(result(md5s)));
     }
     match std::fs::remove_dir(suffix_dir) {
         // Emptied: as if it had never been there.
         Ok(()) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(_) => Ok(Some(aerie_storage::hash::hex(&md5.finalize()))),
+        Err(_) => Ok(Some(result(md5s))),
     }
 }
 
@@ -253,6 +320,7 @@ pub fn hash_suffix(suffix_dir: &Path, reclaim_age: f64, now: Timestamp) -> io::R
 /// Returns how many suffixes were hashed, and the hashes.
 pub fn get_hashes(
     part_dir: &Path,
+    layout: Layout,
     recalculate: &[String],
     mut do_listdir: bool,
     reclaim_age: f64,
@@ -294,7 +362,7 @@ pub fn get_hashes(
         let todo: Vec<String> = hashes.iter().filter(|(_, h)| h.is_none()).map(|(s, _)| s.clone()).collect();
         for suffix in todo {
             modified = true;
-            match hash_suffix(&part_dir.join(&suffix), reclaim_age, now) {
+            match hash_suffix(&part_dir.join(&suffix), layout, reclaim_age, now) {
                 Ok(Some(h)) => {
                     hashes.insert(suffix, Some(h));
                     hashed += 1;
@@ -318,11 +386,11 @@ pub fn get_hashes(
     Err(io::Error::other(format!("{}: hashes.pkl kept changing", part_dir.display())))
 }
 
-/// The REPLICATE answer's pickle: `{suffix: md5hex|None}`.
+/// The REPLICATE answer's pickle: `{suffix: md5hex|{fi: md5hex}|None}`.
 pub fn pickle_hashes(hashes: &SuffixHashes) -> Vec<u8> {
     let items = hashes
         .iter()
-        .map(|(k, v)| (Value::Str(k.clone()), v.as_ref().map_or(Value::None, |h| Value::Str(h.clone()))))
+        .map(|(k, v)| (Value::Str(k.clone()), v.as_ref().map_or(Value::None, SuffixHash::to_value)))
         .collect();
     dumps(&Value::Dict(items))
 }
@@ -367,8 +435,8 @@ mod tests {
             for (j, files) in dirs.iter().enumerate() {
                 touch(&sfx.join(format!("{j}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaac{i:02}")), files);
             }
-            let got = hash_suffix(&sfx, 604800.0, now).expect("hash");
-            assert_eq!(got.as_deref(), Some(*want), "case {i}: {dirs:?}");
+            let got = hash_suffix(&sfx, Layout::Replicated, 604800.0, now).expect("hash");
+            assert_eq!(got, Some(SuffixHash::Md5(want.to_string())), "case {i}: {dirs:?}");
         }
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -381,14 +449,14 @@ mod tests {
         let ts = Timestamp::from_units(Timestamp::now().units() - 100 * 100_000, 0).internal();
         touch(&part.join("abc/00000000000000000000000000000abc"), &[&format!("{ts}.data")]);
         touch(&part.join("def/00000000000000000000000000000def"), &[&format!("{ts}.ts")]);
-        let (n, h) = get_hashes(&part, &[], false, 604800.0).expect("hashes");
+        let (n, h) = get_hashes(&part, Layout::Replicated, &[], false, 604800.0).expect("hashes");
         assert_eq!((n, h.len()), (2, 2), "no cache: every suffix found and hashed");
         assert!(read_hashes(&part).valid);
-        let (n, h2) = get_hashes(&part, &[], false, 604800.0).expect("hashes");
+        let (n, h2) = get_hashes(&part, Layout::Replicated, &[], false, 604800.0).expect("hashes");
         assert_eq!((n, &h2), (0, &h), "the cache is trusted");
         // A tombstone past reclaim_age goes, and its suffix with it.
         invalidate(&part, "def").expect("invalidate");
-        let (n, h3) = get_hashes(&part, &[], false, 10.0).expect("hashes");
+        let (n, h3) = get_hashes(&part, Layout::Replicated, &[], false, 10.0).expect("hashes");
         assert_eq!(n, 0);
         assert_eq!(h3.keys().collect::<Vec<_>>(), ["abc"]);
         assert!(!part.join("def").exists());

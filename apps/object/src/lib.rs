@@ -33,7 +33,7 @@ pub mod update;
 use aerie_api::{Executor, Method, Processor, Request, RequestBody, RequestHead, Response, Status};
 use aerie_storage::fs::{Devices, Reserve};
 use aerie_storage::path::{ObjectPath, PathError};
-use aerie_storage::swift_conf::{PolicyKind, SwiftConf};
+use aerie_storage::swift_conf::SwiftConf;
 pub use aerie_storage::swob::{insufficient_storage, page, status_page, text};
 use aerie_storage::Timestamp;
 use diskfile::{DiskFile, OpenError};
@@ -71,15 +71,8 @@ pub struct ObjectServer {
 }
 
 impl ObjectServer {
-    /// Build it (refusing erasure-coded policies, which this node cannot
-    /// serve yet).
+    /// Build it.
     pub fn new(cfg: ObjectConfig) -> Result<ObjectServer, aerie_api::BuildError> {
-        if let Some(p) = cfg.swift.policies.iter().find(|p| p.kind == PolicyKind::ErasureCoding) {
-            return Err(aerie_api::BuildError(format!(
-                "storage policy {} ({}) is erasure coded, which the object service does not support yet",
-                p.index, p.name
-            )));
-        }
         Ok(ObjectServer { cfg: Arc::new(cfg) })
     }
 }
@@ -166,7 +159,53 @@ impl Ctx<'_> {
             partition: self.path.partition.clone(),
             hash,
             name: self.path.name(),
+            layout: self.layout(),
+            choice: self.frag_choice()?,
         })
+    }
+
+    /// How this request's policy names data files.
+    pub fn layout(&self) -> crate::ondisk::Layout {
+        crate::ondisk::Layout::of(self.cfg.swift.policy(self.policy))
+    }
+
+    /// EC: `X-Backend-Fragment-Preferences`, checked (Swift's
+    /// `_validate_frag_prefs`): a JSON list of `{"timestamp", "exclude"}`.
+    fn frag_choice(&self) -> Result<crate::ondisk::Choice, Response> {
+        if !self.layout().is_ec() {
+            return Ok(Default::default());
+        }
+        // An SSYNC update is about the session's fragment index (so another
+        // fragment at the same time does not make its PUT a conflict).
+        let frag_index = self.header("x-backend-ssync-frag-index").and_then(|v| v.trim().parse::<u32>().ok());
+        let Some(raw) = self.header_bytes("x-backend-fragment-preferences") else {
+            return Ok(crate::ondisk::Choice { frag_index, frag_prefs: None });
+        };
+        // Swift ignores what is not JSON (`safe_json_loads`).
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) else {
+            return Ok(crate::ondisk::Choice { frag_index, frag_prefs: None });
+        };
+        let bad = |why: &str| text(Status::BAD_REQUEST, format!("Bad frag_prefs: {why}"));
+        let list = v.as_array().ok_or_else(|| bad("not a list"))?;
+        let mut prefs = Vec::new();
+        for p in list {
+            let ts = p.get("timestamp").and_then(|t| match t {
+                serde_json::Value::String(s) => Timestamp::parse(s).ok(),
+                serde_json::Value::Number(n) => Timestamp::parse(&n.to_string()).ok(),
+                _ => None,
+            });
+            let ts = ts.ok_or_else(|| bad("timestamp"))?;
+            let exclude = p
+                .get("exclude")
+                .and_then(|e| e.as_array())
+                .ok_or_else(|| bad("exclude"))?
+                .iter()
+                .map(|i| i.as_u64().and_then(|i| u32::try_from(i).ok()))
+                .collect::<Option<Vec<u32>>>()
+                .ok_or_else(|| bad("fragment index"))?;
+            prefs.push(crate::ondisk::FragPref { timestamp: ts, exclude });
+        }
+        Ok(crate::ondisk::Choice { frag_index, frag_prefs: Some(prefs) })
     }
 
     /// `X-Timestamp` for PUT/POST/DELETE (§2.3).

@@ -80,6 +80,11 @@ impl<R: Read> MimeReader<R> {
         Err(bad("malformed MIME boundary line"))
     }
 
+    /// The body the parts come from (to answer its sender between parts).
+    pub fn inner_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
     /// Whether the closing boundary has been read.
     pub fn finished(&self) -> bool {
         self.finished
@@ -131,7 +136,18 @@ impl<R: Read> MimeReader<R> {
             return Ok(0);
         }
         let dl = self.delim.len();
-        self.fill(dl + out.len())?;
+        // Read only until the delimiter is in sight: past it the sender may
+        // wait for an answer before it sends more (the multiphase commit).
+        let mut chunk = [0u8; 64 * 1024];
+        while self.buf.len() < dl + out.len() && !self.eof && !self.buf.windows(dl).any(|w| w == self.delim.as_slice())
+        {
+            let n = self.inner.read(&mut chunk)?;
+            if n == 0 {
+                self.eof = true;
+            } else {
+                self.buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+            }
+        }
         if let Some(pos) = self.buf.windows(dl).position(|w| w == self.delim.as_slice()) {
             if pos == 0 {
                 self.buf.drain(..dl);

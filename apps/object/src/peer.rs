@@ -47,10 +47,7 @@ pub fn replicate(
     let mut out = SuffixHashes::new();
     for (k, v) in items {
         let Some(k) = k.as_bytes().and_then(|b| std::str::from_utf8(b).ok()).map(str::to_string) else { continue };
-        // A value this replicator cannot compare (an EC policy's dict)
-        // reads as unknown, so the suffix is synced.
-        let v = v.as_bytes().and_then(|b| std::str::from_utf8(b).ok()).map(str::to_string);
-        out.insert(k, v);
+        out.insert(k, crate::hashes::SuffixHash::from_value(&v));
     }
     Ok(Some(out))
 }

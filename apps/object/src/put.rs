@@ -102,12 +102,9 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
                 None => None,
             },
         };
-    if ctx.is_true("x-backend-obj-multiphase-commit") {
-        // The two-phase commit is for erasure-coded policies, which this node
-        // refuses at start; refuse before the body rather than guess.
-        return Err(text(Status::NOT_IMPLEMENTED, "multiphase-commit PUTs (EC) are not supported by this node"));
-    }
-    let mime_boundary = if ctx.is_true("x-backend-obj-metadata-footer") {
+    let multiphase = ctx.is_true("x-backend-obj-multiphase-commit");
+    let footer = ctx.is_true("x-backend-obj-metadata-footer");
+    let mime_boundary = if footer || multiphase {
         match ctx.header("x-backend-obj-multipart-mime-boundary").filter(|b| !b.is_empty()) {
             Some(b) => Some(b.to_string()),
             None => return Err(text(Status::BAD_REQUEST, "no MIME boundary")),
@@ -151,22 +148,32 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
     if let Some(n) = fsize {
         tmp.preallocate(n).map_err(|e| io_error(ctx, "preallocating", &e))?;
     }
+    let mut mime: Option<MimeReader<&mut RequestBody>> = None;
     let (upload_size, etag, footers) = match &mime_boundary {
         None => {
             let (n, e) = stage_body(ctx, body, &mut tmp)?;
             (n, e, Meta::default())
         }
         Some(boundary) => {
-            // Announce that the footer will be read, then take the object
-            // from the first document and the footer from the second.
-            let _ = body.send_continue(vec![Header::new("X-Obj-Metadata-Footer", &b"yes"[..])]);
-            let mut mime = MimeReader::new(&mut *body, boundary);
-            mime.start().map_err(|e| mime_error(ctx, &e))?;
-            if mime.next_part().map_err(|e| mime_error(ctx, &e))?.is_none() {
+            // Announce what will be read (the proxy marks a node that does
+            // not as failed), then take the object from the first document
+            // and the footer from the second.
+            let mut announce = Vec::new();
+            if multiphase {
+                announce.push(Header::new("X-Obj-Multiphase-Commit", &b"yes"[..]));
+            }
+            if footer {
+                announce.push(Header::new("X-Obj-Metadata-Footer", &b"yes"[..]));
+            }
+            let _ = body.send_continue(announce);
+            let mut reader = MimeReader::new(&mut *body, boundary);
+            reader.start().map_err(|e| mime_error(ctx, &e))?;
+            if reader.next_part().map_err(|e| mime_error(ctx, &e))?.is_none() {
                 return Err(text(Status::BAD_REQUEST, "couldn't find the object MIME doc"));
             }
-            let (n, e) = stage_body(ctx, &mut MimeBody(&mut mime), &mut tmp)?;
-            let footers = read_footer(ctx, &mut mime)?;
+            let (n, e) = stage_body(ctx, &mut MimeBody(&mut reader), &mut tmp)?;
+            let footers = if footer { read_footer(ctx, &mut reader)? } else { Meta::default() };
+            mime = Some(reader);
             (n, e, footers)
         }
     };
@@ -198,8 +205,50 @@ fn put_inner(ctx: &Ctx<'_>, body: &mut RequestBody) -> Result<Response, Response
             return Err(page(Status::UNPROCESSABLE));
         }
     }
-    df.publish(tmp, &format!("{}.data", ts.internal()), &meta, ctx.staging)
-        .map_err(|e| io_error(ctx, "publishing the object", &e))?;
+    // EC: the fragment index (the proxy's footer says it, a reconstructor
+    // its header) names the file, not durable until the commit.
+    let frag_index = match ctx.layout() {
+        crate::ondisk::Layout::Replicated => None,
+        crate::ondisk::Layout::Ec { fragments } => {
+            let fi = meta.get_str("X-Object-Sysmeta-Ec-Frag-Index").unwrap_or("");
+            match fi.trim().parse::<u32>() {
+                Ok(i) if i < fragments => Some(i),
+                _ => return Err(text(Status::BAD_REQUEST, format!("Bad fragment index: {fi:?}"))),
+            }
+        }
+    };
+    let file_name = match frag_index {
+        Some(fi) => crate::ondisk::ec_data_name(ts, fi, false),
+        None => format!("{}.data", ts.internal()),
+    };
+    df.publish(tmp, &file_name, &meta, ctx.staging).map_err(|e| io_error(ctx, "publishing the object", &e))?;
+    if let Some(reader) = mime.as_mut() {
+        if multiphase {
+            // Data written: ask for the commit, which must come.
+            let _ = reader.inner_mut().send_interim_continue();
+            let commit = reader.next_part().map_err(|e| mime_error(ctx, &e))?;
+            let Some(headers) = commit else {
+                return Err(text(Status::BAD_REQUEST, "couldn't find PUT commit MIME doc"));
+            };
+            let _ = reader.read_body_to_end(1 << 16).map_err(|e| mime_error(ctx, &e))?;
+            if !headers.iter().any(|(k, v)| k == "x-document" && v == "put commit") {
+                return Err(page(Status::INTERNAL_SERVER_ERROR));
+            }
+        }
+    }
+    if let Some(fi) = frag_index {
+        if !ctx.is_true("x-backend-no-commit") {
+            df.commit_durable(ts, fi).map_err(|e| io_error(ctx, "making the fragment durable", &e))?;
+        }
+    }
+    if let Some(reader) = mime.as_mut() {
+        // Whatever follows (normally only the closing boundary).
+        while !reader.finished() {
+            if reader.next_part().map_err(|e| mime_error(ctx, &e))?.is_none() {
+                break;
+            }
+        }
+    }
     let orig_delete_at = orig_meta.as_ref().and_then(|m| m.get_str("X-Delete-At")).map(str::to_string);
     update::after_put(ctx, &df.device_dir, &meta, &footers, orig_delete_at.as_deref(), delete_at.as_deref());
     Ok(Response::new(Status::CREATED).with_header("Etag", format!("\"{etag}\"").into_bytes()))
@@ -248,12 +297,6 @@ fn read_footer<R: Read>(ctx: &Ctx<'_>, mime: &mut MimeReader<R>) -> Result<Meta,
     }
     let json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&body).map_err(|_| text(Status::BAD_REQUEST, "invalid JSON for footer doc"))?;
-    // Drain whatever follows (normally nothing but the closing boundary).
-    while !mime.finished() {
-        if mime.next_part().map_err(|e| mime_error(ctx, &e))?.is_none() {
-            break;
-        }
-    }
     let mut m = Meta::default();
     for (k, v) in json {
         let v = match v {

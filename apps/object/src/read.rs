@@ -168,7 +168,7 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
             };
         }
     };
-    let Opened { meta, data_timestamp, file, data_path, size, .. } = opened;
+    let Opened { meta, data_timestamp, file, data_path, size, durable_timestamp, fragments, .. } = opened;
     let x_ts = meta.get_str("X-Timestamp").and_then(|t| Timestamp::parse(t).ok()).unwrap_or(data_timestamp);
     let stored_etag = meta.get_str("ETag").unwrap_or("").to_string();
     let content_type =
@@ -185,7 +185,12 @@ pub(crate) fn get_or_head(ctx: &Ctx<'_>, head: bool) -> Response {
     headers.push(Header::new("X-Timestamp", x_ts.normal().into_bytes()));
     headers.push(Header::new("X-Backend-Timestamp", x_ts.internal().into_bytes()));
     headers.push(Header::new("X-Backend-Data-Timestamp", data_timestamp.internal().into_bytes()));
-    headers.push(Header::new("X-Backend-Durable-Timestamp", data_timestamp.internal().into_bytes()));
+    if let Some(d) = durable_timestamp {
+        headers.push(Header::new("X-Backend-Durable-Timestamp", d.internal().into_bytes()));
+    }
+    if !fragments.is_empty() {
+        headers.push(Header::new("X-Backend-Fragments", fragments_header(&fragments).into_bytes()));
+    }
 
     // The conditional ETag may live elsewhere (X-Backend-Etag-Is-At).
     let conditional_etag = ctx
@@ -281,6 +286,19 @@ fn multipart(mut headers: Vec<Header>, file: File, size: u64, ctype: &[u8], span
         headers,
         body: Body::Stream { len: Some(len), stream: Box::new(FileStream { file, parts, check: None }) },
     }
+}
+
+/// `X-Backend-Fragments`: `json.dumps({ts.internal: [frag indexes]})` of
+/// every frag set, newest first (Swift's `_make_backend_fragments_header`).
+fn fragments_header(fragments: &[(Timestamp, Vec<u32>)]) -> String {
+    let sets: Vec<String> = fragments
+        .iter()
+        .map(|(ts, idx)| {
+            let list: Vec<String> = idx.iter().map(u32::to_string).collect();
+            format!("\"{}\": [{}]", ts.internal(), list.join(", "))
+        })
+        .collect();
+    format!("{{{}}}", sets.join(", "))
 }
 
 #[cfg(test)]

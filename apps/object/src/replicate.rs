@@ -51,7 +51,8 @@ pub(crate) fn replicate(
     if !part_dir.is_dir() {
         return pickled(pickle_hashes(&Default::default()));
     }
-    match get_hashes(&part_dir, &[], false, cfg.reclaim_age) {
+    let layout = crate::ondisk::Layout::of(cfg.swift.policy(policy));
+    match get_hashes(&part_dir, layout, &[], false, cfg.reclaim_age) {
         Ok((_, hashes)) => pickled(pickle_hashes(&hashes)),
         Err(e) => failed(&format!("{device}/{partition}"), &e),
     }

@@ -205,7 +205,7 @@ fn publish(device_dir: &Path, files: Vec<StagedFile>) -> Flushed {
         return Flushed { published: 0, failed: total };
     }
     for dir in dirs {
-        schedule_cleanup(dir);
+        schedule_cleanup(dir, crate::ondisk::Layout::Replicated);
     }
     Flushed { published: total - failed, failed }
 }

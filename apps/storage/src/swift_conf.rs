@@ -9,8 +9,45 @@ use crate::HashSalt;
 pub enum PolicyKind {
     /// Replicated objects.
     Replication,
-    /// Erasure coded (refused by this node for now).
+    /// Erasure coded: the proxy encodes, each node stores fragment
+    /// archives.
     ErasureCoding,
+}
+
+/// The erasure codes liberasurecode offers (PyECLib's `VALID_EC_TYPES`).
+pub const EC_TYPES: &[&str] = &[
+    "jerasure_rs_vand",
+    "jerasure_rs_cauchy",
+    "flat_xor_hd_3",
+    "flat_xor_hd_4",
+    "isa_l_rs_vand",
+    "isa_l_rs_cauchy",
+    "liberasurecode_rs_vand",
+    "shss",
+    "libphazr",
+];
+
+/// An erasure-coded policy's settings (what the proxy encodes with; the
+/// node needs the fragment count to check fragment indexes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcParams {
+    /// `ec_type`.
+    pub ec_type: String,
+    /// `ec_num_data_fragments`.
+    pub ndata: u32,
+    /// `ec_num_parity_fragments`.
+    pub nparity: u32,
+    /// `ec_object_segment_size`.
+    pub segment_size: u64,
+    /// `ec_duplication_factor`.
+    pub duplication: u32,
+}
+
+impl EcParams {
+    /// Fragment indexes run below this (`ec_ndata + ec_nparity`).
+    pub fn fragments(&self) -> u32 {
+        self.ndata + self.nparity
+    }
 }
 
 /// One storage policy.
@@ -28,6 +65,8 @@ pub struct Policy {
     pub kind: PolicyKind,
     /// Deprecated policies still serve existing data.
     pub deprecated: bool,
+    /// An erasure-coded policy's settings.
+    pub ec: Option<EcParams>,
 }
 
 /// The cluster constraints the storage node enforces.
@@ -92,6 +131,7 @@ static POLICY0: Policy = Policy {
     default: true,
     kind: PolicyKind::Replication,
     deprecated: false,
+    ec: None,
 };
 
 fn truthy(v: &str) -> bool {
@@ -105,6 +145,8 @@ pub fn parse(text: &str) -> Result<SwiftConf, String> {
     let mut suffix: Option<Vec<u8>> = None;
     let mut policies: Vec<Policy> = Vec::new();
     let mut constraints = Constraints::default();
+    // (policy, line, key, value) of every ec_* setting.
+    let mut ec_settings: Vec<(u32, usize, String, String)> = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
@@ -124,6 +166,7 @@ pub fn parse(text: &str) -> Result<SwiftConf, String> {
                     default: false,
                     kind: PolicyKind::Replication,
                     deprecated: false,
+                    ec: None,
                 });
             }
             continue;
@@ -170,10 +213,19 @@ pub fn parse(text: &str) -> Result<SwiftConf, String> {
                             other => return Err(format!("line {}: unknown policy_type {other:?}", n + 1)),
                         }
                     }
+                    k if k.starts_with("ec_") => {
+                        ec_settings.push((p.index, n + 1, k.to_string(), v.to_string()));
+                    }
                     _ => {}
                 }
             }
             _ => {}
+        }
+    }
+    for p in &mut policies {
+        if p.kind == PolicyKind::ErasureCoding {
+            let mine: Vec<&(u32, usize, String, String)> = ec_settings.iter().filter(|e| e.0 == p.index).collect();
+            p.ec = Some(ec_params(p.index, &mine)?);
         }
     }
     if prefix.is_none() && suffix.is_none() {
@@ -208,6 +260,35 @@ pub fn parse(text: &str) -> Result<SwiftConf, String> {
     })
 }
 
+/// An EC policy's settings, checked as Swift's `ECStoragePolicy` checks
+/// them; an error names the section and the key.
+fn ec_params(index: u32, settings: &[&(u32, usize, String, String)]) -> Result<EcParams, String> {
+    let get = |key: &str| settings.iter().rev().find(|s| s.2 == key).map(|s| (s.1, s.3.as_str()));
+    let section = format!("[storage-policy:{index}]");
+    let positive = |key: &str, default: Option<u64>| -> Result<u64, String> {
+        match get(key) {
+            None => default.ok_or_else(|| format!("{section}: {key} is required for an erasure_coding policy")),
+            Some((line, v)) => match v.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("line {line}: {section} {key} must be a positive integer, not {v:?}")),
+            },
+        }
+    };
+    let ec_type = match get("ec_type") {
+        None => return Err(format!("{section}: ec_type is required for an erasure_coding policy")),
+        Some((line, v)) if !EC_TYPES.contains(&v) => {
+            return Err(format!("line {line}: {section} ec_type {v:?} is not one of {}", EC_TYPES.join(", ")))
+        }
+        Some((_, v)) => v.to_string(),
+    };
+    let small = |key: &str, v: u64| u32::try_from(v).map_err(|_| format!("{section}: {key} {v} is too large"));
+    let ndata = small("ec_num_data_fragments", positive("ec_num_data_fragments", None)?)?;
+    let nparity = small("ec_num_parity_fragments", positive("ec_num_parity_fragments", None)?)?;
+    let segment_size = positive("ec_object_segment_size", Some(1_048_576))?;
+    let duplication = small("ec_duplication_factor", positive("ec_duplication_factor", Some(1))?)?;
+    Ok(EcParams { ec_type, ndata, nparity, segment_size, duplication })
+}
+
 fn latin1(s: &str) -> Vec<u8> {
     // Swift reads the values as text and uses them as latin-1 bytes; a
     // value written in UTF-8 is kept as its bytes.
@@ -232,6 +313,29 @@ mod tests {
         assert_eq!(c.policy(1).map(|p| p.aliases.clone()), Some(vec!["s".to_string(), "ag".to_string()]));
         assert_eq!(c.constraints.max_file_size, 100);
         assert_eq!(c.constraints.max_meta_count, 90);
+    }
+
+    #[test]
+    fn erasure_coded_policies_are_read_and_checked() {
+        let head = "[swift-hash]\nswift_hash_path_suffix = x\n[storage-policy:0]\nname = gold\ndefault = yes\n";
+        let c = parse(&format!(
+            "{head}[storage-policy:1]\nname = ec42\npolicy_type = erasure_coding\nec_type = liberasurecode_rs_vand\n\
+             ec_num_data_fragments = 4\nec_num_parity_fragments = 2\nec_object_segment_size = 65536\n"
+        ))
+        .expect("valid");
+        let ec = c.policy(1).and_then(|p| p.ec.clone()).expect("ec settings");
+        assert_eq!((ec.ndata, ec.nparity, ec.segment_size, ec.duplication, ec.fragments()), (4, 2, 65536, 1, 6));
+        let bad =
+            |body: &str| parse(&format!("{head}[storage-policy:1]\nname = e\npolicy_type = erasure_coding\n{body}"));
+        let e = bad("ec_num_data_fragments = 4\nec_num_parity_fragments = 2\n").expect_err("no type");
+        assert!(e.contains("ec_type is required"), "{e}");
+        let e = bad("ec_type = nope\nec_num_data_fragments = 4\nec_num_parity_fragments = 2\n").expect_err("bad type");
+        assert!(e.contains("ec_type \"nope\" is not one of"), "{e}");
+        let e =
+            bad("ec_type = jerasure_rs_vand\nec_num_data_fragments = 0\nec_num_parity_fragments = 2\n").expect_err("0");
+        assert!(e.contains("ec_num_data_fragments must be a positive integer"), "{e}");
+        let e = bad("ec_type = jerasure_rs_vand\nec_num_data_fragments = 4\n").expect_err("no parity");
+        assert!(e.contains("[storage-policy:1]: ec_num_parity_fragments is required"), "{e}");
     }
 
     #[test]

@@ -360,6 +360,18 @@ impl<S: Stream> Conn<S> {
         self.drive(cx)
     }
 
+    /// The processor asks for another `100 Continue` mid-body: sent when
+    /// the first was and nothing of the answer has been.
+    pub fn on_interim_continue(&mut self, cx: &mut Cx<'_>) -> Result<(), Close> {
+        if let Phase::Busy(ex) = &mut self.phase {
+            let answered = !matches!(ex.resp, Resp::Waiting);
+            if let Some(b) = ex.body.as_mut() {
+                b.interim_continue(&mut self.wbuf, answered, cx.now);
+            }
+        }
+        self.drive(cx)
+    }
+
     /// A pipe has room or data again.
     pub fn on_pipe_ready(&mut self, cx: &mut Cx<'_>) -> Result<(), Close> {
         self.drive(cx)

@@ -31,6 +31,9 @@ pub(super) struct ReqBody {
     ended: bool,
     /// Decode and drop the rest (the processor answered without it).
     pub(super) discard: bool,
+    /// The processor asked for another `100 Continue`: past the
+    /// terminating chunk, read more chunks (Swift's multiphase commit).
+    resume_after_end: bool,
     last_progress: Instant,
 }
 
@@ -47,6 +50,7 @@ impl ReqBody {
             pending: None,
             ended: false,
             discard: false,
+            resume_after_end: false,
             last_progress: now,
         }
     }
@@ -69,6 +73,24 @@ impl ReqBody {
         if self.expect_continue && !self.continue_sent && !answered {
             write_continue(wbuf, headers);
             self.continue_sent = true;
+        }
+    }
+
+    /// Another `100 Continue` mid-body, if one went out before and the
+    /// answer has not started.
+    pub(super) fn interim_continue(&mut self, wbuf: &mut Vec<u8>, answered: bool, now: Instant) {
+        if !self.continue_sent || answered || self.tx.is_none() {
+            return;
+        }
+        write_continue(wbuf, &[]);
+        self.last_progress = now;
+        if self.decoder.is_done() && self.ended {
+            // The data phase's end already went to the reader: read on.
+            if self.decoder.resume() {
+                self.ended = false;
+            }
+        } else {
+            self.resume_after_end = true;
         }
     }
 
@@ -139,9 +161,14 @@ impl<S: Stream> Conn<S> {
                 break;
             }
             if b.decoder.is_done() {
-                b.ended = true;
                 if !b.discard && b.tx.is_some() {
                     b.pending = Some(BodyMsg::End);
+                }
+                if b.resume_after_end && b.decoder.resume() {
+                    // The reader sees this end, then asked for more.
+                    b.resume_after_end = false;
+                } else {
+                    b.ended = true;
                 }
                 progressed = true;
                 continue;

@@ -146,6 +146,7 @@ impl Rig {
         while let Ok(done) = self.completions.recv_timeout(Duration::from_millis(200)) {
             match done {
                 Completion::WantBody { headers, .. } => self.step(|c, cx| c.on_want_body(headers, cx)),
+                Completion::InterimContinue(_) => self.step(|c, cx| c.on_interim_continue(cx)),
                 Completion::BodyRoom(_) | Completion::ChunksReady(_) => self.step(|c, cx| c.on_pipe_ready(cx)),
                 Completion::Response(_, out) => self.step(|c, cx| {
                     c.on_response(out, cx);

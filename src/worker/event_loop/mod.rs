@@ -363,6 +363,11 @@ impl EventLoop {
                         self.with_conn(conn.key, now, |c, cx| c.on_want_body(headers, cx));
                     }
                 }
+                Completion::InterimContinue(conn) => {
+                    if self.lookup(conn) {
+                        self.with_conn(conn.key, now, |c, cx| c.on_interim_continue(cx));
+                    }
+                }
                 Completion::BodyRoom(conn) | Completion::ChunksReady(conn) => {
                     if self.lookup(conn) {
                         self.with_conn(conn.key, now, |c, cx| c.on_pipe_ready(cx));

@@ -313,17 +313,18 @@ impl Worker<'_> {
     fn update(&self, job: &Job, s: &mut DeviceStats) {
         let part_dir = partition_dir(&job.device_dir, job.policy, &job.partition);
         let listdir = (job.part + self.cycle) % 10 == 0;
-        let mut local = match get_hashes(&part_dir, &[], listdir, self.settings.reclaim_age) {
-            Ok((hashed, h)) => {
-                s.suffixes_hashed += hashed as u64;
-                h
-            }
-            Err(e) => {
-                log::error!("error hashing partition {}: {e}", part_dir.display());
-                s.failures += job.nodes.len() as u64;
-                return;
-            }
-        };
+        let mut local =
+            match get_hashes(&part_dir, crate::ondisk::Layout::Replicated, &[], listdir, self.settings.reclaim_age) {
+                Ok((hashed, h)) => {
+                    s.suffixes_hashed += hashed as u64;
+                    h
+                }
+                Err(e) => {
+                    log::error!("error hashing partition {}: {e}", part_dir.display());
+                    s.failures += job.nodes.len() as u64;
+                    return;
+                }
+            };
         let mut nodes: Vec<Device> = job.nodes.clone();
         Shuffle::new().shuffle(&mut nodes);
         let primary_ids: BTreeSet<u16> = nodes.iter().map(|d| d.id).chain([job.local_id]).collect();
@@ -377,7 +378,8 @@ impl Worker<'_> {
                 s.hashmatch += 1;
                 continue;
             }
-            match get_hashes(&part_dir, &suffixes, false, self.settings.reclaim_age) {
+            match get_hashes(&part_dir, crate::ondisk::Layout::Replicated, &suffixes, false, self.settings.reclaim_age)
+            {
                 Ok((hashed, h)) => {
                     s.suffixes_hashed += hashed as u64;
                     local = h;
@@ -504,7 +506,7 @@ fn remove_reverted(dir: &Path, offer: &Offer) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
     for e in entries.flatten() {
         let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
-        let Some(info) = crate::ondisk::parse_name(&name) else { continue };
+        let Some(info) = crate::ondisk::parse_name(&name, crate::ondisk::Layout::Replicated) else { continue };
         if info.timestamp <= newest {
             if let Err(err) = std::fs::remove_file(e.path()) {
                 log::error!("could not remove reverted {}: {err}", e.path().display());

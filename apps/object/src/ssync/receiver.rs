@@ -17,6 +17,7 @@ use super::wire::{
     UPDATES_END, UPDATES_START,
 };
 use crate::diskfile::{DiskFile, OpenError};
+use crate::ssync::wire::Offer;
 use crate::staging::Staging;
 use crate::{Ctx, ObjectConfig};
 use aerie_api::{BodyFraming, BodySource, BodyStream, Header, Method, RequestBody, RequestHead, Status};
@@ -239,6 +240,11 @@ pub(crate) struct Receiver {
     staging: Staging,
     /// Updates a flush could not publish, not yet counted as failures.
     lost: u64,
+    /// How the policy names data files.
+    layout: crate::ondisk::Layout,
+    /// EC: the fragment index this session is about
+    /// (`X-Backend-Ssync-Frag-Index`).
+    frag_index: Option<u32>,
 }
 
 impl Receiver {
@@ -254,7 +260,14 @@ impl Receiver {
         device_dir: PathBuf,
     ) -> Receiver {
         let input = Input { body, buf: Vec::new(), pos: 0, failed: None, sub_remaining: 0 };
+        let layout = crate::ondisk::Layout::of(cfg.swift.policy(policy));
+        let frag_index = head
+            .header_str("x-backend-ssync-frag-index")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|_| layout.is_ec());
         Receiver {
+            layout,
+            frag_index,
             cfg,
             device,
             partition,
@@ -302,17 +315,44 @@ impl Receiver {
     }
 
     /// What this node has of an offered object (Swift's `_check_local`).
-    fn check_local(&self, hash: &str) -> Local {
-        let df = DiskFile::for_hash(self.device_dir.clone(), self.policy, self.partition.clone(), hash.to_string());
-        match df.open(Timestamp::now(), true) {
-            Ok(o) => Local {
-                ts_data: Some(o.data_timestamp),
-                ts_meta: Some(o.timestamp()),
-                ts_ctype: Some(o.content_type_timestamp()),
-            },
-            Err(OpenError::Deleted(t)) => Local { ts_data: Some(t), ..Local::default() },
-            Err(_) => Local::default(),
+    fn check_local(&self, hash: &str, offer: &Offer) -> Local {
+        let mut df = DiskFile::for_hash(self.device_dir.clone(), self.policy, self.partition.clone(), hash.to_string());
+        df.layout = self.layout;
+        df.choice = crate::ondisk::Choice { frag_index: self.frag_index, frag_prefs: None };
+        for make_durable in [true, false] {
+            let mut local = match df.open(Timestamp::now(), true) {
+                Ok(o) => Local {
+                    ts_data: Some(o.data_timestamp),
+                    ts_meta: Some(o.timestamp()),
+                    ts_ctype: Some(o.content_type_timestamp()),
+                },
+                Err(OpenError::Deleted(t)) => Local { ts_data: Some(t), ..Local::default() },
+                Err(_) => Local::default(),
+            };
+            let (Some(fi), true) = (self.frag_index, self.layout.is_ec()) else { return local };
+            // EC: the offered fragment may be here already, newer than
+            // anything durable.
+            let Ok(files) = crate::ondisk::gather(&df.datadir(), self.layout, &df.choice) else { return local };
+            let here = files.durable_timestamp.is_none_or(|d| d < offer.ts_data)
+                && files.fragments.iter().any(|(ts, idx)| *ts == offer.ts_data && idx.contains(&fi));
+            if !here {
+                return local;
+            }
+            if !offer.durable {
+                // A non-durable fragment already held: not wanted.
+                local.ts_data = Some(offer.ts_data);
+                return local;
+            }
+            if !make_durable {
+                return local;
+            }
+            // Only the durable state is missing: commit it, look again.
+            if let Err(e) = df.commit_durable(offer.ts_data, fi) {
+                log::error!("{} could not make {hash} durable: {e}", self.log_prefix());
+                return local;
+            }
         }
+        Local::default()
     }
 
     fn missing_check(&mut self) -> Result<(), Failure> {
@@ -332,7 +372,7 @@ impl Receiver {
                 break;
             }
             let (hash, offer) = decode_missing(line).map_err(|e| Failure::Error(0, e))?;
-            let local = self.check_local(&hash);
+            let local = self.check_local(&hash, &offer);
             if let Some(w) = encode_wanted(&hash, wanted(&offer, &local)) {
                 want_lines.push(w);
             }
@@ -521,9 +561,13 @@ impl Receiver {
             sent.iter().map(|(n, _)| *n).filter(|n| *n != "etag" && *n != "x-backend-no-commit").collect();
         let replication_headers = replication_headers.join(" ");
         let policy = self.policy.to_string();
+        let frag_index = self.frag_index.map(|f| f.to_string());
         let mut all = sent;
         all.push(("X-Backend-Storage-Policy-Index", policy.as_bytes()));
         all.push(("X-Backend-Replication", b"True"));
+        if let Some(f) = &frag_index {
+            all.push(("X-Backend-Ssync-Frag-Index", f.as_bytes()));
+        }
         if !replication_headers.is_empty() {
             all.push(("X-Backend-Replication-Headers", replication_headers.as_bytes()));
         }
@@ -546,7 +590,10 @@ impl Receiver {
         if self.staging.holds(&hash) {
             self.flush();
         }
-        let ctx = Ctx { cfg: &self.cfg, head: &head, path: parsed, policy: self.policy, staging: Some(&self.staging) };
+        // EC fragments are made durable by renaming them in place after the
+        // write: those writes are not staged.
+        let staging = (!self.layout.is_ec()).then_some(&self.staging);
+        let ctx = Ctx { cfg: &self.cfg, head: &head, path: parsed, policy: self.policy, staging };
         let response = match method {
             Method::Put => {
                 let body = SubBody { input: self.input.clone(), context: context.to_string() };

@@ -64,7 +64,10 @@ fn offers_in_suffix(suffix_dir: &Path, reclaim_age: f64, now: Timestamp, out: &m
     names.sort_unstable();
     let mut found = false;
     for hash in names {
-        let Ok(c) = cleanup_ondisk_files(&suffix_dir.join(&hash), reclaim_age, now) else { continue };
+        let Ok(c) = cleanup_ondisk_files(&suffix_dir.join(&hash), crate::ondisk::Layout::Replicated, reclaim_age, now)
+        else {
+            continue;
+        };
         if !c.files.is_empty() {
             found = true;
         }
@@ -293,7 +296,7 @@ impl Session<'_> {
 
 /// The name stored in a tombstone's metadata.
 fn tombstone_name(df: &DiskFile) -> Option<String> {
-    let files = crate::ondisk::gather(&df.datadir()).ok()?;
+    let files = crate::ondisk::gather(&df.datadir(), df.layout, &df.choice).ok()?;
     let ts = files.tombstone?;
     let pairs = aerie_storage::fs::read_metadata(&ts.path).ok()?;
     let m = Meta::from_pairs(pairs);
