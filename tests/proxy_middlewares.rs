@@ -139,8 +139,10 @@ fn s3_through_an_encrypting_proxy_leaves_no_plaintext_on_the_nodes() {
     // The object is on the node, encrypted: its data file has none of the
     // plaintext, its metadata none of the user metadata's value, and the
     // crypto sysmeta is there.
-    let data: Vec<PathBuf> =
-        crate::util::files_under(&c.node_root(1)).into_iter().filter(|p| p.extension().is_some_and(|e| e == "data")).collect();
+    let data: Vec<PathBuf> = crate::util::files_under(&c.node_root(1))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "data"))
+        .collect();
     assert!(!data.is_empty());
     let mut crypto = 0;
     for p in &data {

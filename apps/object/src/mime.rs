@@ -15,14 +15,56 @@ use std::io::{self, Read};
 /// Longest part-header block accepted.
 const MAX_HEADERS: usize = 16 * 1024;
 
+/// Bytes read ahead: `data[lo..]`. Consuming moves `lo`; the consumed
+/// front is dropped only once it is large (one move per 64 KiB, not one
+/// per read).
+#[derive(Default)]
+struct Window {
+    data: Vec<u8>,
+    lo: usize,
+}
+
+impl Window {
+    fn bytes(&self) -> &[u8] {
+        self.data.get(self.lo..).unwrap_or(&[])
+    }
+
+    fn len(&self) -> usize {
+        self.data.len() - self.lo
+    }
+
+    fn starts_with(&self, p: &[u8]) -> bool {
+        self.bytes().starts_with(p)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.lo = (self.lo + n).min(self.data.len());
+        if self.lo >= 64 * 1024 || self.lo == self.data.len() {
+            self.data.drain(..self.lo);
+            self.lo = 0;
+        }
+    }
+
+    fn extend(&mut self, b: &[u8]) {
+        self.data.extend_from_slice(b);
+    }
+}
+
 /// Reads MIME parts from a body.
 pub struct MimeReader<R: Read> {
     inner: R,
     delim: Vec<u8>,
-    buf: Vec<u8>,
+    buf: Window,
+    /// Where reads land before they join `buf` (allocated once).
+    scratch: Vec<u8>,
     eof: bool,
     in_body: bool,
     finished: bool,
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(hay, needle)
 }
 
 fn bad(msg: &str) -> io::Error {
@@ -35,22 +77,31 @@ impl<R: Read> MimeReader<R> {
         MimeReader {
             inner,
             delim: format!("\r\n--{boundary}").into_bytes(),
-            buf: Vec::new(),
+            buf: Window::default(),
+            scratch: Vec::new(),
             eof: false,
             in_body: false,
             finished: false,
         }
     }
 
+    /// One read from the body into the window (none at its end).
+    fn read_more(&mut self) -> io::Result<()> {
+        if self.scratch.is_empty() {
+            self.scratch = vec![0u8; 64 * 1024];
+        }
+        let n = self.inner.read(&mut self.scratch)?;
+        if n == 0 {
+            self.eof = true;
+        } else {
+            self.buf.extend(self.scratch.get(..n).unwrap_or(&[]));
+        }
+        Ok(())
+    }
+
     fn fill(&mut self, want: usize) -> io::Result<()> {
-        let mut chunk = [0u8; 64 * 1024];
         while self.buf.len() < want && !self.eof {
-            let n = self.inner.read(&mut chunk)?;
-            if n == 0 {
-                self.eof = true;
-            } else {
-                self.buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
-            }
+            self.read_more()?;
         }
         Ok(())
     }
@@ -62,7 +113,7 @@ impl<R: Read> MimeReader<R> {
         if !self.buf.starts_with(&open) {
             return Err(bad("the body does not start with the MIME boundary"));
         }
-        self.buf.drain(..open.len());
+        self.buf.consume(open.len());
         self.after_delimiter()
     }
 
@@ -70,11 +121,11 @@ impl<R: Read> MimeReader<R> {
         self.fill(2)?;
         if self.buf.starts_with(b"--") {
             self.finished = true;
-            self.buf.drain(..2);
+            self.buf.consume(2);
             return Ok(());
         }
         if self.buf.starts_with(b"\r\n") {
-            self.buf.drain(..2);
+            self.buf.consume(2);
             return Ok(());
         }
         Err(bad("malformed MIME boundary line"))
@@ -102,9 +153,9 @@ impl<R: Read> MimeReader<R> {
             return Ok(None);
         }
         loop {
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(self.buf.get(..end).unwrap_or(&[])).into_owned();
-                self.buf.drain(..end + 4);
+            if let Some(end) = find(self.buf.bytes(), b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(self.buf.bytes().get(..end).unwrap_or(&[])).into_owned();
+                self.buf.consume(end + 4);
                 let headers = head
                     .split("\r\n")
                     .filter_map(|l| l.split_once(':'))
@@ -115,7 +166,7 @@ impl<R: Read> MimeReader<R> {
             }
             if self.buf.starts_with(b"\r\n") {
                 // A part without headers.
-                self.buf.drain(..2);
+                self.buf.consume(2);
                 self.in_body = true;
                 return Ok(Some(Vec::new()));
             }
@@ -138,26 +189,23 @@ impl<R: Read> MimeReader<R> {
         let dl = self.delim.len();
         // Read only until the delimiter is in sight: past it the sender may
         // wait for an answer before it sends more (the multiphase commit).
-        let mut chunk = [0u8; 64 * 1024];
-        while self.buf.len() < dl + out.len() && !self.eof && !self.buf.windows(dl).any(|w| w == self.delim.as_slice())
-        {
-            let n = self.inner.read(&mut chunk)?;
-            if n == 0 {
-                self.eof = true;
-            } else {
-                self.buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
-            }
+        let mut found = find(self.buf.bytes(), &self.delim);
+        while found.is_none() && self.buf.len() < dl + out.len() && !self.eof {
+            let scanned = self.buf.len().saturating_sub(dl - 1);
+            self.read_more()?;
+            // Only what may hold a delimiter not looked at yet.
+            found = find(self.buf.bytes().get(scanned..).unwrap_or(&[]), &self.delim).map(|p| p + scanned);
         }
-        if let Some(pos) = self.buf.windows(dl).position(|w| w == self.delim.as_slice()) {
+        if let Some(pos) = found {
             if pos == 0 {
-                self.buf.drain(..dl);
+                self.buf.consume(dl);
                 self.in_body = false;
                 self.after_delimiter()?;
                 return Ok(0);
             }
             let n = pos.min(out.len());
-            out[..n].copy_from_slice(&self.buf[..n]);
-            self.buf.drain(..n);
+            out[..n].copy_from_slice(&self.buf.bytes()[..n]);
+            self.buf.consume(n);
             return Ok(n);
         }
         if self.eof {
@@ -165,8 +213,8 @@ impl<R: Read> MimeReader<R> {
         }
         // Keep a possible partial delimiter at the end.
         let safe = self.buf.len().saturating_sub(dl - 1).min(out.len());
-        out[..safe].copy_from_slice(&self.buf[..safe]);
-        self.buf.drain(..safe);
+        out[..safe].copy_from_slice(&self.buf.bytes()[..safe]);
+        self.buf.consume(safe);
         Ok(safe)
     }
 
