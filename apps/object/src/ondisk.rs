@@ -289,6 +289,9 @@ fn process_ec(exts: &mut BTreeMap<String, Vec<FileInfo>>, r: &mut OnDiskFiles, c
                     continue;
                 };
                 let k = candidates[pos];
+                // Swift takes the last of `list(set(available) - set(exclude))`:
+                // for small indexes CPython's set order is ascending, so
+                // the highest.
                 let acceptable =
                     frag_sets[k].iter().filter_map(|f| f.frag_index).filter(|fi| !pref.exclude.contains(fi)).max();
                 match acceptable {

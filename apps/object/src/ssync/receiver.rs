@@ -315,44 +315,44 @@ impl Receiver {
     }
 
     /// What this node has of an offered object (Swift's `_check_local`).
-    fn check_local(&self, hash: &str, offer: &Offer) -> Local {
+    fn check_local(&self, hash: &str, offer: &Offer, make_durable: bool) -> Local {
         let mut df = DiskFile::for_hash(self.device_dir.clone(), self.policy, self.partition.clone(), hash.to_string());
         df.layout = self.layout;
         df.choice = crate::ondisk::Choice { frag_index: self.frag_index, frag_prefs: None };
-        for make_durable in [true, false] {
-            let mut local = match df.open(Timestamp::now(), true) {
-                Ok(o) => Local {
-                    ts_data: Some(o.data_timestamp),
-                    ts_meta: Some(o.timestamp()),
-                    ts_ctype: Some(o.content_type_timestamp()),
-                },
-                Err(OpenError::Deleted(t)) => Local { ts_data: Some(t), ..Local::default() },
-                Err(_) => Local::default(),
-            };
-            let (Some(fi), true) = (self.frag_index, self.layout.is_ec()) else { return local };
-            // EC: the offered fragment may be here already, newer than
-            // anything durable.
-            let Ok(files) = crate::ondisk::gather(&df.datadir(), self.layout, &df.choice) else { return local };
-            let here = files.durable_timestamp.is_none_or(|d| d < offer.ts_data)
-                && files.fragments.iter().any(|(ts, idx)| *ts == offer.ts_data && idx.contains(&fi));
-            if !here {
-                return local;
-            }
-            if !offer.durable {
-                // A non-durable fragment already held: not wanted.
-                local.ts_data = Some(offer.ts_data);
-                return local;
-            }
-            if !make_durable {
-                return local;
-            }
-            // Only the durable state is missing: commit it, look again.
-            if let Err(e) = df.commit_durable(offer.ts_data, fi) {
+        let mut local = match df.open(Timestamp::now(), true) {
+            Ok(o) => Local {
+                ts_data: Some(o.data_timestamp),
+                ts_meta: Some(o.timestamp()),
+                ts_ctype: Some(o.content_type_timestamp()),
+            },
+            Err(OpenError::Deleted(t)) => Local { ts_data: Some(t), ..Local::default() },
+            Err(_) => Local::default(),
+        };
+        let (Some(fi), true) = (self.frag_index, self.layout.is_ec()) else { return local };
+        // EC: the offered fragment may be here already, newer than anything
+        // durable (a failed open says nothing of it: look at the names).
+        let Ok(files) = crate::ondisk::gather(&df.datadir(), self.layout, &df.choice) else { return local };
+        let here = files.durable_timestamp.is_none_or(|d| d < offer.ts_data)
+            && files.fragments.iter().any(|(ts, idx)| *ts == offer.ts_data && idx.contains(&fi));
+        if !here {
+            return local;
+        }
+        if !offer.durable {
+            // A non-durable fragment already held: not wanted.
+            local.ts_data = Some(offer.ts_data);
+            return local;
+        }
+        if !make_durable {
+            return local;
+        }
+        // Only the durable state is missing: commit it and look again, once.
+        match df.commit_durable(offer.ts_data, fi) {
+            Ok(()) => self.check_local(hash, offer, false),
+            Err(e) => {
                 log::error!("{} could not make {hash} durable: {e}", self.log_prefix());
-                return local;
+                local
             }
         }
-        Local::default()
     }
 
     fn missing_check(&mut self) -> Result<(), Failure> {
@@ -372,7 +372,7 @@ impl Receiver {
                 break;
             }
             let (hash, offer) = decode_missing(line).map_err(|e| Failure::Error(0, e))?;
-            let local = self.check_local(&hash, &offer);
+            let local = self.check_local(&hash, &offer, true);
             if let Some(w) = encode_wanted(&hash, wanted(&offer, &local)) {
                 want_lines.push(w);
             }
