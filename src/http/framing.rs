@@ -76,6 +76,23 @@ impl ChunkedDecoder {
         }
     }
 
+    /// Body bytes that come next on the wire with no framing among them
+    /// (the rest of the current chunk's data).
+    pub fn data_run(&self) -> u64 {
+        match self.state {
+            State::Data { remaining } => remaining,
+            _ => 0,
+        }
+    }
+
+    /// `n` bytes of the current data run were read past the decoder.
+    fn skip_data(&mut self, n: u64) {
+        if let State::Data { remaining } = self.state {
+            let left = remaining.saturating_sub(n);
+            self.state = if left == 0 { State::DataCr } else { State::Data { remaining: left } };
+        }
+    }
+
     /// Decode from `input`, appending at most `room` body bytes to `out`.
     /// Returns the number of input bytes consumed. Stops early when `room` is
     /// used up or the body is complete.
@@ -246,6 +263,24 @@ impl BodyDecoder {
         }
     }
 
+    /// Body bytes that come next on the wire unframed: a reader may take up
+    /// to this many straight off the socket and report them with
+    /// [`BodyDecoder::skip_data`], saving a copy through the read buffer.
+    pub fn data_run(&self) -> u64 {
+        match self {
+            BodyDecoder::Length(n) => *n,
+            BodyDecoder::Chunked(c) => c.data_run(),
+        }
+    }
+
+    /// `n` bytes (at most [`BodyDecoder::data_run`]) were read unframed.
+    pub fn skip_data(&mut self, n: u64) {
+        match self {
+            BodyDecoder::Length(left) => *left = left.saturating_sub(n),
+            BodyDecoder::Chunked(c) => c.skip_data(n),
+        }
+    }
+
     /// Decode from `input` into `out` (at most `room` bytes); returns input
     /// bytes consumed.
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, room: usize) -> Result<usize, HttpError> {
@@ -325,6 +360,38 @@ mod tests {
         assert_eq!(out, b"hello");
         assert!(d.is_done());
         assert_eq!(n + m, input.len());
+    }
+
+    #[test]
+    fn data_read_past_the_decoder_is_accounted_as_the_chunk_it_belongs_to() {
+        // A reader takes a chunk's data straight off the wire at every
+        // point where the decoder says a data run comes next, and feeds it
+        // only the framing: the body is the same as decoded whole.
+        let input = b"4\r\nwiki\r\n5;e\r\npedia\r\n0\r\n\r\n";
+        for take in 1..=5 {
+            let mut d = BodyDecoder::Chunked(ChunkedDecoder::new(64));
+            let mut out = Vec::new();
+            let mut at = 0;
+            while !d.is_done() {
+                let run = d.data_run() as usize;
+                if run > 0 {
+                    let n = run.min(take).min(input.len() - at);
+                    out.extend_from_slice(&input[at..at + n]);
+                    d.skip_data(n as u64);
+                    at += n;
+                } else {
+                    at += d.decode(&input[at..at + 1], &mut out, usize::MAX).expect("valid framing");
+                }
+            }
+            assert_eq!(out, b"wikipedia", "taking {take} at a time");
+            assert_eq!(at, input.len());
+        }
+        let mut d = BodyDecoder::Length(10);
+        assert_eq!(d.data_run(), 10);
+        d.skip_data(4);
+        assert_eq!((d.data_run(), d.remaining()), (6, Some(6)));
+        d.skip_data(6);
+        assert!(d.is_done());
     }
 
     #[test]

@@ -24,8 +24,9 @@
 //! construction: each in-flight job produces at most one `Response` and each
 //! pipe at most one outstanding wake-up per direction.
 
+use super::queue::{self, TryRecvError, TrySendError};
 use aerie_api::{Body, BodySource, Header, Status};
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use mio::Waker;
 use std::io;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
@@ -185,7 +186,7 @@ pub enum BodyMsg {
 
 /// The loop's end of a request-body pipe.
 pub struct BodyTx {
-    tx: Sender<BodyMsg>,
+    tx: queue::Sender<BodyMsg>,
     waiting: Arc<AtomicBool>,
 }
 
@@ -220,7 +221,7 @@ impl BodyTx {
 
 /// The pool thread's end of a request-body pipe.
 pub struct PoolBody {
-    rx: Receiver<BodyMsg>,
+    rx: queue::Receiver<BodyMsg>,
     waiting: Arc<AtomicBool>,
     notifier: Notifier,
     conn: ConnId,
@@ -234,7 +235,7 @@ pub struct PoolBody {
 
 /// Make a request-body pipe for a connection.
 pub fn body_pipe(notifier: Notifier, conn: ConnId) -> (BodyTx, PoolBody) {
-    let (tx, rx) = crossbeam_channel::bounded(BODY_PIPE_CHUNKS);
+    let (tx, rx) = queue::bounded(BODY_PIPE_CHUNKS);
     let waiting = Arc::new(AtomicBool::new(false));
     (
         BodyTx { tx, waiting: waiting.clone() },
@@ -345,7 +346,7 @@ pub enum ChunkMsg {
 
 /// The pool thread's end of a response-body pipe.
 pub struct ChunkTx {
-    tx: Sender<ChunkMsg>,
+    tx: queue::Sender<ChunkMsg>,
     waiting: Arc<AtomicBool>,
     notifier: Notifier,
     conn: ConnId,
@@ -353,13 +354,13 @@ pub struct ChunkTx {
 
 /// The loop's end of a response-body pipe.
 pub struct ChunkRx {
-    rx: Receiver<ChunkMsg>,
+    rx: queue::Receiver<ChunkMsg>,
     waiting: Arc<AtomicBool>,
 }
 
 /// Make a response-body pipe for a connection.
 pub fn chunk_pipe(notifier: Notifier, conn: ConnId) -> (ChunkTx, ChunkRx) {
-    let (tx, rx) = crossbeam_channel::bounded(RESPONSE_PIPE_CHUNKS);
+    let (tx, rx) = queue::bounded(RESPONSE_PIPE_CHUNKS);
     let waiting = Arc::new(AtomicBool::new(false));
     (ChunkTx { tx, waiting: waiting.clone(), notifier, conn }, ChunkRx { rx, waiting })
 }

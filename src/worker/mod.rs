@@ -12,13 +12,15 @@
 //! The rooms: `event_loop` (poll, accept, deadlines, drain), `conn` (one
 //! connection's state machine), `dispatch` (route, 405, inline call, pool
 //! submission, overload), `pool` (per-key threads), `bridge` (what crosses
-//! between the loop and the pool threads), `timer` (deadlines).
+//! between the loop and the pool threads), `queue` (the bounded queues they
+//! cross in, whose blocked side parks at once), `timer` (deadlines).
 
 pub mod bridge;
 pub mod conn;
 pub mod dispatch;
 pub mod event_loop;
 pub mod pool;
+pub mod queue;
 pub mod timer;
 
 use crate::child::{self, ChildError, Inheritance};

@@ -24,10 +24,10 @@
 //! device's slow flag.
 
 use super::bridge::{chunk_pipe, take_body_wait, ChunkMsg, Completion, ConnId, Notifier, OutBody, Outgoing};
+use super::queue::{self, Sender, TrySendError};
 use crate::config::PoolConfig;
 use crate::scoreboard::{Histogram, HIST_BOUNDS_MS};
 use aerie_api::{Body, QueueKey, Request, Response, SharedProcessor, Status};
-use crossbeam_channel::{Sender, TrySendError};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -229,7 +229,7 @@ impl Pools {
 
     fn start_queue(&self, processor: &'static str, key: &QueueKey) -> Result<Queue, String> {
         let cfg = self.settings.get(processor).copied().unwrap_or_default();
-        let (tx, rx) = crossbeam_channel::bounded::<Job>(cfg.queue_per_device);
+        let (tx, rx) = queue::bounded::<Job>(cfg.queue_per_device);
         let stats = Arc::new(QueueStats {
             running_since: (0..cfg.threads_per_device).map(|_| AtomicU64::new(0)).collect(),
             started: Some(Instant::now()),

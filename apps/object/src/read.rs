@@ -19,7 +19,7 @@ use crate::{open_error_response, page, text, Ctx};
 use aerie_api::{Body, Header, Response, Status};
 use aerie_storage::Timestamp;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -74,7 +74,7 @@ impl Iterator for FileStream {
                 Part::Span(start, end) => {
                     let n = ((end - start) as usize).min(CHUNK);
                     let mut buf = vec![0u8; n];
-                    let r = self.file.seek(SeekFrom::Start(start)).and_then(|_| self.file.read_exact(&mut buf));
+                    let r = std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut buf, start);
                     if let Err(e) = r {
                         if let Some(c) = self.check.take() {
                             if e.kind() == io::ErrorKind::UnexpectedEof {

@@ -433,25 +433,23 @@ impl<S: Stream> Conn<S> {
 
 /// Read once from the stream into `rbuf`. `Ok(0)` means nothing now
 /// (`WouldBlock`, which clears `readable`) or end of stream (sets `eof`).
-fn read_into<S: Read>(
+/// One read into `buf`: the bytes read, 0 at end of stream (`eof` set) or
+/// when the socket has nothing now (`readable` cleared).
+fn read_some<S: Read>(
     sock: &mut S,
-    rbuf: &mut Vec<u8>,
+    buf: &mut [u8],
     readable: &mut bool,
     eof: &mut bool,
     peer: SocketAddr,
-    scratch: &mut [u8],
 ) -> Result<usize, Close> {
     loop {
-        match sock.read(scratch) {
+        match sock.read(buf) {
             Ok(0) => {
                 *eof = true;
                 *readable = false;
                 return Ok(0);
             }
-            Ok(n) => {
-                rbuf.extend_from_slice(scratch.get(..n).unwrap_or(&[]));
-                return Ok(n);
-            }
+            Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 *readable = false;
                 return Ok(0);
@@ -463,6 +461,19 @@ fn read_into<S: Read>(
             }
         }
     }
+}
+
+fn read_into<S: Read>(
+    sock: &mut S,
+    rbuf: &mut Vec<u8>,
+    readable: &mut bool,
+    eof: &mut bool,
+    peer: SocketAddr,
+    scratch: &mut [u8],
+) -> Result<usize, Close> {
+    let n = read_some(sock, scratch, readable, eof, peer)?;
+    rbuf.extend_from_slice(scratch.get(..n).unwrap_or(&[]));
+    Ok(n)
 }
 
 /// An answer the connection makes itself for a body it ended.

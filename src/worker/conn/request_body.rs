@@ -3,7 +3,7 @@
 //! client expects it), or read and dropped after the response when it is
 //! small enough to keep the connection ([`DISCARD_LIMIT`]).
 
-use super::{read_into, Conn, Cx, Exchange, Phase, Resp, Step, Stream};
+use super::{read_into, read_some, Conn, Cx, Exchange, Phase, Resp, Step, Stream};
 use crate::http::response::write_continue;
 use crate::http::{BodyDecoder, HttpError};
 use crate::worker::bridge::{BodyMsg, BodyTx, Sent};
@@ -11,7 +11,10 @@ use aerie_api::Header;
 use std::time::{Duration, Instant};
 
 /// Largest decoded chunk handed to a pool thread at once.
-const BODY_CHUNK: usize = 64 * 1024;
+const BODY_CHUNK: usize = 128 * 1024;
+/// A run of unframed body data at least this long is read straight into
+/// the chunk for the pool thread, not through the connection's buffer.
+const DIRECT_READ_MIN: u64 = 8 * 1024;
 /// Read no further ahead of the body decoder than this.
 const READ_AHEAD: usize = 64 * 1024;
 /// An unread request body up to this size is read and discarded after the
@@ -201,7 +204,32 @@ impl<S: Stream> Conn<S> {
                 }
                 continue;
             }
-            if self.readable && !self.eof {
+            let run = if b.discard { 0 } else { b.decoder.data_run() };
+            if self.readable && !self.eof && run >= DIRECT_READ_MIN {
+                // Body data with no framing next: straight off the socket
+                // into the chunk the reader gets.
+                let mut chunk = vec![0u8; run.min(BODY_CHUNK as u64) as usize];
+                let n = read_some(&mut self.sock, &mut chunk, &mut self.readable, &mut self.eof, self.peer)?;
+                if n > 0 {
+                    chunk.truncate(n);
+                    b.decoder.skip_data(n as u64);
+                    b.received += n as u64;
+                    b.last_progress = cx.now;
+                    if b.received > b.max {
+                        log::debug!("{}: request body over {} bytes", self.peer, b.max);
+                        abort_body(ex, HttpError::PayloadTooLarge);
+                        return Ok(true);
+                    }
+                    if b.tx.is_some() {
+                        b.pending = Some(BodyMsg::Data(chunk));
+                    }
+                    progressed = true;
+                    continue;
+                }
+                if !self.eof {
+                    break;
+                }
+            } else if self.readable && !self.eof {
                 let n = read_into(
                     &mut self.sock,
                     &mut self.rbuf,
