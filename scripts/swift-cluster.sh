@@ -144,6 +144,8 @@ mount_check = false
 swift_conf = "$swift_dir/swift.conf"
 object_updater_interval = ${UPDATER_INTERVAL:-1.0}
 container_updater_interval = ${UPDATER_INTERVAL:-1.0}
+# The replicators' and updaters' recon documents (GET /recon/*).
+recon_cache_path = "$node/recon"
 
 [replication]
 interval = ${REPLICATION_INTERVAL:-5.0}
@@ -155,17 +157,17 @@ account_rsync_module = "rsync://127.0.0.1:$RSYNC_PORT/account{replication_port}"
 [[listen]]
 address = "127.0.0.1:${!o}"
 length_required = []
-pipeline = ["object"]
+pipeline = ["recon", "object"]
 
 [[listen]]
 address = "127.0.0.1:${!c}"
 length_required = []
-pipeline = ["container"]
+pipeline = ["recon", "container"]
 
 [[listen]]
 address = "127.0.0.1:${!a}"
 length_required = []
-pipeline = ["account"]
+pipeline = ["recon", "account"]
 
 [processors.object]
 threads_per_device = 4

@@ -68,6 +68,13 @@ static ENTRIES: &[Entry] = &[
         settings: &[],
     },
     Entry {
+        name: "recon",
+        kind: ProcessorKind::Middleware,
+        summary: "GET /recon/<check> answers as Swift's recon middleware (swift-recon); everything else passes through",
+        storage: false,
+        settings: &[],
+    },
+    Entry {
         name: "healthcheck",
         kind: ProcessorKind::Middleware,
         summary: "GET /healthcheck answers 200 OK; everything else passes through",

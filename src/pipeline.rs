@@ -63,6 +63,23 @@ fn build_account(config: &Config) -> Result<SharedProcessor, BuildError> {
     })))
 }
 
+fn build_recon(config: &Config, inner: SharedProcessor) -> Result<SharedProcessor, BuildError> {
+    let st = &config.storage;
+    let swift_dir = st.swift_conf_path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let policies = st.swift.as_ref().map_or_else(|| vec![0], |s| s.policies.iter().map(|p| p.index).collect());
+    Ok(Arc::new(aerie_storage::recon::Recon::new(
+        inner,
+        aerie_storage::recon::ReconConfig {
+            devices: st.devices.root.clone(),
+            swift_dir,
+            swift_conf: st.swift_conf_path.clone(),
+            cache_path: st.recon_cache_path.clone(),
+            policies,
+            version: format!("aerie-{}", env!("CARGO_PKG_VERSION")),
+        },
+    )))
+}
+
 /// The constructor of a catalog name.
 fn builder(name: &str) -> Option<Build> {
     Some(match name {
@@ -73,6 +90,7 @@ fn builder(name: &str) -> Option<Build> {
         "echo" => Build::Processor(|_| Ok(Arc::new(aerie_builtin::Echo::default()))),
         "fault" => Build::Processor(|_| Ok(Arc::new(aerie_builtin::Fault::new()))),
         "healthcheck" => Build::Middleware(|_, inner| Ok(Arc::new(aerie_builtin::Healthcheck::new(inner)))),
+        "recon" => Build::Middleware(build_recon),
         _ => return None,
     })
 }

@@ -513,7 +513,7 @@ fn account_primaries(c: &Cluster, account: &str) -> (u32, Vec<usize>) {
 fn without_account_listener(config: &str) -> String {
     let mut out = String::new();
     for section in config.split("\n[[listen]]") {
-        if section.contains("pipeline = [\"account\"]") {
+        if section.contains("\"account\"]") {
             continue;
         }
         if !out.is_empty() {

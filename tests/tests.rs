@@ -15,6 +15,7 @@ mod lifecycle;
 mod object_api;
 mod parser_corpus;
 mod proxy_middlewares;
+mod recon;
 mod replication;
 mod robustness;
 mod slow_disk;

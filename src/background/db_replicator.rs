@@ -155,6 +155,7 @@ fn passes<R: Replicated>(
         let claim = |device: &str| claim(scoreboard, service, device);
         let board = super::board::Board::new(&claim, started, last_progress.clone());
         let s = replicator.pass::<R>(ring, &board);
+        super::recon::db_replication(config, service, &s.totals, s.took);
         let t = &s.totals;
         log::info!(
             "{} replication pass: {} devices, {} dbs in {:.2}s; {} successes, {} failures; no_change:{} \

@@ -9,6 +9,9 @@
 //! processes, they survive worker reloads and crashes, and their blocking
 //! disk and network calls never touch a worker's loop.
 //!
+//! After each pass every one of them merges its figures into the recon
+//! cache, as Swift's daemons do (`recon.rs`), for `/recon/*`.
+//!
 //! All are the same shape: after fork ([`crate::child::after_fork`]), a
 //! pass every interval, a heartbeat in between, and an exit as soon as a
 //! stop signal arrives or the master is gone.
@@ -16,6 +19,7 @@
 pub mod board;
 pub mod db_replicator;
 pub mod object_updater;
+pub mod recon;
 pub mod replicator;
 
 use crate::child::{self, Inheritance, Started};
@@ -173,7 +177,9 @@ fn run(kind: ProcessKind, config: &Config, slot: Slot, started: &Started) -> Exi
             log::info!("sweeping the async pendings under {} every {interval:?}", root.display());
             run_passes(started, slot, interval, |slot| {
                 let ring = ring_file.get().zip(salt.as_ref());
+                let began = Instant::now();
                 let s = object_updater::sweep(&root, ring, remote.conn(), remote.node(), Some(slot));
+                recon::object_updater(config, &s, began.elapsed());
                 if s.delivered > 0 || s.pending > 0 {
                     log::info!(
                         "object updater sweep: {} delivered, {} still pending, {} left for a ring",
@@ -202,7 +208,9 @@ fn run(kind: ProcessKind, config: &Config, slot: Slot, started: &Started) -> Exi
             log::info!("sweeping the container databases under {} every {interval:?}", root.display());
             run_passes(started, slot, interval, |slot| {
                 let ring = ring_file.get().zip(salt.as_ref());
+                let began = Instant::now();
                 let s = aerie_container::updater::sweep(&root, ring, &mut state, &settings, &|| slot.beat());
+                recon::container_updater(config, began.elapsed());
                 if s.reported > 0 || s.failed > 0 || s.quarantined > 0 {
                     log::info!(
                         "container updater sweep: {} checked, {} reported, {} to retry, {} without account \

@@ -16,9 +16,17 @@ use aerie_storage::ring::Ring;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Accounts/containers whose updates a sweep tracks at most (Swift's
+/// `async_tracker_max_entries`): the newest are let go first.
+const TRACKED_MAX: usize = 100;
+
 /// What one sweep did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Sweep {
+    /// For each account and container an update still failed to reach,
+    /// the oldest such update's timestamp (Swift's
+    /// `OldestAsyncPendingTracker`, for recon).
+    pub oldest_failed: std::collections::BTreeMap<(String, String), f64>,
     /// Records fully delivered and removed.
     pub delivered: usize,
     /// Records still pending after this sweep.
@@ -80,6 +88,22 @@ fn ring_targets(ring: Option<(&Ring, &HashSalt)>, account: &str, container: &str
         .collect()
 }
 
+/// Remember `ts` for this account and container if it is the oldest yet,
+/// keeping at most [`TRACKED_MAX`] of them (the oldest).
+fn track_failure(t: &mut std::collections::BTreeMap<(String, String), f64>, account: &str, container: &str, ts: f64) {
+    let key = (account.to_string(), container.to_string());
+    let e = t.entry(key).or_insert(ts);
+    if ts < *e {
+        *e = ts;
+    }
+    if t.len() > TRACKED_MAX {
+        let newest = t.iter().max_by(|a, b| a.1.total_cmp(b.1)).map(|(k, _)| k.clone());
+        if let Some(k) = newest {
+            t.remove(&k);
+        }
+    }
+}
+
 /// One pass over every device's async pendings; `ring` is the container
 /// ring, for records that name no replicas.
 pub fn sweep(
@@ -129,6 +153,16 @@ pub fn sweep(
                     log::debug!("async update to {}/{} still failing: {why}", t.host, t.device);
                     remaining.push(t);
                 }
+            }
+        }
+        if !remaining.is_empty() {
+            let ts = update
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("x-timestamp"))
+                .and_then(|(_, v)| v.parse::<f64>().ok());
+            if let Some(ts) = ts {
+                track_failure(&mut s.oldest_failed, &update.account, &update.container, ts);
             }
         }
         if remaining.is_empty() {

@@ -149,6 +149,7 @@ pub fn run(config: &Config, slot: Slot, started: &Started, scoreboard: Scoreboar
         let claim = |device: &str| claim(scoreboard, device);
         let board = super::board::Board::new(&claim, started, last_progress.clone());
         let s = replicator.pass(&policy_rings, &board);
+        super::recon::object_replication(config, &s);
         let t = &s.totals;
         log::info!(
             "object replication pass: {} devices, {}/{} partitions in {:.2}s; {} suffixes hashed, {} synced, {} peers \

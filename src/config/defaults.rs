@@ -118,6 +118,11 @@ pub const STORAGE_RECLAIM_AGE: f64 = 604_800.0;
 /// `storage.allowed_sync_hosts`: the hosts an `X-Container-Sync-To` URL may
 /// name (without a realm; Swift's container-server `allowed_sync_hosts`).
 pub const STORAGE_ALLOWED_SYNC_HOSTS: &[&str] = &["127.0.0.1"];
+/// `storage.recon_cache_path`: the directory of the recon documents
+/// (`object.recon`, `container.recon`, `account.recon`) the background
+/// roles write after each pass and `/recon/*` answers from — Swift's
+/// daemons on the node write theirs there too (Swift's `recon_cache_path`).
+pub const STORAGE_RECON_CACHE_PATH: &str = aerie_storage::recon::DEFAULT_PATH;
 
 /// `replication.object_replicator`: whether the master runs aerie's object
 /// replicator (whenever the object service is in a pipeline). Turn it off

@@ -237,6 +237,9 @@ pub struct StorageConfig {
     pub reclaim_age: Duration,
     /// The hosts an `X-Container-Sync-To` URL may name.
     pub allowed_sync_hosts: Vec<String>,
+    /// Where the background roles keep their recon documents and the
+    /// `recon` middleware reads them (Swift's `recon_cache_path`).
+    pub recon_cache_path: PathBuf,
 }
 
 /// `[server]`, validated.

@@ -97,6 +97,7 @@ pub struct RawStorage {
     pub container_updater_suppression: f64,
     pub reclaim_age: f64,
     pub allowed_sync_hosts: Vec<String>,
+    pub recon_cache_path: String,
 }
 
 impl Default for RawStorage {
@@ -111,6 +112,7 @@ impl Default for RawStorage {
             container_updater_suppression: defaults::STORAGE_CONTAINER_UPDATER_SUPPRESSION,
             reclaim_age: defaults::STORAGE_RECLAIM_AGE,
             allowed_sync_hosts: defaults::STORAGE_ALLOWED_SYNC_HOSTS.iter().map(|h| h.to_string()).collect(),
+            recon_cache_path: defaults::STORAGE_RECON_CACHE_PATH.to_string(),
         }
     }
 }

@@ -90,6 +90,7 @@ impl Config {
                 container_updater_suppression: self.storage.container_updater_suppression.as_secs_f64(),
                 reclaim_age: self.storage.reclaim_age.as_secs_f64(),
                 allowed_sync_hosts: self.storage.allowed_sync_hosts.clone(),
+                recon_cache_path: self.storage.recon_cache_path.display().to_string(),
             },
             replication: {
                 let r = &self.replication;

@@ -113,6 +113,12 @@ impl RawConfig {
                 .map(|h| h.trim().to_string())
                 .filter(|h| !h.is_empty())
                 .collect(),
+            recon_cache_path: {
+                if st.recon_cache_path.trim().is_empty() {
+                    return Err(invalid("storage.recon_cache_path", "must name a directory"));
+                }
+                absolute(Path::new(&st.recon_cache_path))
+            },
         };
         let r = &self.replication;
         if !(r.replication_failure_ratio.is_finite() && r.replication_failure_ratio >= 0.0) {

@@ -440,7 +440,7 @@ fn move_listener(config: &str, service: &str, port: u16) -> String {
     config
         .split("\n[[listen]]")
         .map(|section| {
-            if !section.contains(&format!("pipeline = [\"{service}\"]")) {
+            if !section.contains(&format!("\"{service}\"]")) {
                 return section.to_string();
             }
             section

@@ -15,6 +15,7 @@ pub mod pass;
 pub mod path;
 pub mod pickle;
 pub mod pyjson;
+pub mod recon;
 pub mod replicas;
 pub mod ring;
 pub mod swift_conf;

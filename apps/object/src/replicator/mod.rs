@@ -91,6 +91,12 @@ pub struct DeviceStats {
     pub handoffs_removed: u64,
     /// Handoff partitions still here.
     pub handoffs_remaining: u64,
+    /// Peers found in sync or brought in sync (Swift's `success`).
+    pub success: u64,
+    /// SSYNC sessions started (Swift's `rsync`, which counts these too).
+    pub syncs: u64,
+    /// Suffixes of the partitions compared (Swift's `suffix_count`).
+    pub suffix_count: u64,
 }
 
 impl Figures for DeviceStats {
@@ -110,6 +116,9 @@ impl Figures for DeviceStats {
         self.handoff_objects_removed += o.handoff_objects_removed;
         self.handoffs_removed += o.handoffs_removed;
         self.handoffs_remaining += o.handoffs_remaining;
+        self.success += o.success;
+        self.syncs += o.syncs;
+        self.suffix_count += o.suffix_count;
     }
 }
 
@@ -317,6 +326,7 @@ impl Worker<'_> {
             match get_hashes(&part_dir, crate::ondisk::Layout::Replicated, &[], listdir, self.settings.reclaim_age) {
                 Ok((hashed, h)) => {
                     s.suffixes_hashed += hashed as u64;
+                    s.suffix_count += h.len() as u64;
                     h
                 }
                 Err(e) => {
@@ -376,6 +386,7 @@ impl Worker<'_> {
             let mut suffixes = differing(&local, &remote);
             if suffixes.is_empty() {
                 s.hashmatch += 1;
+                s.success += 1;
                 continue;
             }
             match get_hashes(&part_dir, crate::ondisk::Layout::Replicated, &suffixes, false, self.settings.reclaim_age)
@@ -393,12 +404,15 @@ impl Worker<'_> {
             suffixes = differing(&local, &remote);
             if suffixes.is_empty() {
                 s.hashmatch += 1;
+                s.success += 1;
                 continue;
             }
+            s.syncs += 1;
             match self.session(job).sync(&target(&node), &suffixes) {
                 Ok(sent) => {
                     Self::sent(s, &sent);
                     s.suffixes_synced += suffixes.len() as u64;
+                    s.success += 1;
                     if node.region != job.region {
                         synced_regions.insert(node.region);
                     }
@@ -443,10 +457,12 @@ impl Worker<'_> {
         let mut confirmed: Option<BTreeMap<String, Offer>> = None;
         let mut ok = true;
         for node in &job.nodes {
+            s.syncs += 1;
             match self.session(job).sync(&target(node), &suffixes) {
                 Ok(sent) => {
                     Self::sent(s, &sent);
                     s.suffixes_synced += suffixes.len() as u64;
+                    s.success += 1;
                     // In sync everywhere: what every session offered alike.
                     confirmed = Some(match confirmed {
                         None => sent.offered,
