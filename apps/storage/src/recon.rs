@@ -81,15 +81,20 @@ fn sorted(v: Value) -> Value {
     }
 }
 
-/// Read a document: its first line as a JSON object (an empty object
-/// when missing, empty or not JSON, as Swift's readers treat it).
+/// A document's first line as a JSON object: `Ok(None)` when it is not
+/// one (empty, or not JSON), the read's error when it cannot be read.
+fn read_doc(file: &Path) -> io::Result<Option<Map<String, Value>>> {
+    let text = std::fs::read_to_string(file)?;
+    Ok(match serde_json::from_str::<Value>(text.lines().next().unwrap_or("")) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    })
+}
+
+/// Read a document (an empty object when missing, empty or not JSON, as
+/// Swift's writers treat it).
 pub fn load(file: &Path) -> Map<String, Value> {
-    let Ok(text) = std::fs::read_to_string(file) else { return Map::new() };
-    let line = text.lines().next().unwrap_or("");
-    match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    }
+    read_doc(file).ok().flatten().unwrap_or_default()
 }
 
 /// Merge `update` into the document `file` (Swift's `dump_recon_cache`;
@@ -168,14 +173,12 @@ impl Recon {
 
     fn cache(&self, file: &str, keys: &[&str]) -> Value {
         let path = self.cfg.cache_path.join(file);
-        let doc = match std::fs::read_to_string(&path) {
-            Ok(text) => match serde_json::from_str::<Value>(text.lines().next().unwrap_or("")) {
-                Ok(Value::Object(m)) => Some(m),
-                _ => {
-                    log::error!("recon: could not parse the recon cache file {}", path.display());
-                    None
-                }
-            },
+        let doc = match read_doc(&path) {
+            Ok(Some(m)) => Some(m),
+            Ok(None) => {
+                log::error!("recon: could not parse the recon cache file {}", path.display());
+                None
+            }
             Err(e) => {
                 if !(e.kind() == io::ErrorKind::NotFound && file == RELINKER_FILE) {
                     log::debug!("recon: could not read {}: {e}", path.display());
@@ -190,12 +193,17 @@ impl Recon {
         Value::Object(out)
     }
 
-    fn device_entries(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.cfg.devices)
-            .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect())
-            .unwrap_or_default();
+    /// The devices root's entries, sorted; `None` when it cannot be listed.
+    fn list_devices(&self) -> Option<Vec<String>> {
+        let rd = std::fs::read_dir(&self.cfg.devices).ok()?;
+        let mut names: Vec<String> =
+            rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
         names.sort();
-        names
+        Some(names)
+    }
+
+    fn device_entries(&self) -> Vec<String> {
+        self.list_devices().unwrap_or_default()
     }
 
     /// Swift's `check_mount` for a device of the devices root: `Ok` when
@@ -306,16 +314,8 @@ impl Recon {
             ("replication", None) => self.replication("object"),
             ("replication", Some(t)) if all.contains(&t) => self.replication(t),
             ("devices", _) => {
-                let names = std::fs::read_dir(&self.cfg.devices)
-                    .map(|rd| {
-                        Value::Array(
-                            rd.filter_map(|e| e.ok())
-                                .filter_map(|e| e.file_name().into_string().ok())
-                                .map(Value::String)
-                                .collect(),
-                        )
-                    })
-                    .unwrap_or(Value::Null);
+                // Swift answers null when the devices root cannot be listed.
+                let names = self.list_devices().map_or(Value::Null, Value::from);
                 json!({ self.cfg.devices.display().to_string(): names })
             }
             ("updater", Some("container")) => self.cache(CONTAINER_FILE, &["container_updater_sweep"]),

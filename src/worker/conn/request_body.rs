@@ -38,6 +38,9 @@ pub(super) struct ReqBody {
     /// terminating chunk, read more chunks (Swift's multiphase commit).
     resume_after_end: bool,
     last_progress: Instant,
+    /// A direct-read buffer a read that found nothing handed back, for the
+    /// next one (the socket runs dry at the end of every burst).
+    spare: Vec<u8>,
 }
 
 impl ReqBody {
@@ -55,6 +58,7 @@ impl ReqBody {
             discard: false,
             resume_after_end: false,
             last_progress: now,
+            spare: Vec::new(),
         }
     }
 
@@ -208,9 +212,12 @@ impl<S: Stream> Conn<S> {
             if self.readable && !self.eof && run >= DIRECT_READ_MIN {
                 // Body data with no framing next: straight off the socket
                 // into the chunk the reader gets.
-                let mut chunk = vec![0u8; run.min(BODY_CHUNK as u64) as usize];
+                let mut chunk = std::mem::take(&mut b.spare);
+                chunk.resize(run.min(BODY_CHUNK as u64) as usize, 0);
                 let n = read_some(&mut self.sock, &mut chunk, &mut self.readable, &mut self.eof, self.peer)?;
-                if n > 0 {
+                if n == 0 {
+                    b.spare = chunk;
+                } else {
                     chunk.truncate(n);
                     b.decoder.skip_data(n as u64);
                     b.received += n as u64;
