@@ -75,6 +75,13 @@ static ENTRIES: &[Entry] = &[
         settings: &[],
     },
     Entry {
+        name: "no-replication",
+        kind: ProcessorKind::Middleware,
+        summary: "REPLICATE and SSYNC answer 405, as a Swift server with replication_server = false; everything else passes through",
+        storage: false,
+        settings: &[],
+    },
+    Entry {
         name: "healthcheck",
         kind: ProcessorKind::Middleware,
         summary: "GET /healthcheck answers 200 OK; everything else passes through",

@@ -3,6 +3,7 @@
 //! ```text
 //! aerie [-c FILE] [--workers N] [--bind ADDR]... [--admin ADDR] [--check-config]
 //! aerie status|reload|stop [-c FILE]
+//! aerie import-swift-conf [DIR] [--node ID]
 //! aerie --help | --version
 //! ```
 
@@ -26,6 +27,13 @@ pub enum Command {
     Reload,
     /// Stop the running server gracefully and wait for it to exit.
     Stop,
+    /// Print an aerie.toml taken over from a Swift node's configuration.
+    ImportSwiftConf {
+        /// Swift's configuration directory.
+        dir: PathBuf,
+        /// Which node, when the directory configures several.
+        node: Option<String>,
+    },
 }
 
 /// Parsed arguments.
@@ -43,6 +51,7 @@ pub struct Args {
 pub const USAGE: &str = "\
 usage: aerie [-c FILE] [--workers N] [--bind ADDR]... [--admin ADDR] [--check-config]
        aerie status|reload|stop [-c FILE]
+       aerie import-swift-conf [DIR] [--node ID]
 
 A prefork application server for Swift-style storage nodes.
 
@@ -63,6 +72,17 @@ pid_file or admin address):
   reload              reload (SIGHUP) and wait until the new generation
                       serves; exit 1 if the reload was refused
   stop                stop gracefully (SIGTERM) and wait for the exit
+
+  import-swift-conf [DIR] [--node ID]
+                      read the Swift storage servers' configuration in DIR
+                      (default /etc/swift: object-, container- and
+                      account-server.conf, their conf.d directories and
+                      per-server directories) and print an aerie.toml for
+                      the node, each key naming the Swift setting it comes
+                      from and each setting not taken over named with why;
+                      --node picks one node of a directory that configures
+                      several (a SAIO's 1, 2, 3, 4, or a devices root); exit
+                      2 if the result does not pass --check-config here
   -h, --help          this text
   -V, --version       the version
 
@@ -77,6 +97,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
     let mut source = Source::Embedded;
     let mut overrides = Overrides::default();
     let mut it = args.into_iter().peekable();
+    if it.peek().map(String::as_str) == Some("import-swift-conf") {
+        it.next();
+        return parse_import(it);
+    }
     if let Some(first) = it.peek() {
         let sub = match first.as_str() {
             "status" => Some(Command::Status),
@@ -114,6 +138,30 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, String> {
     Ok(Args { command, source, overrides })
 }
 
+/// `import-swift-conf [DIR] [--node ID]`.
+fn parse_import<I: Iterator<Item = String>>(mut it: I) -> Result<Args, String> {
+    let mut dir: Option<PathBuf> = None;
+    let mut node = None;
+    while let Some(arg) = it.next() {
+        match arg.split_once('=') {
+            Some(("--node", v)) => node = Some(v.to_string()),
+            _ if arg == "--node" => node = Some(it.next().ok_or("--node needs a value")?),
+            _ if arg == "-h" || arg == "--help" => {
+                return Ok(Args { command: Command::Help, source: Source::Embedded, overrides: Overrides::default() })
+            }
+            _ if arg.starts_with('-') => return Err(format!("import-swift-conf: unknown option `{arg}`")),
+            _ if dir.is_some() => return Err(format!("import-swift-conf: one directory only (`{arg}` is a second)")),
+            _ => dir = Some(crate::config::absolute(&PathBuf::from(arg))),
+        }
+    }
+    let dir = dir.unwrap_or_else(|| PathBuf::from(crate::import::DEFAULT_DIR));
+    Ok(Args {
+        command: Command::ImportSwiftConf { dir, node },
+        source: Source::Embedded,
+        overrides: Overrides::default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +191,26 @@ mod tests {
         assert_eq!(p(&["reload"]).expect("valid").command, Command::Reload);
         assert_eq!(p(&["stop"]).expect("valid").command, Command::Stop);
         assert!(p(&["-c", "/x", "status"]).is_err());
+    }
+
+    #[test]
+    fn parses_import_swift_conf() {
+        let c = |v: &[&str]| p(v).expect("valid").command;
+        assert_eq!(
+            c(&["import-swift-conf"]),
+            Command::ImportSwiftConf { dir: PathBuf::from("/etc/swift"), node: None }
+        );
+        assert_eq!(
+            c(&["import-swift-conf", "/srv/swift", "--node", "2"]),
+            Command::ImportSwiftConf { dir: PathBuf::from("/srv/swift"), node: Some("2".into()) }
+        );
+        assert_eq!(
+            c(&["import-swift-conf", "--node=/srv/1/node"]),
+            Command::ImportSwiftConf { dir: PathBuf::from("/etc/swift"), node: Some("/srv/1/node".into()) }
+        );
+        assert!(p(&["import-swift-conf", "/a", "/b"]).is_err());
+        assert!(p(&["import-swift-conf", "--node"]).is_err());
+        assert!(p(&["import-swift-conf", "-c", "x"]).is_err());
     }
 
     #[test]

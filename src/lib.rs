@@ -14,7 +14,7 @@
 //! config scoreboard http              what every role reads
 //! listeners log catalog child         set-up shared by the roles
 //! pipeline admin worker updater       the children
-//! master cli control                  the master and the command line
+//! master cli control import           the master and the command line
 //! ```
 //!
 //! Only `sys` may use `unsafe`.
@@ -29,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod exit;
 pub mod http;
+pub mod import;
 pub mod listeners;
 pub mod log;
 pub mod master;
@@ -63,6 +64,9 @@ pub enum Error {
     /// The master failed.
     #[error(transparent)]
     Master(#[from] master::MasterError),
+    /// `import-swift-conf` could not take the Swift configuration over.
+    #[error("import-swift-conf: {0}")]
+    Import(String),
     /// A control command (status, reload, stop) failed.
     #[error(transparent)]
     Control(#[from] control::ControlError),
@@ -72,7 +76,7 @@ impl Error {
     /// The exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) => ExitCode::Usage,
+            Error::Usage(_) | Error::Import(_) => ExitCode::Usage,
             Error::Config(e) => e.exit_code(),
             Error::Listen(_) | Error::OpenLogs(_) | Error::FindExe(_) => ExitCode::Failure,
             Error::Control(e) => e.exit_code(),
@@ -110,11 +114,26 @@ fn run<I: IntoIterator<Item = String>>(args: I) -> Result<(), Error> {
             print!("{}", config.to_toml());
             Ok(())
         }
+        cli::Command::ImportSwiftConf { dir, node } => import_swift_conf(&dir, node.as_deref()),
         cli::Command::Run => serve(args),
         cli::Command::Status => Ok(control::status(&args.source, &args.overrides)?),
         cli::Command::Reload => Ok(control::reload(&args.source, &args.overrides)?),
         cli::Command::Stop => Ok(control::stop(&args.source, &args.overrides)?),
     }
+}
+
+/// `aerie import-swift-conf`: print the node's aerie.toml, say on stderr
+/// what the operator must know, and fail (after printing) when the result
+/// would not pass `--check-config` on this machine.
+fn import_swift_conf(dir: &std::path::Path, node: Option<&str>) -> Result<(), Error> {
+    let (text, warnings) = import::import(dir, node).map_err(|e| Error::Import(e.to_string()))?;
+    print!("{text}");
+    for w in &warnings {
+        eprintln!("aerie: import-swift-conf: {w}");
+    }
+    import::check(&text).map_err(|e| {
+        Error::Import(format!("the imported configuration does not pass --check-config on this machine: {e}"))
+    })
 }
 
 /// Run the server. After a USR2 upgrade, a failure before the master is up

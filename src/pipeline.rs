@@ -91,6 +91,9 @@ fn builder(name: &str) -> Option<Build> {
         "fault" => Build::Processor(|_| Ok(Arc::new(aerie_builtin::Fault::new()))),
         "healthcheck" => Build::Middleware(|_, inner| Ok(Arc::new(aerie_builtin::Healthcheck::new(inner)))),
         "recon" => Build::Middleware(build_recon),
+        "no-replication" => {
+            Build::Middleware(|_, inner| Ok(Arc::new(aerie_storage::no_replication::NoReplication::new(inner))))
+        }
         _ => return None,
     })
 }

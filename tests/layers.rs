@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "scoreboard", "http"],
     &["listeners", "log", "catalog", "child"],
     &["pipeline", "admin", "worker", "background"],
-    &["master", "cli", "control"],
+    &["master", "cli", "control", "import"],
 ];
 
 fn module_of(src: &Path, file: &Path) -> String {

@@ -10,6 +10,7 @@ mod docs;
 mod erasure_coding;
 mod fuzz_smoke;
 mod http_conformance;
+mod import;
 mod layers;
 mod lifecycle;
 mod object_api;

@@ -11,6 +11,7 @@ pub mod db;
 pub mod fs;
 pub mod hash;
 pub mod header;
+pub mod no_replication;
 pub mod pass;
 pub mod path;
 pub mod pickle;

@@ -134,7 +134,8 @@ static POLICY0: Policy = Policy {
     ec: None,
 };
 
-fn truthy(v: &str) -> bool {
+/// Swift's `config_true_value`: true, 1, yes, on, t or y, in any case.
+pub fn truthy(v: &str) -> bool {
     matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "t" | "y")
 }
 
