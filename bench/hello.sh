@@ -65,28 +65,7 @@ EOF
 
 start_nginx() { # workers pin port
     local workers=$1 pin=$2 port=$3
-    mkdir -p "$WORK/nginx"
-    cat >"$WORK/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes $workers;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    server {
-        listen 127.0.0.1:$port backlog=4096;
-        location / { default_type text/plain; return 200 "test"; }
-    }
-}
-EOF
+    nginx_conf "$workers" "$port" 'default_type text/plain; return 200 "test";'
     if [ "$pin" = yes ]; then taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" &
     else nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" & fi
     SERVER=$!

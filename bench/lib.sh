@@ -5,6 +5,8 @@
 # started) and the functions below.
 WORK=$(mktemp -d "/tmp/aerie-$TAG.XXXXXX")
 PIDS=()
+# A prefix for the servers' commands (e.g. PIN=(taskset -c 0)).
+PIN=()
 cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     sleep 0.3
@@ -55,8 +57,37 @@ pipeline = $kind-server
 [app:$kind-server]
 use = egg:swift#$kind
 EOF2
-    "$SWIFT_BIN/swift-$kind-server" "$WORK/$kind-server.conf" >>"$WORK/swift.log" 2>&1 &
+    "${PIN[@]}" "$SWIFT_BIN/swift-$kind-server" "$WORK/$kind-server.conf" >>"$WORK/swift.log" 2>&1 &
     SERVER=$!; PIDS+=("$SERVER")
+}
+
+# nginx_conf WORKERS PORT LOCATION: write $WORK/nginx.conf, nginx in the
+# foreground with WORKERS workers on 127.0.0.1:PORT and one `location /`
+# block (its body LOCATION), no access log.
+nginx_conf() {
+    mkdir -p "$WORK/nginx"
+    cat >"$WORK/nginx.conf" <<EOF2
+daemon off;
+master_process on;
+user root;
+worker_processes $1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    server {
+        listen 127.0.0.1:$2 backlog=4096;
+        location / { $3 }
+    }
+}
+EOF2
 }
 
 # start_aerie_storage SERVICE PORT WORKERS THREADS QUEUE: aerie serving one

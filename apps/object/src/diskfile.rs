@@ -20,7 +20,7 @@
 use crate::meta::Meta;
 pub use crate::ondisk::{gather, Choice, Files, Info, Layout};
 use crate::staging::Staging;
-use aerie_storage::fs::{create_dirs, read_metadata, MetadataError, TempFile};
+use aerie_storage::fs::{create_dirs, read_metadata, read_metadata_of, MetadataError, TempFile};
 use aerie_storage::pickle::dumps_metadata;
 use aerie_storage::timestamp::encode_timestamps;
 use aerie_storage::Timestamp;
@@ -161,7 +161,7 @@ impl DiskFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::NotFound),
             Err(e) => return Err(e.into()),
         };
-        let data_meta = match read_metadata(&data_path) {
+        let data_meta = match read_metadata_of(&file) {
             Ok(pairs) => Meta::from_pairs(pairs),
             Err(MetadataError::Io(e)) => return Err(e.into()),
             Err(MetadataError::Missing) => return Err(self.quarantine("missing metadata")),

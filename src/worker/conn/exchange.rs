@@ -128,19 +128,21 @@ impl<S: Stream> Conn<S> {
         slot.add_bytes_in(bytes_in);
         slot.add_bytes_out(ex.bytes_out);
         let body_clean = ex.body.as_ref().is_none_or(ReqBody::complete);
-        let wait = ex.queue_wait.map_or_else(|| "-".to_string(), |w| format!("{:.3}", w.as_secs_f64() * 1e3));
-        log::info!(
-            target: crate::log::ACCESS,
-            "peer={} method={} path={} status={} in={} out={} dur_ms={:.3} wait_ms={}",
-            self.peer,
-            ex.method,
-            ex.target,
-            ex.status.0,
-            bytes_in,
-            ex.bytes_out,
-            Instant::now().saturating_duration_since(ex.started).as_secs_f64() * 1e3,
-            wait
-        );
+        if log::log_enabled!(target: crate::log::ACCESS, log::Level::Info) {
+            let wait = ex.queue_wait.map_or_else(|| "-".to_string(), |w| format!("{:.3}", w.as_secs_f64() * 1e3));
+            log::info!(
+                target: crate::log::ACCESS,
+                "peer={} method={} path={} status={} in={} out={} dur_ms={:.3} wait_ms={}",
+                self.peer,
+                ex.method,
+                ex.target,
+                ex.status.0,
+                bytes_in,
+                ex.bytes_out,
+                Instant::now().saturating_duration_since(ex.started).as_secs_f64() * 1e3,
+                wait
+            );
+        }
         if ex.keep_alive && !cx.draining && body_clean {
             self.idle_since = cx.now;
             if self.rbuf.capacity() > 2 * cx.settings.limits.max_header_bytes && self.rbuf.is_empty() {

@@ -3,7 +3,7 @@
 //! client expects it), or read and dropped after the response when it is
 //! small enough to keep the connection ([`DISCARD_LIMIT`]).
 
-use super::{read_into, read_some, Conn, Cx, Exchange, Phase, Resp, Step, Stream};
+use super::{read_into, read_some, Conn, Cx, Exchange, Phase, Readiness, Resp, Step, Stream};
 use crate::http::response::write_continue;
 use crate::http::{BodyDecoder, HttpError};
 use crate::worker::bridge::{BodyMsg, BodyTx, Sent};
@@ -214,7 +214,9 @@ impl<S: Stream> Conn<S> {
                 // into the chunk the reader gets.
                 let mut chunk = std::mem::take(&mut b.spare);
                 chunk.resize(run.min(BODY_CHUNK as u64) as usize, 0);
-                let n = read_some(&mut self.sock, &mut chunk, &mut self.readable, &mut self.eof, self.peer)?;
+                let mut r =
+                    Readiness { readable: &mut self.readable, drains: self.short_read_drains, eof: &mut self.eof };
+                let n = read_some(&mut self.sock, &mut chunk, &mut r, self.peer)?;
                 if n == 0 {
                     b.spare = chunk;
                 } else {
@@ -237,14 +239,9 @@ impl<S: Stream> Conn<S> {
                     break;
                 }
             } else if self.readable && !self.eof {
-                let n = read_into(
-                    &mut self.sock,
-                    &mut self.rbuf,
-                    &mut self.readable,
-                    &mut self.eof,
-                    self.peer,
-                    cx.scratch,
-                )?;
+                let mut r =
+                    Readiness { readable: &mut self.readable, drains: self.short_read_drains, eof: &mut self.eof };
+                let n = read_into(&mut self.sock, &mut self.rbuf, &mut r, self.peer, cx.scratch)?;
                 if n > 0 {
                     progressed = true;
                     continue;

@@ -109,7 +109,6 @@ impl EventLoop {
     }
 
     fn add_conn(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr, listener: usize, now: Instant) {
-        let _ = stream.set_nodelay(true);
         // A listener bound to a specific address is the local address; only
         // a wildcard listener needs to ask the kernel which one was used.
         let bound = self.listeners.get(listener).map(|l| l.local);

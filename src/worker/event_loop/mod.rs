@@ -220,6 +220,7 @@ impl EventLoop {
                         if let Some(c) = self.conns.get_mut(key) {
                             if event.is_readable() || event.is_read_closed() || event.is_error() {
                                 c.readable = true;
+                                c.short_read_drains = !(event.is_read_closed() || event.is_error());
                             }
                             if event.is_writable() || event.is_write_closed() || event.is_error() {
                                 c.writable = true;

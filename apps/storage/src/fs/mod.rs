@@ -205,9 +205,24 @@ pub enum MetadataError {
 
 /// Read a metadata pickle from `path`'s xattrs and decode it.
 pub fn read_metadata(path: &Path) -> Result<crate::pickle::Metadata, MetadataError> {
+    metadata_from(|name| xattr::get(path, name))
+}
+
+/// [`read_metadata`] of a file already open: `fgetxattr` on its
+/// descriptor, so no call walks the path again.
+pub fn read_metadata_of(file: &std::fs::File) -> Result<crate::pickle::Metadata, MetadataError> {
+    use xattr::FileExt;
+    metadata_from(|name| file.get_xattr(name))
+}
+
+/// The metadata pickle from its xattr pieces, checked against the
+/// checksum xattr when there is one, read through `get`.
+fn metadata_from(
+    mut get: impl FnMut(&str) -> io::Result<Option<Vec<u8>>>,
+) -> Result<crate::pickle::Metadata, MetadataError> {
     let mut pickle = Vec::new();
     for i in 0.. {
-        match xattr::get(path, piece_name(i)) {
+        match get(&piece_name(i)) {
             Ok(Some(piece)) => pickle.extend_from_slice(&piece),
             Ok(None) => break,
             Err(e) => return Err(MetadataError::Io(e)),
@@ -219,7 +234,7 @@ pub fn read_metadata(path: &Path) -> Result<crate::pickle::Metadata, MetadataErr
     if pickle.is_empty() {
         return Err(MetadataError::Missing);
     }
-    if let Ok(Some(sum)) = xattr::get(path, METADATA_CHECKSUM_XATTR) {
+    if let Ok(Some(sum)) = get(METADATA_CHECKSUM_XATTR) {
         if sum != crate::hash::md5_hex(&pickle).as_bytes() {
             return Err(MetadataError::Corrupt("metadata checksum mismatch".into()));
         }
