@@ -41,6 +41,29 @@ fn keep_alive_connection_is_reused() {
 }
 
 #[test]
+fn a_request_that_arrives_with_the_clients_close_is_answered_and_the_close_seen() {
+    let s = one_worker();
+    // Whether the FIN lands in the same readiness event as the request is
+    // up to the scheduler; twenty connections make it all but certain.
+    for i in 0..20 {
+        let mut c = Client::connect(s.addr());
+        c.send(b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(c.read_response().status, 200);
+        // The next request and the FIN at once, on a connection the loop
+        // has seen readable before: the read that takes the request is
+        // short, and only the close reported with it (RDHUP) tells the
+        // loop to read on.
+        c.send(b"GET / HTTP/1.1\r\n\r\n");
+        c.stream().shutdown(std::net::Shutdown::Write).expect("half close");
+        assert_eq!(c.read_response().status, 200);
+        assert!(
+            c.closed_within(Duration::from_secs(10)),
+            "connection {i}: the server saw the close at once, not after keepalive_timeout (60 s)"
+        );
+    }
+}
+
+#[test]
 fn three_pipelined_requests_are_answered_in_order() {
     let s = Server::start(&config("workers = 1", "", "[processors.echo]\nthreads_per_device = 4"));
     let mut c = Client::connect(s.addr());

@@ -395,7 +395,7 @@ fn a_split_node_conf_d_and_servers_per_port_are_taken_over_as_swift_runs_them() 
     std::fs::write(
         dir.join("object-server/1.conf"),
         format!(
-            "{default}bind_port = {public}\n\n[pipeline:main]\npipeline = healthcheck object-server\n\n\
+            "{default}bind_port = {public}\nservers_per_port = 0\n\n[pipeline:main]\npipeline = healthcheck object-server\n\n\
              [app:object-server]\nuse = egg:swift#object\nreplication_server = false\nlog_level = DEBUG\nset conn_timeout = 0.25\n\n\
              [filter:healthcheck]\nuse = egg:swift#healthcheck\n"
         ),
@@ -411,7 +411,7 @@ fn a_split_node_conf_d_and_servers_per_port_are_taken_over_as_swift_runs_them() 
     .expect("write");
     std::fs::write(
         dir.join("container-server.conf.d/00-base.conf"),
-        format!("{default}bind_port = 1\n\n[pipeline:main]\npipeline = container-server\n\n[app:container-server]\nuse = egg:swift#container\n"),
+        format!("{default}bind_port = 1\n\n[pipeline:main]\npipeline = container-server\n\n[app:container-server]\nuse = egg:swift#container\nallow_versions = true\n"),
     )
     .expect("write");
     std::fs::write(dir.join("container-server.conf.d/10-port.conf"), format!("[DEFAULT]\nbind_port = {container}\n"))
@@ -437,6 +437,16 @@ fn a_split_node_conf_d_and_servers_per_port_are_taken_over_as_swift_runs_them() 
     assert_eq!(float(&t, "processors.object", "conn_timeout"), 0.25);
     assert_eq!(float(&t, "processors.object", "node_timeout"), 4.0);
     assert!(flat(&text).contains("log_level = DEBUG Swift ignores this line too"), "{text}");
+    // servers_per_port = 0 is Swift's "off", taken over as such (bind_port).
+    assert!(
+        flat(&text).contains(
+            "object-server/1.conf:9 [DEFAULT] servers_per_port = 0 object-server/1.conf:8 [DEFAULT] bind_port"
+        ),
+        "{text}"
+    );
+    // A container setting aerie cannot honour is said, not dropped quietly.
+    let r = aerie(&["import-swift-conf", &dir.display().to_string()]);
+    assert!(r.stderr.contains("allow_versions = true: aerie's container service"), "{}", r.stderr);
     assert_eq!(float(&t, "replication", "concurrency"), 3.0);
     // No container-replicator section: aerie's database replicator stays off.
     assert_eq!(t["replication"]["db_replicator"].as_bool(), Some(false));

@@ -11,7 +11,7 @@
 //! (each aerie worker serves every service).
 
 use super::draft::{Draft, Listener, Provenance, Unmapped};
-use super::ini::{Entry, Lookup, Origin};
+use super::ini::{Entry, Ini, Lookup, Origin};
 use super::{shown, ImportError, Instance, Node, Service};
 use aerie_storage::swift_conf::truthy;
 use std::collections::BTreeSet;
@@ -68,31 +68,46 @@ enum Daemon {
     Kept,
 }
 
-/// A server's WSGI pipeline.
-struct App {
-    /// (pipeline name, section, what `use` names) for each filter, then the app.
-    filters: Vec<(String, String, String)>,
+/// A server's WSGI pipeline, as paste-deploy loads it.
+#[derive(Debug)]
+pub struct App {
+    /// (pipeline name, section, what `use` names) for each filter.
+    pub filters: Vec<(String, String, String)>,
     /// The app's section.
-    section: String,
+    pub section: String,
     /// The app's settings, paste-deploy's way.
-    conf: Lookup,
+    pub conf: Lookup,
 }
 
-fn app_of(inst: &Instance) -> Result<App, ImportError> {
-    let file = inst.path.display();
-    let (names, _) = match inst.ini.sections.get("pipeline:main") {
+impl App {
+    /// The sections the pipeline loads: the app's, then each filter's.
+    pub fn sections(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.section).chain(self.filters.iter().map(|f| &f.1))
+    }
+
+    /// The devices root the server serves.
+    pub fn devices(&self) -> String {
+        self.conf.get("devices").map(|e| e.value.clone()).unwrap_or_else(|| SWIFT_DEVICES.to_string())
+    }
+}
+
+/// Load a server's pipeline: refused, naming `path`, where Swift's server
+/// would not start or is not the `service` it is named after.
+pub fn app_of(service: Service, path: &Path, ini: &Ini) -> Result<App, ImportError> {
+    let file = path.display();
+    let names: Vec<String> = match ini.sections.get("pipeline:main") {
         Some(p) => {
             let line = p
                 .iter()
                 .find(|e| e.key == "pipeline")
                 .ok_or_else(|| ImportError::Swift(format!("{file}: [pipeline:main] has no `pipeline` setting")))?;
-            (line.value.split_whitespace().map(str::to_string).collect::<Vec<_>>(), true)
+            line.value.split_whitespace().map(str::to_string).collect()
         }
-        None if inst.ini.has("app:main") => (vec!["main".to_string()], false),
+        None if ini.has("app:main") => vec!["main".to_string()],
         None => {
             return Err(ImportError::Swift(format!(
                 "{file}: neither [pipeline:main] nor [app:main]: Swift's {} would not start",
-                inst.service.server()
+                service.server()
             )))
         }
     };
@@ -100,34 +115,28 @@ fn app_of(inst: &Instance) -> Result<App, ImportError> {
         return Err(ImportError::Swift(format!("{file}: [pipeline:main] pipeline is empty")));
     };
     let section = format!("app:{app_name}");
-    let app_egg = inst.ini.uses(&section).ok_or_else(|| {
+    let app_egg = ini.uses(&section).ok_or_else(|| {
         ImportError::Swift(format!(
             "{file}: the pipeline ends in `{app_name}` but [{section}] is missing or names no `use`"
         ))
     })?;
-    if app_egg != inst.service.name() {
+    if app_egg != service.name() {
         return Err(ImportError::Swift(format!(
             "{file}: [{section}] runs `{app_egg}`, not Swift's {} (egg:swift#{}): aerie cannot take it over",
-            inst.service.server(),
-            inst.service.name()
+            service.server(),
+            service.name()
         )));
     }
     let mut filters = Vec::new();
     for f in filter_names {
         let fs = format!("filter:{f}");
-        let e = inst.ini.uses(&fs).ok_or_else(|| {
+        let e = ini.uses(&fs).ok_or_else(|| {
             ImportError::Swift(format!("{file}: the pipeline names `{f}` but [{fs}] is missing or names no `use`"))
         })?;
         filters.push((f.clone(), fs, e));
     }
-    let conf = inst.ini.paste(&section).unwrap_or_default();
+    let conf = ini.paste(&section).unwrap_or_default();
     Ok(App { filters, section, conf })
-}
-
-/// The devices root a server serves.
-pub fn devices_of(inst: &Instance) -> Result<String, ImportError> {
-    let app = app_of(inst)?;
-    Ok(app.conf.get("devices").map(|e| e.value.clone()).unwrap_or_else(|| SWIFT_DEVICES.to_string()))
 }
 
 struct Mapper<'a> {
@@ -181,8 +190,8 @@ impl Mapper<'_> {
         e.value.trim().parse::<i64>().map_err(|_| self.bad(e, "not a whole number"))
     }
 
-    /// A float setting → an aerie key.
-    fn seconds(&mut self, c: &Lookup, key: &str, table: &'static str, name: &'static str) -> Result<(), ImportError> {
+    /// A number (seconds, a percentage, a rate) → an aerie key.
+    fn number(&mut self, c: &Lookup, key: &str, table: &'static str, name: &'static str) -> Result<(), ImportError> {
         if let Some(e) = self.take(c, key) {
             let v = self.float(&e)?;
             let from = self.from(&e);
@@ -220,11 +229,11 @@ impl Mapper<'_> {
 
     /// A server: its listener(s) and the settings of its app and filters.
     fn server(&mut self, inst: &Instance) -> Result<(), ImportError> {
-        let app = app_of(inst)?;
+        let app = &inst.app;
         // The lines that say what runs: the pipeline and each part's `use`.
         let pipeline_line = inst.ini.sections.get("pipeline:main").and_then(|p| p.iter().find(|e| e.key == "pipeline"));
         let mut taken: Vec<Entry> = pipeline_line.into_iter().cloned().collect();
-        for s in std::iter::once(&app.section).chain(app.filters.iter().map(|f| &f.1)) {
+        for s in app.sections() {
             if let Some(own) = inst.ini.sections.get(s) {
                 let factory =
                     |e: &&Entry| matches!(e.key.as_str(), "use" | "paste.app_factory" | "paste.filter_factory");
@@ -282,15 +291,19 @@ impl Mapper<'_> {
             }
             None => SWIFT_BACKLOG,
         };
-        let per_port = match c.get("servers_per_port") {
-            Some(e) if svc == Service::Object => self.int(e)? > 0,
-            _ => false,
+        // The object server's servers_per_port (0: off, as Swift's default).
+        let spp = if svc == Service::Object { self.take(&c, "servers_per_port") } else { None };
+        if let Some(e) = &spp {
+            notes.push(self.said(e));
+        }
+        let per_port = match &spp {
+            Some(e) => self.int(e)? > 0,
+            None => false,
         };
         let mut ports = Vec::new();
         if per_port {
-            let spp = self.take(&c, "servers_per_port");
             let ring_ip = self.take(&c, "ring_ip");
-            notes.extend(spp.iter().chain(ring_ip.iter()).map(|e| self.said(e)));
+            notes.extend(ring_ip.iter().map(|e| self.said(e)));
             let mine = ring_ip.as_ref().map_or(ip_text.clone(), |e| e.value.clone());
             match ring_ports(&self.swift_dir(&c), &mine) {
                 Ok(p) if !p.is_empty() => {
@@ -417,25 +430,25 @@ impl Mapper<'_> {
             self.draft.set("log", "level", Value::String(level.into()), from);
         }
         self.flag(&c, "log_requests", "log", "access");
-        self.seconds(&c, "bind_timeout", "server", "bind_timeout")?;
+        self.number(&c, "bind_timeout", "server", "bind_timeout")?;
         self.count(&c, "max_clients", "server", "max_connections")?;
-        self.seconds(&c, "client_timeout", "server", "body_timeout")?;
+        self.number(&c, "client_timeout", "server", "body_timeout")?;
         match svc {
             Service::Object => {
-                self.seconds(&c, "conn_timeout", "processors.object", "conn_timeout")?;
-                self.seconds(&c, "node_timeout", "processors.object", "node_timeout")?;
-                self.seconds(&c, "container_update_timeout", "processors.object", "container_update_timeout")?;
-                self.seconds(&c, "etag_validate_pct", "processors.object", "etag_validate_pct")?;
-                self.seconds(&c, "reclaim_age", "storage", "reclaim_age")?;
+                self.number(&c, "conn_timeout", "processors.object", "conn_timeout")?;
+                self.number(&c, "node_timeout", "processors.object", "node_timeout")?;
+                self.number(&c, "container_update_timeout", "processors.object", "container_update_timeout")?;
+                self.number(&c, "etag_validate_pct", "processors.object", "etag_validate_pct")?;
+                self.number(&c, "reclaim_age", "storage", "reclaim_age")?;
                 self.count(
                     &c,
                     "replication_concurrency_per_device",
                     "replication",
                     "replication_concurrency_per_device",
                 )?;
-                self.seconds(&c, "replication_lock_timeout", "replication", "replication_lock_timeout")?;
+                self.number(&c, "replication_lock_timeout", "replication", "replication_lock_timeout")?;
                 self.count(&c, "replication_failure_threshold", "replication", "replication_failure_threshold")?;
-                self.seconds(&c, "replication_failure_ratio", "replication", "replication_failure_ratio")?;
+                self.number(&c, "replication_failure_ratio", "replication", "replication_failure_ratio")?;
                 if let Some(e) = c.get("allowed_headers") {
                     if !same_headers(&e.value, SWIFT_ALLOWED_HEADERS) {
                         let at = self.at(e);
@@ -447,8 +460,8 @@ impl Mapper<'_> {
                 }
             }
             Service::Container => {
-                self.seconds(&c, "conn_timeout", "processors.container", "conn_timeout")?;
-                self.seconds(&c, "node_timeout", "processors.container", "node_timeout")?;
+                self.number(&c, "conn_timeout", "processors.container", "conn_timeout")?;
+                self.number(&c, "node_timeout", "processors.container", "node_timeout")?;
                 if let Some(e) = self.take(&c, "allowed_sync_hosts") {
                     let hosts: Vec<Value> = e
                         .value
@@ -459,6 +472,13 @@ impl Mapper<'_> {
                         .collect();
                     let from = self.from(&e);
                     self.draft.set("storage", "allowed_sync_hosts", Value::Array(hosts), from);
+                }
+                if let Some(e) = c.get("allow_versions").filter(|e| truthy(&e.value)) {
+                    let at = self.at(e);
+                    self.draft.warn(format!(
+                        "{at} allow_versions = {}: aerie's container service stores X-Versions-Location only as Swift does without it: a container's existing one stays, a new or changed one is not stored (the proxy's versioned_writes replaces it)",
+                        e.value
+                    ));
                 }
             }
             Service::Account => {}
@@ -526,15 +546,15 @@ impl Mapper<'_> {
                     self.draft.set("replication", "object_replicator", Value::Boolean(true), here);
                     self.replicator(&c)?;
                     self.flag(&c, "handoffs_first", "replication", "handoffs_first");
-                    self.seconds(&c, "http_timeout", "replication", "http_timeout")?;
+                    self.number(&c, "http_timeout", "replication", "http_timeout")?;
                 }
                 (_, Daemon::Replicator) => {
                     self.draft.set("replication", "db_replicator", Value::Boolean(true), here);
                     self.replicator(&c)?;
-                    self.seconds(&c, "conn_timeout", "replication", "conn_timeout")?;
+                    self.number(&c, "conn_timeout", "replication", "conn_timeout")?;
                     self.count(&c, "per_diff", "replication", "per_diff")?;
                     self.count(&c, "max_diffs", "replication", "max_diffs")?;
-                    self.seconds(&c, "databases_per_second", "replication", "databases_per_second")?;
+                    self.number(&c, "databases_per_second", "replication", "databases_per_second")?;
                     self.flag(&c, "rsync_compress", "replication", "rsync_compress");
                     let module = if inst.service == Service::Container {
                         "container_rsync_module"
@@ -544,12 +564,12 @@ impl Mapper<'_> {
                     self.text(&c, "rsync_module", "replication", module);
                 }
                 (Service::Object, Daemon::Updater) => {
-                    self.seconds(&c, "interval", "storage", "object_updater_interval")?;
+                    self.number(&c, "interval", "storage", "object_updater_interval")?;
                     self.text(&c, "recon_cache_path", "storage", "recon_cache_path");
                 }
                 (_, Daemon::Updater) => {
-                    self.seconds(&c, "interval", "storage", "container_updater_interval")?;
-                    self.seconds(&c, "account_suppression_time", "storage", "container_updater_suppression")?;
+                    self.number(&c, "interval", "storage", "container_updater_interval")?;
+                    self.number(&c, "account_suppression_time", "storage", "container_updater_suppression")?;
                     self.text(&c, "recon_cache_path", "storage", "recon_cache_path");
                 }
             }
@@ -560,13 +580,13 @@ impl Mapper<'_> {
     /// What every replicator section shares.
     fn replicator(&mut self, c: &Lookup) -> Result<(), ImportError> {
         if c.contains_key("interval") {
-            self.seconds(c, "interval", "replication", "interval")?;
+            self.number(c, "interval", "replication", "interval")?;
         } else {
-            self.seconds(c, "run_pause", "replication", "interval")?;
+            self.number(c, "run_pause", "replication", "interval")?;
         }
         self.count(c, "concurrency", "replication", "concurrency")?;
-        self.seconds(c, "node_timeout", "replication", "node_timeout")?;
-        self.seconds(c, "reclaim_age", "storage", "reclaim_age")?;
+        self.number(c, "node_timeout", "replication", "node_timeout")?;
+        self.number(c, "reclaim_age", "storage", "reclaim_age")?;
         self.text(c, "recon_cache_path", "storage", "recon_cache_path");
         if let Some(e) = self.take(c, "nice_priority") {
             let v = self.int(&e)?;
@@ -750,9 +770,7 @@ pub fn map_node(dir: &Path, all: &[Node<'_>], chosen: usize) -> Result<Draft, Im
 
     // Everything written that no aerie key took.
     for inst in &node.instances {
-        let app = app_of(inst)?;
-        let in_pipeline: Vec<String> =
-            std::iter::once(app.section.clone()).chain(app.filters.iter().map(|f| f.1.clone())).collect();
+        let in_pipeline: Vec<&String> = inst.app.sections().collect();
         for e in inst.ini.written() {
             if m.used.contains(&e.origin) {
                 continue;
@@ -785,8 +803,7 @@ fn admin_address(all: &[Node<'_>], chosen: usize, dir: &Path) -> Result<String, 
         let ip = n
             .instances
             .first()
-            .and_then(|inst| app_of(inst).ok())
-            .and_then(|a| a.conf.get("bind_ip").and_then(|e| resolve(&e.value)))
+            .and_then(|inst| inst.app.conf.get("bind_ip").and_then(|e| resolve(&e.value)))
             .filter(|ip| !ip.is_unspecified())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let mut a = SocketAddr::new(ip, 8079);

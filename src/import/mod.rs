@@ -67,6 +67,8 @@ pub struct Instance {
     pub path: PathBuf,
     /// Its settings.
     pub ini: Ini,
+    /// Its pipeline.
+    pub app: map::App,
     /// The name that tells it from its siblings (`1` for
     /// `object-server/1.conf`; empty for `object-server.conf`).
     pub stem: String,
@@ -129,11 +131,12 @@ pub fn discover(dir: &Path) -> Result<Vec<Instance>, ImportError> {
         paths.sort();
         for path in paths {
             let ini = Ini::read(&path)?;
+            let app = map::app_of(service, &path, &ini)?;
             let base = file_name(&path);
             let stem =
                 if path.parent() == Some(dir) { "" } else { base.trim_end_matches(".d").trim_end_matches(".conf") }
                     .to_string();
-            found.push(Instance { service, path, ini, stem });
+            found.push(Instance { service, path, ini, app, stem });
         }
     }
     Ok(found)
@@ -191,10 +194,10 @@ pub struct Node<'a> {
 }
 
 /// Group servers into nodes by devices root, in order of first appearance.
-pub fn nodes(instances: &[Instance]) -> Result<Vec<Node<'_>>, ImportError> {
+pub fn nodes(instances: &[Instance]) -> Vec<Node<'_>> {
     let mut nodes: Vec<Node<'_>> = Vec::new();
     for inst in instances {
-        let devices = map::devices_of(inst)?;
+        let devices = inst.app.devices();
         match nodes.iter_mut().find(|n| n.devices == devices) {
             Some(n) => n.instances.push(inst),
             None => nodes.push(Node { id: String::new(), devices, instances: vec![inst] }),
@@ -204,7 +207,7 @@ pub fn nodes(instances: &[Instance]) -> Result<Vec<Node<'_>>, ImportError> {
         let first = n.instances.first().map(|i| i.stem.clone()).unwrap_or_default();
         n.id = if !first.is_empty() && n.instances.iter().all(|i| i.stem == first) { first } else { n.devices.clone() };
     }
-    Ok(nodes)
+    nodes
 }
 
 /// The command: the aerie.toml text for one node of `dir`, and the
@@ -217,7 +220,7 @@ pub fn import(dir: &Path, node: Option<&str>) -> Result<(String, Vec<String>), I
             dir.display()
         )));
     }
-    let all = nodes(&instances)?;
+    let all = nodes(&instances);
     let describe = |n: &Node<'_>| {
         let files: Vec<String> = n.instances.iter().map(|i| shown(dir, &i.path)).collect();
         format!("  {}  (devices {}: {})", n.id, n.devices, files.join(", "))

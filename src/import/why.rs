@@ -6,7 +6,7 @@ use super::Instance;
 
 /// The reason for one setting no aerie key took. `in_pipeline` lists the
 /// app and filter sections the server's pipeline loads.
-pub fn why(inst: &Instance, e: &Entry, in_pipeline: &[String]) -> String {
+pub fn why(inst: &Instance, e: &Entry, in_pipeline: &[&String]) -> String {
     let s = e.section.as_str();
     let k = e.key.as_str();
     let paste = s.starts_with("app:") || s.starts_with("filter:");
@@ -18,7 +18,7 @@ pub fn why(inst: &Instance, e: &Entry, in_pipeline: &[String]) -> String {
             "Swift ignores this line too: [DEFAULT] also sets {k}, and paste-deploy lets [DEFAULT] win (`set {k} = …` would override it)"
         );
     }
-    if paste && !in_pipeline.iter().any(|p| p == s) {
+    if paste && !in_pipeline.iter().any(|p| p.as_str() == s) {
         return format!("[{s}] is not in [pipeline:main]: Swift does not load it either");
     }
     if let Some(what) = s.strip_prefix("filter:").and_then(|_| inst.ini.uses(s)) {
@@ -46,7 +46,7 @@ pub fn why(inst: &Instance, e: &Entry, in_pipeline: &[String]) -> String {
         (_, "replication_concurrency") => {
             "aerie limits incoming SSYNC per device (replication.replication_concurrency_per_device), not per server"
         }
-        (_, "servers_per_port") => "only the object server runs a server per port",
+        (_, "servers_per_port") => "only Swift's object server runs a server per port",
         (_, "ring_ip") => "only used with servers_per_port",
         (_, "run_pause") => "the old name of interval, which is set and wins",
         (_, "daemonize") => "aerie's replicators and updaters always run, supervised by the master",
@@ -76,7 +76,7 @@ pub fn why(inst: &Instance, e: &Entry, in_pipeline: &[String]) -> String {
             "aerie's healthcheck has no disable file: take the node out of the rings, or stop it, instead"
         }
         (_, "allow_versions") => {
-            "deprecated in Swift (the proxy's versioned_writes replaces it); aerie's container service does not keep X-Versions-Location"
+            "deprecated in Swift (the proxy's versioned_writes replaces it); aerie's container service stores no new X-Versions-Location (see the warning when it is on)"
         }
         (_, "db_preallocation") => "aerie does not preallocate its SQLite databases",
         (_, "db_query_logging") => "aerie does not log SQL statements",

@@ -123,6 +123,14 @@ impl Client {
     }
 
     /// Whether the server has closed the connection (reads EOF or reset).
+    /// Whether the server closes the connection (end of stream, not an
+    /// error or a timeout) within `within`.
+    pub fn closed_within(&mut self, within: Duration) -> bool {
+        self.set_timeout(within);
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0))
+    }
+
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
         matches!(self.reader.read(&mut b), Ok(0) | Err(_))

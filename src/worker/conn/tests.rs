@@ -25,6 +25,8 @@ struct Pipe {
     to_client: Vec<u8>,
     /// The server shut its side down.
     server_shut: bool,
+    /// Read calls the server made.
+    reads: usize,
 }
 
 #[derive(Clone, Default)]
@@ -33,6 +35,7 @@ struct MemStream(Rc<RefCell<Pipe>>);
 impl Read for MemStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut p = self.0.borrow_mut();
+        p.reads += 1;
         if p.to_server.is_empty() {
             return if p.client_closed { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
         }
@@ -195,6 +198,30 @@ fn keep_alive_serves_request_after_request_and_pipelined_ones_in_order() {
     assert!(a < b && b < out.find("\"method\":\"GET\"").expect("echo"), "in order: {out}");
     assert_eq!(r.closed, None);
     r.client_close();
+    assert_eq!(r.closed, Some(CloseReason::ClientClosed));
+}
+
+#[test]
+fn a_short_read_ends_the_readiness_only_when_the_loop_says_it_may() {
+    // As after a readiness event without RDHUP: the short read is the last.
+    let mut r = Rig::new();
+    r.conn.short_read_drains = true;
+    r.pipe.0.borrow_mut().to_server.extend(b"GET / HTTP/1.1\r\n\r\n".iter().copied());
+    r.step(|c, cx| c.drive(cx));
+    assert_eq!(statuses(&r.take_output()), ["200"]);
+    assert_eq!(r.pipe.0.borrow().reads, 1, "no read just to learn the socket is empty");
+    assert!(!r.conn.readable);
+    // The peer's close came with the data (an RDHUP event): read on to it.
+    let mut r = Rig::new();
+    r.conn.short_read_drains = false;
+    {
+        let mut p = r.pipe.0.borrow_mut();
+        p.to_server.extend(b"GET / HTTP/1.1\r\n\r\n".iter().copied());
+        p.client_closed = true;
+    }
+    r.step(|c, cx| c.drive(cx));
+    assert_eq!(statuses(&r.take_output()), ["200"]);
+    assert_eq!(r.pipe.0.borrow().reads, 2);
     assert_eq!(r.closed, Some(CloseReason::ClientClosed));
 }
 
