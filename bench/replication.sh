@@ -17,9 +17,10 @@
 #
 # Figures: seconds until the device is complete again, and CPU-seconds of
 # every process involved (aerie nodes, Swift's replicators, rsync), with
-# the medians and the aerie/Swift ratios. Then one steady-state pass of
+# the medians and the aerie/Swift ratios. Then steady-state passes of
 # node 1 over objects already in sync (hashes cached): wall time and
-# CPU-seconds, aerie's replicator vs Swift's in ssync mode.
+# CPU-seconds, aerie's replicator vs Swift's in ssync mode (STEADY_ROUNDS
+# passes each, default 3; Swift's without and with its start-up).
 #
 # METHODS (default "aerie swift-ssync swift-rsync") picks the rebuilds to
 # run (METHODS="" only the steady-state pass, as over 100000 objects),
@@ -230,27 +231,81 @@ if [ -z "${METHODS// /}" ]; then
     # cached as after a rebuild.
     "$PY" -c "$RUSAGE" "$SWIFT_BIN/swift-object-replicator" "$C/node1/object-replicator.conf" once >/dev/null
 fi
-c0=$(node_ticks); t0=$(now_ms)
-su=$("$PY" -c "$RUSAGE" "$SWIFT_BIN/swift-object-replicator" "$C/node1/object-replicator.conf" once)
-t1=$(now_ms); c1=$(( $(node_ticks) - c0 ))
-swift_steady=$(awk -v a="$t0" -v b="$t1" -v c="$c1" -v k="$CLK" -v e="$su" 'BEGIN{printf "%.2f %.2f", (b-a)/1000, c/k + e}')
+# STEADY_ROUNDS Swift passes, each a `once` run; its start-up (the same
+# run with no device of this node to replicate) measured as many times and
+# taken off, as a daemon running pass after pass pays it once. Against the
+# aerie nodes, then against Swift's own object servers on nodes 2 and 3
+# (the REPLICATE answers a Swift cluster's replicator gets).
+SR=${STEADY_ROUNDS:-3}
+declare -A SW=()
+swift_passes() { # LABEL: SR passes of node 1's replicator; the servers are NODE_PIDS
+    local label=$1 c0 t0 t1 c1 su
+    for _ in $(seq "$SR"); do
+        c0=$(node_ticks); t0=$(now_ms)
+        su=$("$PY" -c "$RUSAGE" "$SWIFT_BIN/swift-object-replicator" "$C/node1/object-replicator.conf" once)
+        t1=$(now_ms); c1=$(( $(node_ticks) - c0 ))
+        SW[$label.wall]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1000}') "
+        SW[$label.cpu]+="$(awk -v c="$c1" -v k="$CLK" -v e="$su" 'BEGIN{printf "%.3f", c/k + e}') "
+        t0=$(now_ms)
+        su=$("$PY" -c "$RUSAGE" "$SWIFT_BIN/swift-object-replicator" "$C/node1/object-replicator.conf" once --devices=no-such-device)
+        t1=$(now_ms)
+        SW[$label.up_wall]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1000}') "
+        SW[$label.up_cpu]+="$su "
+    done
+}
+swift_passes aerie-served
 stop_nodes
-# aerie: node 1's replicator alone.
+# Swift's object servers (the replicator's conf serves as theirs: the
+# node's devices and port), their default workers.
+NODE_PIDS=()
+for n in 2 3; do
+    swift_conf "$n" ssync
+    "$SWIFT_BIN/swift-object-server" "$C/node$n/object-replicator.conf" >>"$C/node$n/swift-server.log" 2>&1 &
+    NODE_PIDS+=($!); PIDS+=($!)
+done
+for n in 2 3; do v="NODE${n}_OBJECT"; wait_port "${!v}"; done
+sleep 1
+swift_passes swift-served
+stop_nodes
+# aerie: node 1's replicator alone, its pass lines (info) counted in its
+# log, so that nothing asks the nodes anything while they are measured.
+sed 's/^level = "warn"/level = "info"/' "$C/node1/aerie.toml" >"$C/node1/steady.toml"
+LOG1=$C/node1/steady.log; : >"$LOG1"
 NODE_PIDS=()
 for n in 1 2 3; do
-    cfg=$C/node$n/off.toml; [ "$n" = 1 ] && cfg=$C/node1/aerie.toml
+    cfg=$C/node$n/off.toml; log=$C/node$n/aerie.log
+    [ "$n" = 1 ] && { cfg=$C/node1/steady.toml; log=$LOG1; }
     # shellcheck disable=SC2086 # WRAP is words
-    ${WRAP:-} "$ROOT/target/release/aerie" -c "$cfg" 2>>"$C/node$n/aerie.log" & NODE_PIDS+=($!); PIDS+=($!)
+    ${WRAP:-} "$ROOT/target/release/aerie" -c "$cfg" 2>>"$log" & NODE_PIDS+=($!); PIDS+=($!)
 done
 passes() { # N: wait until node 1's replicator has made N passes
-    until curl -fsS "127.0.0.1:$NODE1_ADMIN/status" 2>/dev/null | "$PY" -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(r["passes"] >= int(sys.argv[1]) for r in d["replication"]) else 1)' "$1" 2>/dev/null; do sleep 0.05; done
+    until [ "$(grep -c "object replication pass:" "$LOG1")" -ge "$1" ]; do sleep 0.05; done
 }
-# The second pass: the nodes' start-up is not counted, and the first
-# pass has found every hash cached as Swift's measured pass did.
+# From the second pass on: the nodes' start-up is not counted, and the
+# first pass has found every hash cached as Swift's measured passes did.
+# A pass's CPU: all three nodes' from the end of one pass to the end of
+# the next (the interval between, idle, included), averaged over the three
+# passes of a round (a pass is a few clock ticks).
+ae_wall=(); ae_cpu=()
 passes 1; c0=$(node_ticks)
-passes 2; c1=$(( $(node_ticks) - c0 ))
-pass_s=$(curl -fsS "127.0.0.1:$NODE1_ADMIN/status" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["replication"][0]["last_pass_seconds"])')
+for r in $(seq "$SR"); do
+    passes $((3 * r + 1)); c1=$(node_ticks)
+    ae_cpu+=("$(awk -v c="$((c1 - c0))" -v k="$CLK" 'BEGIN{printf "%.3f", c/k/3}')"); c0=$c1
+    ae_wall+=("$(grep "object replication pass:" "$LOG1" | tail -n 3 | sed 's/.* partitions in \([0-9.]*\)s.*/\1/' | median)")
+done
 stop_nodes
-aerie_steady=$(awk -v p="$pass_s" -v c="$c1" -v k="$CLK" 'BEGIN{printf "%.2f %.2f", p, c/k}')
-read -r as ac <<<"$aerie_steady"; read -r ss sc <<<"$swift_steady"
-echo "steady-state pass over $TOTAL objects in sync: aerie ${as}s ${ac} CPU-s (its second pass, all three nodes), Swift ssync ${ss}s ${sc} CPU-s: $(ratio "$ss" "$as")x faster, $(ratio "$sc" "$ac")x less CPU"
+med() { printf '%s\n' "$@" | median; }
+as=$(med "${ae_wall[@]}"); ac=$(med "${ae_cpu[@]}")
+echo "steady-state pass over $TOTAL objects in sync, medians of $SR:"
+echo "  aerie: ${as}s ${ac} CPU-s (all three nodes; per pass ${ae_wall[*]} s, ${ae_cpu[*]} CPU-s)"
+for label in swift-served aerie-served; do
+    # shellcheck disable=SC2086 # lists of figures
+    {
+        ss=$(med ${SW[$label.wall]}); sc=$(med ${SW[$label.cpu]}); us=$(med ${SW[$label.up_wall]}); uc=$(med ${SW[$label.up_cpu]})
+    }
+    ps=$(awk -v a="$ss" -v b="$us" 'BEGIN{printf "%.3f", a-b}'); pc=$(awk -v a="$sc" -v b="$uc" 'BEGIN{printf "%.3f", a-b}')
+    what="Swift's replicator (ssync) and Swift's object servers"
+    [ "$label" = aerie-served ] && what="Swift's replicator (ssync) against aerie's object servers"
+    echo "  $what: ${ps}s ${pc} CPU-s without its start-up (${ss}s ${sc} CPU-s with; start-up ${us}s ${uc} CPU-s; per pass ${SW[$label.wall]}s, ${SW[$label.cpu]}CPU-s)"
+    echo "    aerie vs that: $(ratio "$ps" "$as")x faster, $(ratio "$pc" "$ac")x less CPU (with its start-up: $(ratio "$ss" "$as")x, $(ratio "$sc" "$ac")x)"
+done

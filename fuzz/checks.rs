@@ -161,6 +161,20 @@ pub fn pickle(data: &[u8]) {
         assert_eq!(dumps(&again), dumps(&v));
     }
     let _ = loads_metadata(data);
+    // A suffix-hash dict read in place (hashes.pkl, a REPLICATE answer)
+    // is what the full reader makes of the same bytes.
+    if let Some(view) = aerie_object::hashes::View::parse(data) {
+        let Ok(aerie_storage::pickle::Value::Dict(items)) = loads(data) else {
+            panic!("a view of what the full reader refuses")
+        };
+        let full = aerie_object::hashes::hashes_from_items(items, |_, _| true).expect("hashes");
+        assert_eq!(view.len(), full.len());
+        let answer = aerie_object::hashes::pickle_hashes(&full);
+        let again = aerie_object::hashes::View::parse(&answer).expect("an answer is a view");
+        if full.values().all(Option::is_some) {
+            assert!(!view.differs_from(&again) && !again.differs_from(&view));
+        }
+    }
 }
 
 /// SSYNC's lines: an offer never panics the parser, and one it accepts,

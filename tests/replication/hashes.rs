@@ -112,6 +112,24 @@ fn replicate_answers_the_hashes_swifts_diskfile_manager_computes() {
     let again: serde_json::Value =
         serde_json::from_str(&swift_py("swift_hashes.py", &["unpickle", &body.to_string_lossy()])).expect("json");
     assert_eq!(again["001"], "0123456789abcdef0123456789abcdef", "aerie used Swift's hashes.pkl");
+    // A big cache as Swift writes it (SETITEMS in batches of a thousand,
+    // memo indexes past 255), answered as it stands.
+    let mut big = serde_json::Map::new();
+    for n in 0..2000u32 {
+        big.insert(format!("{:03x}", n * 2), serde_json::json!(format!("{:032x}", u128::from(n) * 7919)));
+    }
+    big.insert("valid".into(), serde_json::json!(true));
+    swift_py(
+        "swift_hashes.py",
+        &["write", &part.to_string_lossy(), &serde_json::Value::Object(big.clone()).to_string()],
+    );
+    let r = n.req("REPLICATE", "/sda1/5", &[], b"");
+    std::fs::write(&body, &r.body).expect("body");
+    let answer: serde_json::Value =
+        serde_json::from_str(&swift_py("swift_hashes.py", &["unpickle", &body.to_string_lossy()])).expect("json");
+    big.remove("valid");
+    assert_eq!(answer, serde_json::Value::Object(big), "Swift's 2000-suffix hashes.pkl is the answer");
+    swift_py("swift_hashes.py", &["write", &part.to_string_lossy(), &cached.to_string()]);
 
     // A write through aerie invalidates its suffix in hashes.invalid, which
     // Swift's consolidate folds in (and empties).

@@ -20,7 +20,7 @@
 use crate::diskfile::policy_dir;
 use crate::ondisk::{cleanup_ondisk_files, Layout};
 use aerie_storage::fs::{create_dirs, lock_path, TempFile};
-use aerie_storage::pickle::{dumps, loads, Value};
+use aerie_storage::pickle::{loads, put_str, put_value, Value};
 use aerie_storage::Timestamp;
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
@@ -47,35 +47,88 @@ pub enum SuffixHash {
 }
 
 impl SuffixHash {
-    /// As pickled in `hashes.pkl` and REPLICATE answers.
-    pub fn to_value(&self) -> Value {
+    /// Append as pickled in `hashes.pkl` and REPLICATE answers.
+    fn put(&self, out: &mut Vec<u8>) {
         match self {
-            SuffixHash::Md5(h) => Value::Str(h.clone()),
-            SuffixHash::Frags(m) => Value::Dict(
-                m.iter()
+            SuffixHash::Md5(h) => put_str(out, h),
+            SuffixHash::Frags(m) => {
+                let items = m
+                    .iter()
                     .map(|(k, v)| (k.map_or(Value::None, |i| Value::Int(i64::from(i))), Value::Str(v.clone())))
-                    .collect(),
-            ),
+                    .collect();
+                put_value(out, &Value::Dict(items));
+            }
         }
     }
 
-    /// From a pickled value; `None` for anything else.
-    pub fn from_value(v: &Value) -> Option<SuffixHash> {
-        if let Some(h) = v.as_bytes().and_then(|b| std::str::from_utf8(b).ok()).filter(|h| !h.is_empty()) {
-            return Some(SuffixHash::Md5(h.to_string()));
-        }
-        let Value::Dict(items) = v else { return None };
+    /// From a pickled value (taken); `None` for anything else.
+    pub fn from_value(v: Value) -> Option<SuffixHash> {
+        let v = match v {
+            Value::Dict(items) => items,
+            other => return other.into_string().filter(|h| !h.is_empty()).map(SuffixHash::Md5),
+        };
         let mut m = BTreeMap::new();
-        for (k, v) in items {
+        for (k, v) in v {
             let key = match k {
                 Value::None => None,
-                Value::Int(i) => Some(u32::try_from(*i).ok()?),
+                Value::Int(i) => Some(u32::try_from(i).ok()?),
                 _ => return None,
             };
-            m.insert(key, std::str::from_utf8(v.as_bytes()?).ok()?.to_string());
+            m.insert(key, v.into_string()?);
         }
         Some(SuffixHash::Frags(m))
     }
+}
+
+/// Append `{suffix: hash|None, …}` then the extra items, as one pickled
+/// dict, straight from the map.
+fn put_hashes(out: &mut Vec<u8>, hashes: &SuffixHashes, extra: &[(&str, Value)]) {
+    out.extend_from_slice(&[0x80, 2, b'}']);
+    if !hashes.is_empty() || !extra.is_empty() {
+        out.push(b'(');
+        for (k, v) in hashes {
+            put_str(out, k);
+            match v {
+                Some(h) => h.put(out),
+                None => out.push(b'N'),
+            }
+        }
+        for (k, v) in extra {
+            put_str(out, k);
+            put_value(out, v);
+        }
+        out.push(b'u');
+    }
+    out.push(b'.');
+}
+
+/// The suffix hashes of a pickled dict's items (taken). An item whose
+/// key is not a suffix goes to `other`, which says whether to go on.
+pub fn hashes_from_items(
+    items: Vec<(Value, Value)>,
+    mut other: impl FnMut(Value, Value) -> bool,
+) -> Option<SuffixHashes> {
+    let mut out = SuffixHashes::new();
+    for (k, v) in items {
+        // Text, or bytes (a py2 Swift's `str`).
+        let key = match k {
+            Value::Str(s) => Ok(s),
+            Value::Bytes(b) => String::from_utf8(b).map_err(|e| Value::Bytes(e.into_bytes())),
+            k => Err(k),
+        };
+        let go_on = match key {
+            Ok(key) if valid_suffix(&key) => {
+                out.insert(key, SuffixHash::from_value(v));
+                true
+            }
+            Ok(key) => other(Value::Str(key), v),
+            Err(k) => other(k, v),
+        };
+        if !go_on {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 /// Suffix → hash (`None`: to be computed).
@@ -118,41 +171,36 @@ impl Stored {
 pub fn read_hashes(part_dir: &Path) -> Stored {
     let Ok(bytes) = std::fs::read(part_dir.join(HASH_FILE)) else { return Stored::invalid() };
     let Ok(Value::Dict(items)) = loads(&bytes) else { return Stored::invalid() };
-    let mut s = Stored { valid: true, updated: -1.0, hashes: SuffixHashes::new() };
-    for (k, v) in items {
-        let Some(key) = k.as_bytes().and_then(|b| std::str::from_utf8(b).ok()).map(str::to_string) else {
-            return Stored::invalid();
-        };
-        match key.as_str() {
-            "valid" => s.valid = matches!(v, Value::Bool(true)) || matches!(v, Value::Int(n) if n != 0),
-            "updated" => {
-                s.updated = match v {
-                    Value::Float(f) => f,
-                    Value::Int(n) => n as f64,
-                    _ => -1.0,
-                }
-            }
-            k if valid_suffix(k) => {
-                s.hashes.insert(key, SuffixHash::from_value(&v));
-            }
-            _ => return Stored::invalid(),
+    let (mut valid, mut updated) = (true, -1.0);
+    let hashes = hashes_from_items(items, |k, v| match k.as_bytes() {
+        Some(b"valid") => {
+            valid = matches!(v, Value::Bool(true)) || matches!(v, Value::Int(n) if n != 0);
+            true
         }
+        Some(b"updated") => {
+            updated = match v {
+                Value::Float(f) => f,
+                Value::Int(n) => n as f64,
+                _ => -1.0,
+            };
+            true
+        }
+        _ => false,
+    });
+    match hashes {
+        Some(hashes) => Stored { valid, updated, hashes },
+        None => Stored::invalid(),
     }
-    s
 }
 
 /// Write `hashes.pkl` (temporary file in the partition, fsync, rename),
 /// stamped with the time now.
 pub fn write_hashes(part_dir: &Path, valid: bool, hashes: &SuffixHashes) -> io::Result<()> {
-    let mut items: Vec<(Value, Value)> = hashes
-        .iter()
-        .map(|(k, v)| (Value::Str(k.clone()), v.as_ref().map_or(Value::None, SuffixHash::to_value)))
-        .collect();
-    items.push((Value::Str("valid".into()), Value::Bool(valid)));
     let updated = Timestamp::now().units() as f64 / 100_000.0;
-    items.push((Value::Str("updated".into()), Value::Float(updated)));
+    let mut out = Vec::with_capacity(64 + hashes.len() * 48);
+    put_hashes(&mut out, hashes, &[("valid", Value::Bool(valid)), ("updated", Value::Float(updated))]);
     let mut tmp = TempFile::create(part_dir)?;
-    tmp.file().write_all(&dumps(&Value::Dict(items)))?;
+    tmp.file().write_all(&out)?;
     tmp.commit(&part_dir.join(HASH_FILE), &[])
 }
 
@@ -386,13 +434,250 @@ pub fn get_hashes(
     Err(io::Error::other(format!("{}: hashes.pkl kept changing", part_dir.display())))
 }
 
+/// `hashes.pkl`'s bytes when nothing waits in `hashes.invalid` (both
+/// read under the partition's lock, as `consolidate` reads them — it would
+/// write nothing then); `None` when there are invalidations or no file.
+pub fn steady_bytes(part_dir: &Path) -> io::Result<Option<Vec<u8>>> {
+    let _lock = lock_path(part_dir, ".lock", LOCK_TIMEOUT)?;
+    match std::fs::metadata(part_dir.join(HASH_INVALIDATIONS_FILE)) {
+        Ok(m) if m.len() > 0 => return Ok(None),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    match std::fs::read(part_dir.join(HASH_FILE)) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A pickled suffix-hash dict (a `hashes.pkl` or a REPLICATE answer) read
+/// in place: each suffix, as its number, with its hash's bytes, sorted by
+/// suffix. What a steady pass compares, thousands of suffixes a partition,
+/// without building a map or a string. Only the flat shape that Swift's
+/// and aerie's writers give a replicated partition's hashes is a view
+/// (text keys; text or `None` values; `valid`, `updated`): anything else
+/// is left to the full reader.
+#[derive(Debug)]
+pub struct View<'a> {
+    entries: Vec<(u16, Option<&'a [u8]>)>,
+    valid: bool,
+}
+
+/// One value of the flat shape.
+enum Atom<'a> {
+    Str(&'a [u8]),
+    None,
+    Bool(bool),
+    Int(i64),
+    Float,
+}
+
+fn suffix_number(s: &[u8]) -> Option<u16> {
+    if s.len() != 3 {
+        return None;
+    }
+    s.iter().try_fold(0u16, |n, &c| {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        Some(n * 16 + u16::from(d))
+    })
+}
+
+impl<'a> View<'a> {
+    /// Read the bytes as a view; `None` when they are not of the flat shape.
+    pub fn parse(data: &'a [u8]) -> Option<View<'a>> {
+        let mut v = View { entries: Vec::with_capacity(data.len() / 40), valid: true };
+        let mut pos = 0;
+        let take = |pos: &mut usize, n: usize| -> Option<&'a [u8]> {
+            let b = data.get(*pos..pos.checked_add(n)?)?;
+            *pos += n;
+            Some(b)
+        };
+        // The dict seen; inside a MARK; a key waiting for its value; pairs
+        // since the last SETITEM(S).
+        let (mut dict, mut mark, mut pending) = (false, false, 0usize);
+        let mut key: Option<&'a [u8]> = None;
+        loop {
+            let op = *take(&mut pos, 1)?.first()?;
+            let atom = match op {
+                0x80 => {
+                    take(&mut pos, 1)?;
+                    continue;
+                }
+                0x95 => {
+                    take(&mut pos, 8)?;
+                    continue;
+                }
+                b'}' if !dict => {
+                    dict = true;
+                    continue;
+                }
+                b'(' if dict && !mark && key.is_none() && pending == 0 => {
+                    mark = true;
+                    continue;
+                }
+                b'u' if mark && key.is_none() => {
+                    (mark, pending) = (false, 0);
+                    continue;
+                }
+                b's' if !mark && key.is_none() && pending == 1 => {
+                    pending = 0;
+                    continue;
+                }
+                b'q' if dict => {
+                    take(&mut pos, 1)?;
+                    continue;
+                }
+                b'r' if dict => {
+                    take(&mut pos, 4)?;
+                    continue;
+                }
+                0x94 if dict => continue,
+                b'.' if dict && !mark && key.is_none() && pending == 0 && pos == data.len() => break,
+                b'X' => {
+                    let n = take(&mut pos, 4)?;
+                    let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
+                    Atom::Str(take(&mut pos, n)?)
+                }
+                0x8c => {
+                    let n = usize::from(*take(&mut pos, 1)?.first()?);
+                    Atom::Str(take(&mut pos, n)?)
+                }
+                b'N' => Atom::None,
+                0x88 => Atom::Bool(true),
+                0x89 => Atom::Bool(false),
+                b'G' => {
+                    take(&mut pos, 8)?;
+                    Atom::Float
+                }
+                b'K' => Atom::Int(i64::from(*take(&mut pos, 1)?.first()?)),
+                b'M' => {
+                    let b = take(&mut pos, 2)?;
+                    Atom::Int(i64::from(u16::from_le_bytes([b[0], b[1]])))
+                }
+                b'J' => {
+                    let b = take(&mut pos, 4)?;
+                    Atom::Int(i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                }
+                _ => return None,
+            };
+            if !dict {
+                return None;
+            }
+            let Some(k) = key.take() else {
+                // A key: text only.
+                let Atom::Str(k) = atom else { return None };
+                key = Some(k);
+                continue;
+            };
+            pending += 1;
+            match (k, atom) {
+                (b"valid", Atom::Bool(b)) => v.valid = b,
+                (b"valid", Atom::Int(n)) => v.valid = n != 0,
+                (b"valid", Atom::None) => v.valid = false,
+                (b"updated", _) => {}
+                (k, atom) => {
+                    let n = suffix_number(k)?;
+                    let h = match atom {
+                        // Text, as the full reader insists.
+                        Atom::Str(h) => {
+                            if !h.is_ascii() {
+                                std::str::from_utf8(h).ok()?;
+                            }
+                            Some(h).filter(|h| !h.is_empty())
+                        }
+                        Atom::None => None,
+                        _ => return None,
+                    };
+                    v.entries.push((n, h));
+                }
+            }
+        }
+        // A repeated key: the last value wins, as in Python.
+        v.entries.reverse();
+        v.entries.sort_by_key(|e| e.0);
+        v.entries.dedup_by_key(|e| e.0);
+        Some(v)
+    }
+
+    /// Valid, with every suffix's hash known: the answer as it stands.
+    pub fn steady(&self) -> bool {
+        self.valid && self.entries.iter().all(|e| e.1.is_some())
+    }
+
+    /// Whether a suffix is in it.
+    pub fn contains(&self, suffix: &str) -> bool {
+        suffix_number(suffix.as_bytes()).is_some_and(|n| self.entries.binary_search_by_key(&n, |e| e.0).is_ok())
+    }
+
+    /// Whether every suffix directory the partition lists now is in it:
+    /// a listing (`do_listdir`) would add nothing to hash then.
+    pub fn lists_all(&self, part_dir: &Path) -> bool {
+        let Ok(entries) = std::fs::read_dir(part_dir) else { return false };
+        entries.flatten().all(|e| e.file_name().to_str().is_none_or(|n| n.len() != 3 || self.contains(n)))
+    }
+
+    /// How many suffixes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether some suffix of these has a hash that `remote` lacks or has
+    /// otherwise (Swift's rule: suffixes only the peer has are its own).
+    pub fn differs_from(&self, remote: &View<'_>) -> bool {
+        let mut r = remote.entries.iter().peekable();
+        for (n, h) in &self.entries {
+            while r.next_if(|e| e.0 < *n).is_some() {}
+            match r.peek() {
+                Some((rn, rh)) if rn == n && rh == h => {}
+                _ => return true,
+            }
+        }
+        false
+    }
+
+    /// The REPLICATE answer: the suffixes and their hashes, pickled.
+    pub fn pickle(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.entries.len() * 45);
+        out.extend_from_slice(&[0x80, 2, b'}']);
+        if !self.entries.is_empty() {
+            out.push(b'(');
+            for (n, h) in &self.entries {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let d = |shift: u16| HEX[usize::from((n >> shift) & 15)];
+                out.push(b'X');
+                out.extend_from_slice(&3u32.to_le_bytes());
+                out.extend_from_slice(&[d(8), d(4), d(0)]);
+                match h {
+                    Some(h) => {
+                        out.push(b'X');
+                        out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+                        out.extend_from_slice(h);
+                    }
+                    None => out.push(b'N'),
+                }
+            }
+            out.push(b'u');
+        }
+        out.push(b'.');
+        out
+    }
+}
+
 /// The REPLICATE answer's pickle: `{suffix: md5hex|{fi: md5hex}|None}`.
 pub fn pickle_hashes(hashes: &SuffixHashes) -> Vec<u8> {
-    let items = hashes
-        .iter()
-        .map(|(k, v)| (Value::Str(k.clone()), v.as_ref().map_or(Value::None, SuffixHash::to_value)))
-        .collect();
-    dumps(&Value::Dict(items))
+    let mut out = Vec::with_capacity(8 + hashes.len() * 48);
+    put_hashes(&mut out, hashes, &[]);
+    out
 }
 
 #[cfg(test)]
@@ -462,5 +747,144 @@ mod tests {
         assert!(!part.join("def").exists());
         assert_eq!(std::fs::metadata(part.join(HASH_INVALIDATIONS_FILE)).map(|m| m.len()).ok(), Some(0));
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// Suffix hashes made up: every `step`th suffix, some `None`.
+    fn made_up(step: usize, seed: u64, nones: bool) -> SuffixHashes {
+        let mut x = seed;
+        (0..4096usize)
+            .step_by(step)
+            .map(|n| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let h = (x >> 60 != 0 || !nones).then(|| SuffixHash::Md5(format!("{:032x}", x >> 40)));
+                (format!("{n:03x}"), h)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_view_reads_what_the_full_reader_reads() {
+        let d = scratch("view");
+        for (step, nones) in [(1, false), (3, false), (7, true), (4096, false)] {
+            let h = made_up(step, step as u64, nones);
+            write_hashes(&d, true, &h).expect("write");
+            let bytes = std::fs::read(d.join(HASH_FILE)).expect("read");
+            let v = View::parse(&bytes).expect("aerie's hashes.pkl is a view");
+            assert_eq!(v.len(), h.len());
+            assert_eq!(v.steady(), !nones, "steady only with every hash known");
+            let answer = pickle_hashes(&h);
+            assert_eq!(v.pickle(), answer, "the same answer as from the map");
+            let back = View::parse(&answer).expect("an answer is a view");
+            assert!(!v.differs_from(&back));
+        }
+        write_hashes(&d, false, &made_up(5, 1, false)).expect("write");
+        let bytes = std::fs::read(d.join(HASH_FILE)).expect("read");
+        assert!(!View::parse(&bytes).expect("view").steady(), "not valid: not steady");
+        // An empty partition's.
+        let v = View::parse(b"\x80\x02}.").expect("empty");
+        assert!(v.is_empty() && v.steady());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_view_knows_whether_a_listing_would_add_a_suffix() {
+        let d = scratch("lists");
+        let h = made_up(1000, 7, false);
+        for k in h.keys() {
+            std::fs::create_dir_all(d.join(k)).expect("suffix dir");
+        }
+        write_hashes(&d, true, &h).expect("write");
+        let bytes = std::fs::read(d.join(HASH_FILE)).expect("read");
+        let v = View::parse(&bytes).expect("view");
+        assert!(h.keys().all(|k| v.contains(k)) && !v.contains("fff") && !v.contains("zz"));
+        // hashes.pkl, hashes.invalid, .lock and the suffixes: nothing new.
+        std::fs::write(d.join(HASH_INVALIDATIONS_FILE), b"").expect("invalid");
+        assert!(v.lists_all(&d));
+        // A suffix hashes.pkl does not know (rsync put it there), or a
+        // three-letter name that is no suffix (Swift's listing takes it).
+        std::fs::create_dir_all(d.join("fff")).expect("dir");
+        assert!(!v.lists_all(&d));
+        std::fs::remove_dir(d.join("fff")).expect("rm");
+        std::fs::create_dir_all(d.join("tmp")).expect("dir");
+        assert!(!v.lists_all(&d));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_view_takes_pythons_shapes_and_leaves_the_rest_to_the_full_reader() {
+        // pickle.dumps({'abc': 'x'*32, 'def': None, 'valid': True,
+        // 'updated': 1.5}, 2): memo puts after every string.
+        let mut py = b"\x80\x02}q\x00(X\x03\x00\x00\x00abcq\x01X \x00\x00\x00".to_vec();
+        py.extend_from_slice(&[b'x'; 32]);
+        py.extend_from_slice(b"q\x02X\x03\x00\x00\x00defq\x03NX\x05\x00\x00\x00validq\x04\x88X\x07\x00\x00\x00updatedq\x05G?\xf8\x00\x00\x00\x00\x00\x00u.");
+        let v = View::parse(&py).expect("Python's hashes.pkl");
+        assert_eq!(v.entries, vec![(0xabc, Some(&[b'x'; 32][..])), (0xdef, None)]);
+        assert!(v.valid && !v.steady());
+        // More than a thousand items: SETITEMS in batches; a lone SETITEM.
+        let one = b"\x80\x02}q\x00X\x03\x00\x00\x00abcq\x01X\x01\x00\x00\x00hq\x02s.";
+        assert_eq!(View::parse(one).expect("SETITEM").entries, vec![(0xabc, Some(&b"h"[..]))]);
+        let batches = b"\x80\x02}(X\x03\x00\x00\x00001X\x01\x00\x00\x00au(X\x03\x00\x00\x00000X\x01\x00\x00\x00bu.";
+        assert_eq!(View::parse(batches).expect("batches").entries, vec![(0, Some(&b"b"[..])), (1, Some(&b"a"[..]))]);
+        // A repeated key: the last value, as Python.
+        let rep = b"\x80\x02}(X\x03\x00\x00\x00abcX\x01\x00\x00\x00aX\x03\x00\x00\x00abcX\x01\x00\x00\x00bu.";
+        assert_eq!(View::parse(rep).expect("repeat").entries, vec![(0xabc, Some(&b"b"[..]))]);
+        let full = read_from(rep);
+        assert_eq!(full.get("abc"), Some(&Some(SuffixHash::Md5("b".into()))));
+        // Not the flat shape: EC's nested dicts, a memo GET, a key that is
+        // no suffix, bytes, non-UTF-8 text, truncation, trailing bytes.
+        for bad in [
+            &b"\x80\x02}(X\x03\x00\x00\x00abc}(NX\x01\x00\x00\x00au."[..],
+            b"\x80\x02}q\x00(X\x03\x00\x00\x00abcq\x01h\x01u.",
+            b"\x80\x02}(X\x03\x00\x00\x00ABCX\x01\x00\x00\x00au.",
+            b"\x80\x02}(X\x04\x00\x00\x00abcdX\x01\x00\x00\x00au.",
+            b"\x80\x02}(C\x03abcX\x01\x00\x00\x00au.",
+            b"\x80\x02}(X\x03\x00\x00\x00abcX\x01\x00\x00\x00\xffu.",
+            b"\x80\x02}(X\x03\x00\x00\x00abcX\x01\x00\x00\x00a",
+            b"\x80\x02}(X\x03\x00\x00\x00abcu.",
+            b"\x80\x02}.x",
+            b"\x80\x02q\x00}.",
+            b"\x80\x02N.",
+            b"",
+        ] {
+            assert!(View::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    fn read_from(bytes: &[u8]) -> SuffixHashes {
+        let Ok(Value::Dict(items)) = loads(bytes) else { panic!("not a dict") };
+        hashes_from_items(items, |_, _| true).expect("hashes")
+    }
+
+    #[test]
+    fn a_view_differs_exactly_where_the_maps_do() {
+        let differs = |l: &SuffixHashes, r: &SuffixHashes| l.iter().any(|(k, v)| r.get(k) != Some(v));
+        for seed in 0..200u64 {
+            let local = made_up(1 + (seed % 5) as usize, seed, false);
+            let mut remote = local.clone();
+            match seed % 4 {
+                0 => {}
+                1 => {
+                    // A suffix the peer lacks.
+                    let k = local.keys().nth((seed as usize * 7) % local.len()).cloned().expect("a key");
+                    remote.remove(&k);
+                }
+                2 => {
+                    // A suffix only the peer has: no business of ours.
+                    remote.insert("fff".into(), Some(SuffixHash::Md5("e".repeat(32))));
+                    remote.remove("000");
+                    remote.insert("000".into(), local["000"].clone());
+                }
+                _ => {
+                    // Another hash, or none, for one suffix.
+                    let k = local.keys().nth((seed as usize * 13) % local.len()).cloned().expect("a key");
+                    let h = (seed % 8 != 3).then(|| SuffixHash::Md5("0".repeat(32)));
+                    remote.insert(k, h);
+                }
+            }
+            let (lp, rp) = (pickle_hashes(&local), pickle_hashes(&remote));
+            let (lv, rv) = (View::parse(&lp).expect("local"), View::parse(&rp).expect("remote"));
+            assert_eq!(lv.differs_from(&rv), differs(&local, &remote), "seed {seed}");
+            assert_eq!(read_from(&rp), remote, "the full reader agrees (seed {seed})");
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! its own; with suffixes, those suffixes marked for rehashing (appended to
 //! `hashes.invalid`) and a pickled `None`. Runs on the device's pool.
 
-use crate::hashes::{get_hashes, invalidate, partition_dir, pickle_hashes, valid_suffix};
+use crate::hashes::{get_hashes, invalidate, partition_dir, pickle_hashes, steady_bytes, valid_suffix, View};
 use crate::{insufficient_storage, ObjectConfig};
 use aerie_api::{Body, Response, Status};
 
@@ -50,6 +50,13 @@ pub(crate) fn replicate(
     }
     if !part_dir.is_dir() {
         return pickled(pickle_hashes(&Default::default()));
+    }
+    // The steady case: nothing to fold in or hash, the stored hashes are
+    // the answer, passed through without being built into a map.
+    if let Ok(Some(bytes)) = steady_bytes(&part_dir) {
+        if let Some(view) = View::parse(&bytes).filter(View::steady) {
+            return pickled(view.pickle());
+        }
     }
     let layout = crate::ondisk::Layout::of(cfg.swift.policy(policy));
     match get_hashes(&part_dir, layout, &[], false, cfg.reclaim_age) {

@@ -398,6 +398,24 @@ impl Calls {
     }
 }
 
+/// The connections a replication thread keeps, one per peer.
+#[derive(Default)]
+pub struct Peers {
+    calls: std::collections::HashMap<String, Calls>,
+}
+
+impl Peers {
+    /// The calls to `host`, with these timeouts.
+    pub fn to(&mut self, host: &str, t: Timeouts) -> &mut Calls {
+        if self.calls.len() > 64 && !self.calls.contains_key(host) {
+            self.calls.clear();
+        }
+        let calls = self.calls.entry(host.to_string()).or_insert_with(|| Calls::new(host, t));
+        calls.set_timeouts(t);
+        calls
+    }
+}
+
 /// Whether a failure message is a socket timeout's (the peer is slow, not
 /// gone: sending again would only wait twice).
 fn is_timeout(why: &str) -> bool {

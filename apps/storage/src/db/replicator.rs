@@ -31,7 +31,7 @@
 
 use super::rpc::{self, Replica};
 use super::DbError;
-use crate::client::{Calls, PeerError, Timeouts};
+use crate::client::{PeerError, Peers, Timeouts};
 use crate::fs::{lock_path, Devices};
 use crate::hash::HashSalt;
 pub use crate::pass::Progress;
@@ -40,7 +40,7 @@ use crate::pyjson;
 use crate::ring::{Device, Ring};
 use crate::Timestamp;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -340,23 +340,6 @@ fn databases_in(part_dir: &Path) -> Vec<PathBuf> {
         let _ = std::fs::remove_dir(part_dir);
     }
     out
-}
-
-/// The connections a replication thread keeps, one per peer.
-#[derive(Default)]
-struct Peers {
-    calls: HashMap<String, Calls>,
-}
-
-impl Peers {
-    fn to(&mut self, host: &str, t: Timeouts) -> &mut Calls {
-        if self.calls.len() > 64 && !self.calls.contains_key(host) {
-            self.calls.clear();
-        }
-        let calls = self.calls.entry(host.to_string()).or_insert_with(|| Calls::new(host, t));
-        calls.set_timeouts(t);
-        calls
-    }
 }
 
 /// One database's replication.

@@ -4,7 +4,8 @@
 
 use super::Value;
 
-fn put_unicode(out: &mut Vec<u8>, s: &str) {
+/// Append a `str` (protocol 2).
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'X');
     out.extend_from_slice(&(s.len() as u32).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
@@ -18,8 +19,8 @@ pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     }
     out.extend_from_slice(b"c_codecs\nencode\n");
     let latin1: String = b.iter().map(|&c| c as char).collect();
-    put_unicode(out, &latin1);
-    put_unicode(out, "latin1");
+    put_str(out, &latin1);
+    put_str(out, "latin1");
     out.extend_from_slice(b"\x86R");
 }
 
@@ -44,7 +45,7 @@ pub fn put_value(out: &mut Vec<u8>, v: &Value) {
             out.push(b'G');
             out.extend_from_slice(&f.to_be_bytes());
         }
-        Value::Str(s) => put_unicode(out, s),
+        Value::Str(s) => put_str(out, s),
         Value::Bytes(b) => put_bytes(out, b),
         Value::Tuple(items) => {
             out.push(b'(');
@@ -163,9 +164,9 @@ impl Memo {
         } else {
             self.shared(out, |m| &mut m.codecs_encode, |o| o.extend_from_slice(b"c_codecs\nencode\n"));
             let latin1: String = b.iter().map(|&c| c as char).collect();
-            put_unicode(out, &latin1);
+            put_str(out, &latin1);
             self.put(out);
-            self.shared(out, |m| &mut m.latin1, |o| put_unicode(o, "latin1"));
+            self.shared(out, |m| &mut m.latin1, |o| put_str(o, "latin1"));
             out.push(0x86);
             self.put(out);
             out.push(b'R');

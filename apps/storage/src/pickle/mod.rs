@@ -16,7 +16,7 @@
 //! Sizes are bounded by the input; nothing is trusted.
 
 mod dump;
-pub use dump::{dumps, dumps_metadata, put_bytes, put_value};
+pub use dump::{dumps, dumps_metadata, put_bytes, put_str, put_value};
 
 use std::fmt;
 
@@ -51,6 +51,24 @@ impl Value {
         match self {
             Value::Bytes(b) => Some(b),
             Value::Str(s) => Some(s.as_bytes()),
+            _ => None,
+        }
+    }
+
+    /// The value's bytes, taken (text is UTF-8-encoded).
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            Value::Str(s) => Some(s.into_bytes()),
+            _ => None,
+        }
+    }
+
+    /// The value's text, taken (bytes only when UTF-8).
+    pub fn into_string(self) -> Option<String> {
+        match self {
+            Value::Str(s) => Some(s),
+            Value::Bytes(b) => String::from_utf8(b).ok(),
             _ => None,
         }
     }
@@ -96,6 +114,14 @@ impl std::hash::Hasher for Fnv {
 /// through borrowed keys: a hashes.pkl has thousands of suffixes, and
 /// searching the list for each would be quadratic.
 fn fold_repeated_keys(d: &mut Vec<(Value, Value)>) {
+    // Keys in strictly increasing order (aerie's own dicts, from sorted
+    // maps) cannot repeat: no index needed.
+    let mut keys = d.iter().map(|(k, _)| key_of(k));
+    if let Some(Some(mut prev)) = keys.next() {
+        if keys.all(|k| k.is_some_and(|k| std::mem::replace(&mut prev, k) < k)) {
+            return;
+        }
+    }
     let mut seen: std::collections::HashMap<(bool, &[u8]), usize, std::hash::BuildHasherDefault<Fnv>> =
         std::collections::HashMap::with_capacity_and_hasher(d.len(), Default::default());
     let mut repeats: Vec<(usize, usize)> = Vec::new();
@@ -160,6 +186,13 @@ struct Machine<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: std::collections::HashMap<u64, Value>,
+    /// Whether PUTs are kept. Python memoizes every string it writes but
+    /// fetches one back only when the same object is written twice, which
+    /// Swift's pickles rarely do: a first run keeps nothing (no copy per
+    /// string) and a GET sends the reading round again with this on.
+    memo_on: bool,
+    /// A GET was met with `memo_on` off.
+    memo_wanted: bool,
 }
 
 impl<'a> Machine<'a> {
@@ -216,6 +249,15 @@ impl<'a> Machine<'a> {
         Ok(self.stack.split_off(m))
     }
 
+    /// Memoize the top of the stack (when the memo is kept).
+    fn put(&mut self, k: u64) -> Result<(), PickleError> {
+        let top = self.stack.last().ok_or_else(|| PickleError("memo of nothing".into()))?;
+        if self.memo_on {
+            self.memo.insert(k, top.clone());
+        }
+        Ok(())
+    }
+
     fn top_mut(&mut self) -> Result<&mut Value, PickleError> {
         self.stack.last_mut().ok_or_else(|| PickleError("stack underflow".into()))
     }
@@ -270,7 +312,7 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn run(mut self) -> Result<Value, PickleError> {
+    fn run(&mut self) -> Result<Value, PickleError> {
         loop {
             let op = self.byte()?;
             match op {
@@ -447,13 +489,11 @@ impl<'a> Machine<'a> {
                 }
                 b'q' => {
                     let k = u64::from(self.byte()?);
-                    let v = self.stack.last().cloned().ok_or_else(|| PickleError("memo of nothing".into()))?;
-                    self.memo.insert(k, v);
+                    self.put(k)?;
                 }
                 b'r' => {
                     let k = self.u32()? as u64;
-                    let v = self.stack.last().cloned().ok_or_else(|| PickleError("memo of nothing".into()))?;
-                    self.memo.insert(k, v);
+                    self.put(k)?;
                 }
                 b'p' => {
                     let l = self.line()?;
@@ -461,13 +501,11 @@ impl<'a> Machine<'a> {
                         .ok()
                         .and_then(|s| s.parse().ok())
                         .ok_or_else(|| PickleError("bad PUT".into()))?;
-                    let v = self.stack.last().cloned().ok_or_else(|| PickleError("memo of nothing".into()))?;
-                    self.memo.insert(k, v);
+                    self.put(k)?;
                 }
                 0x94 => {
                     let k = self.memo.len() as u64;
-                    let v = self.stack.last().cloned().ok_or_else(|| PickleError("memo of nothing".into()))?;
-                    self.memo.insert(k, v);
+                    self.put(k)?;
                 }
                 b'h' | b'j' | b'g' => {
                     let k = match op {
@@ -481,6 +519,10 @@ impl<'a> Machine<'a> {
                                 .ok_or_else(|| PickleError("bad GET".into()))?
                         }
                     };
+                    if !self.memo_on {
+                        self.memo_wanted = true;
+                        return err("GET before the memo is kept");
+                    }
                     let v = self.memo.get(&k).cloned().ok_or_else(|| PickleError("unknown memo key".into()))?;
                     self.push(v)?;
                 }
@@ -564,7 +606,20 @@ fn python_repr_string(l: &[u8]) -> Result<Vec<u8>, PickleError> {
 
 /// Read a pickle.
 pub fn loads(data: &[u8]) -> Result<Value, PickleError> {
-    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: Default::default() }.run()
+    let machine = |memo_on| Machine {
+        data,
+        pos: 0,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: Default::default(),
+        memo_on,
+        memo_wanted: false,
+    };
+    let mut first = machine(false);
+    match first.run() {
+        Err(_) if first.memo_wanted => machine(true).run(),
+        r => r,
+    }
 }
 
 /// Read Swift object metadata: a dict whose keys and values are bytes or
@@ -573,8 +628,8 @@ pub fn loads_metadata(data: &[u8]) -> Result<Metadata, PickleError> {
     let Value::Dict(items) = loads(data)? else { return err("metadata is not a dict") };
     items
         .into_iter()
-        .map(|(k, v)| match (k.as_bytes(), v.as_bytes()) {
-            (Some(k), Some(v)) => Ok((k.to_vec(), v.to_vec())),
+        .map(|(k, v)| match (k.into_bytes(), v.into_bytes()) {
+            (Some(k), Some(v)) => Ok((k, v)),
             _ => err("metadata keys and values must be strings"),
         })
         .collect()
