@@ -2,9 +2,11 @@
 //! would see it, through the real Swift proxy: a node that was down while
 //! objects were written, deleted and POSTed catches up; a wiped device is
 //! refilled; a handoff's copy moves to its primary and leaves the handoff;
-//! a corrupted object is quarantined and replaced from a peer.
+//! a corrupted object is quarantined and replaced from a peer; an object
+//! that landed behind `hashes.pkl`'s back is found by the listing every
+//! tenth pass makes.
 
-use super::{device as dev_root, objects, tree};
+use super::{device as dev_root, objects, swift_py, tree};
 use crate::swift_cluster::{data, Cluster};
 use crate::util::{md5_hex, wait_until};
 use std::time::Duration;
@@ -114,4 +116,52 @@ fn a_corrupted_object_is_quarantined_and_replaced_from_a_peer() {
     wait_until("a good copy from a peer", Duration::from_secs(90), || {
         std::fs::read(&path).is_ok_and(|b| md5_hex(&b) == md5_hex(&good))
     });
+}
+
+#[test]
+fn an_object_hashes_pkl_does_not_know_is_found_by_the_periodic_listing_and_sent() {
+    // Every node in sync, each partition's hashes cached; then node 1's
+    // hashes.pkl forgets the object's suffix (files put there as rsync
+    // puts them, with nothing invalidated), and the others lose the object.
+    // Every pass finds the cached hashes equal everywhere; only a listing
+    // of the partition (every tenth pass) can see the suffix again.
+    let mut c = Cluster::start(3, fast);
+    c.ok(&["post", "behind"]);
+    let body = data(4096, 9);
+    c.write_file("obj", &body);
+    c.ok(&["upload", "behind", "obj"]);
+    wait_in_sync(&c, &[1, 2, 3], "three copies");
+    let file = objects(&dev_root(&c, 1)).into_iter().find(|f| f.ends_with(".data")).expect("a data file");
+    let parts: Vec<&str> = file.split('/').collect();
+    let (part, suffix) = (parts[1], parts[2]);
+    let roots: Vec<std::path::PathBuf> = (0..=3).map(|i| dev_root(&c, i.max(1))).collect();
+    let part_dir = |i: usize| roots[i].join("objects").join(part);
+    let p1 = part_dir(1).to_string_lossy().into_owned();
+    let read =
+        || -> serde_json::Value { serde_json::from_str(&swift_py("swift_hashes.py", &["read", &p1])).expect("json") };
+    wait_until("node 1 to cache the suffix's hash", Duration::from_secs(30), || {
+        read().get(suffix).is_some_and(|h| h.is_string())
+    });
+    for i in 1..=3 {
+        c.kill_node(i);
+    }
+    for i in [2, 3] {
+        std::fs::remove_dir_all(part_dir(i).join(suffix)).expect("suffix gone");
+        for f in ["hashes.pkl", "hashes.invalid"] {
+            let _ = std::fs::remove_file(part_dir(i).join(f));
+        }
+    }
+    let mut cached = read();
+    assert!(cached.get(suffix).is_some_and(|h| h.is_string()), "{suffix} cached: {cached}");
+    cached.as_object_mut().expect("dict").remove(suffix);
+    cached.as_object_mut().expect("dict").remove("updated");
+    swift_py("swift_hashes.py", &["write", &p1, &cached.to_string()]);
+    let _ = std::fs::remove_file(part_dir(1).join("hashes.invalid"));
+    for i in 1..=3 {
+        c.restart_node(i);
+    }
+    wait_until("the listing to find the object and send it", Duration::from_secs(90), || {
+        [2, 3].iter().all(|&i| objects(&dev_root(&c, i)).contains(&file))
+    });
+    assert_eq!(md5_hex(&c.download("behind", "obj")), md5_hex(&body));
 }

@@ -20,7 +20,7 @@
 use crate::diskfile::policy_dir;
 use crate::ondisk::{cleanup_ondisk_files, Layout};
 use aerie_storage::fs::{create_dirs, lock_path, TempFile};
-use aerie_storage::pickle::{loads, put_str, put_value, Value};
+use aerie_storage::pickle::{loads, put_str, put_utf8, put_value, Value};
 use aerie_storage::Timestamp;
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
@@ -80,12 +80,22 @@ impl SuffixHash {
     }
 }
 
+/// A whole pickled dict (protocol 2): `}`, then `(` the items `u` when
+/// there are any (`items` writes them), then STOP.
+fn put_dict(out: &mut Vec<u8>, any: bool, items: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(&[0x80, 2, b'}']);
+    if any {
+        out.push(b'(');
+        items(out);
+        out.push(b'u');
+    }
+    out.push(b'.');
+}
+
 /// Append `{suffix: hash|None, …}` then the extra items, as one pickled
 /// dict, straight from the map.
 fn put_hashes(out: &mut Vec<u8>, hashes: &SuffixHashes, extra: &[(&str, Value)]) {
-    out.extend_from_slice(&[0x80, 2, b'}']);
-    if !hashes.is_empty() || !extra.is_empty() {
-        out.push(b'(');
+    put_dict(out, !hashes.is_empty() || !extra.is_empty(), |out| {
         for (k, v) in hashes {
             put_str(out, k);
             match v {
@@ -97,9 +107,7 @@ fn put_hashes(out: &mut Vec<u8>, hashes: &SuffixHashes, extra: &[(&str, Value)])
             put_str(out, k);
             put_value(out, v);
         }
-        out.push(b'u');
-    }
-    out.push(b'.');
+    });
 }
 
 /// The suffix hashes of a pickled dict's items (taken). An item whose
@@ -647,28 +655,19 @@ impl<'a> View<'a> {
 
     /// The REPLICATE answer: the suffixes and their hashes, pickled.
     pub fn pickle(&self) -> Vec<u8> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = Vec::with_capacity(8 + self.entries.len() * 45);
-        out.extend_from_slice(&[0x80, 2, b'}']);
-        if !self.entries.is_empty() {
-            out.push(b'(');
+        put_dict(&mut out, !self.entries.is_empty(), |out| {
             for (n, h) in &self.entries {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
                 let d = |shift: u16| HEX[usize::from((n >> shift) & 15)];
-                out.push(b'X');
-                out.extend_from_slice(&3u32.to_le_bytes());
-                out.extend_from_slice(&[d(8), d(4), d(0)]);
+                put_utf8(out, &[d(8), d(4), d(0)]);
+                // Text: `parse` took only UTF-8.
                 match h {
-                    Some(h) => {
-                        out.push(b'X');
-                        out.extend_from_slice(&(h.len() as u32).to_le_bytes());
-                        out.extend_from_slice(h);
-                    }
+                    Some(h) => put_utf8(out, h),
                     None => out.push(b'N'),
                 }
             }
-            out.push(b'u');
-        }
-        out.push(b'.');
+        });
         out
     }
 }

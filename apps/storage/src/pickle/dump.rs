@@ -6,9 +6,14 @@ use super::Value;
 
 /// Append a `str` (protocol 2).
 pub fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_utf8(out, s.as_bytes());
+}
+
+/// Append a `str` from bytes the caller knows are UTF-8 (protocol 2).
+pub fn put_utf8(out: &mut Vec<u8>, b: &[u8]) {
     out.push(b'X');
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
 }
 
 /// Append `bytes` the way Python 3 pickles `bytes` at protocol 2.

@@ -16,7 +16,7 @@
 //! Sizes are bounded by the input; nothing is trusted.
 
 mod dump;
-pub use dump::{dumps, dumps_metadata, put_bytes, put_str, put_value};
+pub use dump::{dumps, dumps_metadata, put_bytes, put_str, put_utf8, put_value};
 
 use std::fmt;
 
