@@ -163,6 +163,7 @@ impl Admin {
                         "rows_sent": c.rows_sent(),
                         "remove": c.remove(),
                         "reclaimed_rows": c.reclaimed_rows(),
+                        "unopened": c.unopened(),
                     })
                 })
                 .collect();
@@ -379,7 +380,7 @@ impl Admin {
             }
         }
         type DGet = fn(&DbReplicationCell) -> u64;
-        let per_db_device: [(&str, &str, &str, DGet); 15] = [
+        let per_db_device: [(&str, &str, &str, DGet); 16] = [
             ("aerie_db_replication_databases", "gauge", "Databases of the device in the current pass.", |c| {
                 c.databases()
             }),
@@ -416,6 +417,12 @@ impl Admin {
             ("aerie_db_replication_removes_total", "counter", "Handoff and reclaimed databases removed.", |c| {
                 c.remove()
             }),
+            (
+                "aerie_db_replication_unopened_total",
+                "counter",
+                "Databases found in sync by asking the peers alone: unchanged since a pass read them.",
+                |c| c.unopened(),
+            ),
             ("aerie_db_replication_last_pass_milliseconds", "gauge", "How long the device's last pass took.", |c| {
                 c.last_pass_ms()
             }),

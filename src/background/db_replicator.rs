@@ -34,6 +34,7 @@ impl super::board::Cell for DbReplicationCell {
             rows_sent: self.rows_sent(),
             remove: self.remove(),
             reclaimed_rows: self.reclaimed_rows(),
+            unopened: self.unopened(),
             ..DbStats::default()
         }
     }
@@ -53,6 +54,7 @@ impl super::board::Cell for DbReplicationCell {
         self.set_rows_sent(base.rows_sent + s.rows_sent);
         self.set_remove(base.remove + s.remove);
         self.set_reclaimed_rows(base.reclaimed_rows + s.reclaimed_rows);
+        self.set_unopened(base.unopened + s.unopened);
     }
 
     fn set_pass_started(&self, unix_ms: u64) {
@@ -160,7 +162,7 @@ fn passes<R: Replicated>(
         log::info!(
             "{} replication pass: {} devices, {} dbs in {:.2}s; {} successes, {} failures; no_change:{} \
              hashmatch:{} rsync:{} remote_merge:{} diff:{} diff_capped:{}; {} rows sent; {} dbs removed; \
-             {} tombstones reclaimed",
+             {} tombstones reclaimed; {} unchanged dbs not opened",
             R::SERVER_TYPE,
             s.devices,
             t.attempted,
@@ -175,7 +177,8 @@ fn passes<R: Replicated>(
             t.diff_capped,
             t.rows_sent,
             t.remove,
-            t.reclaimed_rows
+            t.reclaimed_rows,
+            t.unopened
         );
     })
 }

@@ -30,8 +30,9 @@ const D_ROWS_SENT: usize = NAME_WORDS + 14;
 const D_REMOVE: usize = NAME_WORDS + 15;
 const D_RECLAIMED: usize = NAME_WORDS + 16;
 const D_ATTEMPTED: usize = NAME_WORDS + 17;
+const D_UNOPENED: usize = NAME_WORDS + 18;
 /// Words of one cell.
-pub const DB_REPLICATION_WORDS: usize = NAME_WORDS + 18;
+pub const DB_REPLICATION_WORDS: usize = NAME_WORDS + 19;
 /// Words of the table: a count per service, then the cells.
 pub const DB_TABLE_WORDS: usize = DB_SERVICES.len() + DB_SERVICES.len() * DB_REPLICATION_DEVICES * DB_REPLICATION_WORDS;
 
@@ -60,6 +61,7 @@ fields!(DbReplicationCell {
     gauge rows_sent / set_rows_sent = D_ROWS_SENT;
     gauge remove / set_remove = D_REMOVE;
     gauge reclaimed_rows / set_reclaimed_rows = D_RECLAIMED;
+    gauge unopened / set_unopened = D_UNOPENED;
 });
 
 impl DbReplicationCell {

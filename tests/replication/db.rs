@@ -237,6 +237,108 @@ fn the_rpc_answers_as_swifts_container_server_does_and_refuses_what_it_should() 
     drop(swift);
 }
 
+/// Long enough for the file clock to move past a database's last change
+/// (a tick is at most 10 ms): a `sync` answered now is kept in memory.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(60));
+}
+
+/// SQL run on a database by another process (Python's sqlite3), as
+/// Swift's own daemons write to aerie's files.
+fn outside_write(db: &std::path::Path, sql: &str) {
+    let ok = Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit(); c.close()")
+        .arg(db)
+        .arg(sql)
+        .status()
+        .expect("python3");
+    assert!(ok.success(), "{sql}");
+}
+
+#[test]
+fn a_sync_answered_from_memory_follows_every_change_to_the_database() {
+    // One worker, so every call reaches the process that keeps the answer.
+    let n = crate::container_api::Node::service_workers("container", 1);
+    let t = |s: u64| format!("{}.00000", 1_700_000_000 + s);
+    let c = "/sda1/0/AUTH_t/c";
+    assert_eq!(n.req("PUT", c, &[("X-Timestamp", &t(1))]).status, 201);
+    let put = |name: &str, s: u64| {
+        let h =
+            [("X-Timestamp", t(s)), ("X-Size", "5".into()), ("X-Content-Type", "a/b".into()), ("X-Etag", "e".into())];
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(n.req("PUT", &format!("{c}/{name}"), &h).status, 201);
+    };
+    put("o1", 2);
+    let db = crate::util::files_under(&n.root.join("sda1/containers"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "db"))
+        .expect("the container's database");
+    let path = format!("/sda1/0/{}", db.file_stem().and_then(|s| s.to_str()).expect("hash"));
+    // The sender's view: in sync at the max row, the same timestamps, no
+    // metadata: a call that writes nothing, answered from memory the
+    // second time.
+    let sync = |point: i64| {
+        format!(r#"["sync", {point}, "{}", "remote-sda9", "{}", "{}", "0", ""]"#, "0".repeat(32), t(1), t(1))
+    };
+    let ask = || rpc(n.addr(), &path, &sync(1)).json();
+    let first = ask();
+    assert_eq!((first["count"].as_i64(), first["point"].as_i64()), (Some(1), Some(-1)), "{first}");
+    settle();
+    let kept = rpc(n.addr(), &path, &sync(1)).text();
+    assert_eq!(rpc(n.addr(), &path, &sync(1)).text(), kept, "answered again, the same bytes");
+    // The first call merged the sender's earlier creation time.
+    let kept: serde_json::Value = serde_json::from_str(&kept).expect("json");
+    assert_eq!(kept["created_at"].as_str(), Some(t(1).as_str()), "{kept}");
+
+    // A row through the server (.pending, then merged on open).
+    put("o2", 3);
+    let a = ask();
+    assert_eq!((a["count"].as_i64(), a["max_row"].as_i64()), (Some(2), Some(2)), "a new row: {a}");
+    let copy = db.with_extension("copy");
+    std::fs::copy(&db, &copy).expect("copy");
+    settle();
+    ask();
+    // Metadata POSTed to the container.
+    let r = n.req("POST", c, &[("X-Timestamp", &t(4)), ("X-Container-Meta-Color", "blue")]);
+    assert_eq!(r.status, 204);
+    let a = ask();
+    assert!(a["metadata"].as_str().is_some_and(|m| m.contains("X-Container-Meta-Color")), "metadata: {a}");
+    settle();
+    ask();
+    // A sync point merged by the RPC.
+    let merged = rpc(n.addr(), &path, r#"["merge_syncs", [{"remote_id": "remote-sda9", "sync_point": 9}]]"#);
+    assert_eq!(merged.status, 202);
+    assert_eq!(ask()["point"], 9, "the merged point");
+    settle();
+    ask();
+    // Another process writing the file in place (the same size): a point
+    // lowered, which no RPC does.
+    outside_write(&db, "UPDATE incoming_sync SET sync_point = 5 WHERE remote_id = 'remote-sda9'");
+    assert_eq!(ask()["point"], 5, "a change by another process");
+    settle();
+    ask();
+    // The file replaced by an older copy (an operator's restore).
+    let tmp = db.with_extension("restore");
+    std::fs::copy(&copy, &tmp).expect("copy back");
+    std::fs::rename(&tmp, &db).expect("rename over");
+    let a = ask();
+    assert_eq!((a["count"].as_i64(), a["point"].as_i64()), (Some(2), Some(-1)), "the restored file: {a}");
+    assert!(a["metadata"].as_str().is_some_and(|m| !m.contains("Color")), "{a}");
+    settle();
+    ask();
+    // A call that changes the replica (a newer point with the same hash
+    // merges it) is never answered from memory.
+    let hash = a["hash"].as_str().expect("hash").to_string();
+    let same_hash = format!(r#"["sync", 2, "{hash}", "remote-sda9", "{}", "{}", "0", ""]"#, t(1), t(1));
+    assert_eq!(rpc(n.addr(), &path, &same_hash).json()["point"], 2, "the hash matched: point merged");
+    settle();
+    assert_eq!(ask()["point"], 2);
+    // Gone: 404, as before it was ever asked.
+    std::fs::remove_file(&db).expect("rm");
+    assert_eq!(rpc(n.addr(), &path, &sync(1)).status, 404);
+}
+
 /// aerie's own replicators a pass a second, and a `per_diff` of two so a
 /// handful of rows behind already counts as far behind (rsync then merge).
 fn fast_dbs(_: usize, config: String) -> String {
@@ -459,6 +561,84 @@ fn swift_db_servers(c: &Cluster, i: usize) -> [crate::util::SwiftServer; 2] {
     ["container", "account"].map(|kind| {
         crate::util::start_swift_server_at(kind, &c.node_root(i), c.node_addr(i, &kind.to_ascii_uppercase()).port())
     })
+}
+
+#[test]
+fn a_database_passed_from_memory_still_sends_every_change_and_takes_its_peers_metadata() {
+    // Node 1 replicates, a pass a second; nodes 2 and 3 only answer.
+    let c = Cluster::start(3, |i, config| {
+        let config = fast_dbs(i, config);
+        if i == 1 {
+            config
+        } else {
+            config.replace("[replication]\n", "[replication]\ndb_replicator = false\n")
+        }
+    });
+    c.ok(&["post", "steady"]);
+    c.write_file("o", &data(10, 1));
+    c.ok(&["upload", "steady", "o"]);
+    let (part, nodes) = c.primaries("container", "AUTH_test", Some("steady"));
+    assert_eq!(nodes.len(), 3);
+    // Node 1 has one container database: "steady".
+    let unopened = || {
+        let text = crate::util::get(c.node_addr(1, "ADMIN"), "/metrics").text();
+        text.lines()
+            .filter(|l| l.starts_with("aerie_db_replication_unopened_total{service=\"container\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    crate::util::wait_until("node 1 to pass its databases from memory", Duration::from_secs(60), || unopened() > 0.0);
+    let read = |n: usize| direct(&c, n, part, "AUTH_test", Some("steady"));
+    let all = [1, 2, 3];
+
+    // A row only node 1's replica has (written to its server directly).
+    let ts = aerie_storage::Timestamp::now().internal();
+    let row = [("X-Timestamp", ts.as_str()), ("X-Size", "3"), ("X-Content-Type", "a/b"), ("X-Etag", "e")];
+    let r = crate::object_api::request(
+        c.node_addr(1, "CONTAINER"),
+        "PUT",
+        &format!("/d1/{part}/AUTH_test/steady/only-on-1"),
+        &row,
+        b"",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    agree(&c, "a row written to node 1 alone", &all, read, |(_, _, listing)| listing.contains("only-on-1"));
+
+    // Metadata another process wrote into node 1's file, in place.
+    let db1 = crate::util::files_under(&super::device(&c, 1).join("containers"))
+        .into_iter()
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "db")
+                && state(&c, 1, "container")[p.file_stem().and_then(|s| s.to_str()).unwrap_or("")]["info"]["container"]
+                    == "steady"
+        })
+        .expect("node 1's replica");
+    let before = unopened();
+    crate::util::wait_until("another pass from memory", Duration::from_secs(30), || unopened() > before);
+    let md = format!(r#"{{"X-Container-Meta-Shade": ["dark", "{}"]}}"#, aerie_storage::Timestamp::now().internal());
+    outside_write(&db1, &format!("UPDATE container_stat SET metadata = '{md}'"));
+    agree(&c, "metadata written into node 1's file", &all, read, |(_, headers, _)| {
+        headers.iter().any(|h| h == "x-container-meta-shade: dark")
+    });
+
+    // Newer metadata on node 2 alone: node 1 takes it from node 2's answer
+    // and sends it to node 3.
+    let before = unopened();
+    crate::util::wait_until("another pass from memory", Duration::from_secs(30), || unopened() > before);
+    let ts = aerie_storage::Timestamp::now().internal();
+    let r = crate::object_api::request(
+        c.node_addr(2, "CONTAINER"),
+        "POST",
+        &format!("/d2/{part}/AUTH_test/steady"),
+        &[("X-Timestamp", ts.as_str()), ("X-Container-Meta-Shade", "light")],
+        b"",
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    agree(&c, "metadata posted to node 2 alone", &all, read, |(_, headers, _)| {
+        headers.iter().any(|h| h == "x-container-meta-shade: light")
+    });
+    let before = unopened();
+    crate::util::wait_until("passes from memory again once in sync", Duration::from_secs(30), || unopened() > before);
 }
 
 #[test]

@@ -26,6 +26,11 @@ impl Side {
         Side { put: ts(put), delete: ts(delete), status_changed: ts(status_changed), count, policy }
     }
 
+    /// The policy index.
+    pub fn policy(&self) -> i64 {
+        self.policy
+    }
+
     fn deleted(&self) -> bool {
         self.delete > self.put && self.count == 0
     }

@@ -160,16 +160,7 @@ impl Replica for Container {
     fn before_sync(&mut self, remote: &[Value]) -> Result<(), RpcError> {
         // With more than one policy the sender says which it has, and when
         // it changed: a replica that is wrong adopts the better index.
-        if remote.len() < 10 {
-            return Ok(());
-        }
-        let (Some(changed), Some(count), Some(policy)) = (remote[7].as_str(), remote[8].as_i64(), remote[9].as_i64())
-        else {
-            return Err(RpcError::Bad("sync: status_changed_at, count and storage_policy_index".into()));
-        };
-        let put = remote[4].as_str().unwrap_or("0");
-        let del = remote[5].as_str().unwrap_or("0");
-        let remote_info = crate::reconcile::Side::new(put, del, changed, count, policy);
+        let Some(remote_info) = remote_side(remote)? else { return Ok(()) };
         let info = self.db.info()?;
         let local = crate::reconcile::Side::new(
             &info.put_timestamp,
@@ -180,9 +171,17 @@ impl Replica for Container {
         );
         if crate::reconcile::incorrect_policy_index(&local, &remote_info) {
             let now = Timestamp::now().internal();
-            self.db.set_storage_policy_index(policy, &now)?;
+            self.db.set_storage_policy_index(remote_info.policy(), &now)?;
         }
         Ok(())
+    }
+
+    fn before_sync_changes(info: &Info, remote: &[Value]) -> bool {
+        match remote_side(remote) {
+            Ok(None) => false,
+            Ok(Some(r)) => crate::reconcile::incorrect_policy_index(&side_of(info), &r),
+            Err(_) => true,
+        }
     }
 
     fn other_op(&mut self, op: &str, args: &[Value]) -> Option<Result<Response, RpcError>> {
@@ -225,6 +224,22 @@ impl Replica for Container {
     }
 }
 
+/// The policy figures a `sync` call's sender adds after Swift's seven
+/// arguments when the cluster has more than one policy (`None`: it has
+/// one).
+fn remote_side(remote: &[Value]) -> Result<Option<crate::reconcile::Side>, RpcError> {
+    if remote.len() < 10 {
+        return Ok(None);
+    }
+    let (Some(changed), Some(count), Some(policy)) = (remote[7].as_str(), remote[8].as_i64(), remote[9].as_i64())
+    else {
+        return Err(RpcError::Bad("sync: status_changed_at, count and storage_policy_index".into()));
+    };
+    let put = remote[4].as_str().unwrap_or("0");
+    let del = remote[5].as_str().unwrap_or("0");
+    Ok(Some(crate::reconcile::Side::new(put, del, changed, count, policy)))
+}
+
 fn side_of(info: &Info) -> crate::reconcile::Side {
     let text = |k: &str| info.get(k).and_then(Value::as_str).unwrap_or("0").to_string();
     let int = |k: &str| info.get(k).and_then(Value::as_i64).unwrap_or(0);
@@ -235,6 +250,12 @@ fn side_of(info: &Info) -> crate::reconcile::Side {
         int("count"),
         int("storage_policy_index"),
     )
+}
+
+/// Whether two replicas' creation, PUT or DELETE times differ (the
+/// sender then merges the peer's).
+fn timestamps_differ(info: &Info, remote: &Info) -> bool {
+    ["created_at", "put_timestamp", "delete_timestamp"].iter().any(|k| info.get(*k) != remote.get(*k))
 }
 
 impl Replicated for Container {
@@ -260,8 +281,7 @@ impl Replicated for Container {
                 self.db.set_storage_policy_index(policy, &Timestamp::now().internal())?;
             }
         }
-        let keys = ["created_at", "put_timestamp", "delete_timestamp"];
-        if keys.iter().any(|k| info.get(*k) != remote.get(*k)) {
+        if timestamps_differ(info, remote) {
             let v = |k: &str| remote.get(k).and_then(Value::as_str).unwrap_or("0").to_string();
             rpc::merge_timestamps::<Container>(
                 self.db.conn_mut(),
@@ -271,6 +291,10 @@ impl Replicated for Container {
             )?;
         }
         Ok(())
+    }
+
+    fn adopts(info: &Info, remote: &Info) -> bool {
+        crate::reconcile::incorrect_policy_index(&side_of(info), &side_of(remote)) || timestamps_differ(info, remote)
     }
 
     fn needs_shard_max_row() -> bool {

@@ -9,6 +9,7 @@
 
 pub mod connect;
 pub mod http;
+pub mod known;
 pub mod listing;
 pub mod meta;
 pub mod pending;

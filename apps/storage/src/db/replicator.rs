@@ -29,6 +29,7 @@
 //! the same rsync modules. Every call blocks: only the replicator process
 //! runs this.
 
+use super::known::{Known, Stamp};
 use super::rpc::{self, Replica};
 use super::DbError;
 use crate::client::{PeerError, Peers, Timeouts};
@@ -73,6 +74,10 @@ pub trait Replicated: Replica {
     /// what it has better (the container's policy index and timestamps).
     fn adopt(&mut self, _info: &Info, _remote: &Info) -> Result<(), DbError> {
         Ok(())
+    }
+    /// Whether [`Replicated::adopt`] would change the database.
+    fn adopts(_info: &Info, _remote: &Info) -> bool {
+        false
     }
     /// Whether this kind's answers must carry `shard_max_row` (a container
     /// peer without it "may need upgrading": a failure, as in Swift).
@@ -161,6 +166,9 @@ pub struct DbStats {
     pub remove: u64,
     /// Tombstone rows reclaimed.
     pub reclaimed_rows: u64,
+    /// Databases unchanged since a pass read them, found in sync by their
+    /// peers' answers alone (not opened).
+    pub unopened: u64,
 }
 
 impl Figures for DbStats {
@@ -182,6 +190,7 @@ impl Figures for DbStats {
         self.rows_sent += o.rows_sent;
         self.remove += o.remove;
         self.reclaimed_rows += o.reclaimed_rows;
+        self.unopened += o.unopened;
     }
 }
 
@@ -213,15 +222,31 @@ enum Failed {
     Other,
 }
 
+/// What a pass needs of a database it found in sync, kept while the file
+/// is as it was: the next pass only asks the peers.
+struct InSync {
+    /// Its replication info (JSON).
+    info: String,
+    /// Its `outgoing_sync` points.
+    outgoing: Vec<(String, i64)>,
+    /// When a reclaim could find something (seconds since the epoch).
+    due: f64,
+}
+
+/// Databases kept in the replicator's memory at most: about a kilobyte
+/// each.
+const IN_SYNC_CAP: usize = 200_000;
+
 /// The replicator for one kind of database.
 pub struct DbReplicator {
     settings: Settings,
+    in_sync: Known<InSync>,
 }
 
 impl DbReplicator {
     /// A replicator with these settings.
     pub fn new(settings: Settings) -> DbReplicator {
-        DbReplicator { settings }
+        DbReplicator { settings, in_sync: Known::new(IN_SYNC_CAP) }
     }
 
     /// Every database of the local devices, by device (Swift's
@@ -289,7 +314,7 @@ impl DbReplicator {
             if !wait.is_zero() {
                 std::thread::sleep(wait);
             }
-            One { settings: &self.settings, ring, job: &job, peers }.replicate::<R>(s);
+            One { settings: &self.settings, ring, job: &job, peers, in_sync: &self.in_sync }.replicate::<R>(s);
             s.attempted = 1;
         };
         let name = format!("{}-replicate", R::SERVER_TYPE);
@@ -348,6 +373,7 @@ struct One<'a> {
     ring: &'a Ring,
     job: &'a Job,
     peers: &'a mut Peers,
+    in_sync: &'a Known<InSync>,
 }
 
 /// A peer's replica: its ring entry and the partition the database is in.
@@ -398,6 +424,9 @@ impl One<'_> {
 
     /// Swift's `_replicate_object`.
     fn replicate<R: Replicated>(mut self, s: &mut DbStats) {
+        if self.replicate_in_sync::<R>(s) {
+            return;
+        }
         let mut db = match R::open(self.db_file()) {
             Ok(db) => db,
             Err(e) => {
@@ -424,16 +453,24 @@ impl One<'_> {
     /// database failed before any peer was tried).
     fn replicate_open<R: Replicated>(&mut self, db: &mut R, s: &mut DbStats) -> Option<bool> {
         let now = now_secs();
-        let read = |db: &mut R, s: &mut DbStats| -> Result<Info, DbError> {
-            let info = info_of(db)?;
-            // Read again only when the reclaim changed something.
-            if self.reclaim::<R>(db, &info, now, s)? {
-                info_of(db)
-            } else {
-                Ok(info)
+        let db_file = self.db_file().to_path_buf();
+        // The info and sync points as one state of the file (kept for the
+        // next pass if nothing changes them), then the reclaim.
+        let read = |db: &mut R, s: &mut DbStats| -> Result<(Info, Option<(Stamp, InSync)>), DbError> {
+            let (info, outgoing, stamp) = rpc::read_locked(db, |db| {
+                let info = info_of(db)?;
+                let stamp = Stamp::settled(&db_file);
+                Ok((info, rpc::get_syncs(db.conn(), false)?, stamp))
+            })?;
+            let (changed, due) = self.reclaim::<R>(db, &info, now, s)?;
+            if changed {
+                return Ok((info_of(db)?, None));
             }
+            let due = due.min(reclaimable_at(&info, self.settings.reclaim_age));
+            let text = serde_json::to_string(&info).unwrap_or_default();
+            Ok((info, stamp.map(|st| (st, InSync { info: text, outgoing, due }))))
         };
-        let info = match read(db, s) {
+        let (info, in_sync) = match read(db, s) {
             Ok(i) => i,
             Err(e) => {
                 log::error!("ERROR reading db {}: {e}", self.db_file().display());
@@ -462,14 +499,7 @@ impl One<'_> {
         if should_be_here {
             should_be_here = nodes.iter().any(|n| n.id == self.job.local_id);
         }
-        // The nodes after this one, wrapping (Swift's footnote [1]); all of
-        // them from a handoff.
-        let mut repl: VecDeque<Device> = if nodes.len() > 1 {
-            let i = nodes.iter().position(|n| n.id == self.job.local_id).unwrap_or(nodes.len());
-            nodes.iter().skip(i + 1).chain(nodes.iter().take(i)).cloned().collect()
-        } else {
-            nodes.iter().cloned().collect()
-        };
+        let mut repl = peers_after(&nodes, self.job.local_id);
         let mut handoffs =
             self.ring.more_nodes(part).into_iter().filter(|d| d.id != self.job.local_id).cloned().collect::<Vec<_>>();
         handoffs.reverse();
@@ -497,6 +527,7 @@ impl One<'_> {
             responses.push(ok);
         }
         if should_be_here {
+            self.keep_in_sync::<R>(db, in_sync);
             return Some(false);
         }
         // Swift's cleanup_post_replicate: only when every peer took it and
@@ -519,41 +550,134 @@ impl One<'_> {
         Some(all)
     }
 
-    /// Swift's `_reclaim`: stale `.tmp` files, tombstones and emptied
-    /// metadata older than `reclaim_age`, sync points not updated for twice
-    /// that (`info` read before); whether the database changed.
-    fn reclaim<R: Replicated>(&self, db: &mut R, info: &Info, now: f64, s: &mut DbStats) -> Result<bool, DbError> {
-        let age = self.settings.reclaim_age;
-        if let Some(dir) = self.db_file().parent() {
-            let stale = std::fs::read_dir(dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-                .filter(|e| {
-                    e.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
-                        t.duration_since(SystemTime::UNIX_EPOCH).is_ok_and(|t| t.as_secs_f64() < now - age)
-                    })
-                });
-            for e in stale {
-                let _ = std::fs::remove_file(e.path());
+    /// A pass over a database found in sync last time and not changed
+    /// since: the peers are asked, and the database is not opened unless
+    /// one of them answers something that needs it (then the full pass
+    /// does it all again). Whether it was done.
+    fn replicate_in_sync<R: Replicated>(&mut self, s: &mut DbStats) -> bool {
+        let Some(known) = self.in_sync.get(self.db_file()) else { return false };
+        if now_secs() >= known.due {
+            return false;
+        }
+        let Ok(info) = serde_json::from_str::<Info>(&known.info) else { return false };
+        let part = self.job.part;
+        if let Some(salt) = &self.settings.salt {
+            let container = info.get("container").and_then(Value::as_str);
+            if self.ring.partition(salt, text(&info, "account"), container, None) != part {
+                return false;
             }
         }
-        let age_ts = timestamp_at(now - age);
-        let sync_ts = format!("{}", (now - 2.0 * age).max(0.0) as u64);
+        let nodes: Vec<Device> = self.ring.nodes(part).into_iter().cloned().collect();
+        if !nodes.iter().any(|n| n.id == self.job.local_id) {
+            return false;
+        }
+        let mut done = DbStats { unopened: 1, ..DbStats::default() };
+        for node in peers_after(&nodes, self.job.local_id) {
+            if !self.sync_in_sync::<R>(&To { node: &node, part }, &info, &known.outgoing, &mut done) {
+                return false;
+            }
+        }
+        s.add(&done);
+        true
+    }
+
+    /// `sync` with one peer of a database in sync: whether the answer
+    /// needs nothing of the database (the peer has every row and nothing
+    /// to adopt), or the call failed as the full pass would count it.
+    fn sync_in_sync<R: Replicated>(
+        &mut self,
+        to: &To<'_>,
+        info: &Info,
+        outgoing: &[(String, i64)],
+        s: &mut DbStats,
+    ) -> bool {
+        let Some((answer, peer)) = self.sync_call::<R>(to, info) else {
+            s.failure += 1;
+            return true;
+        };
+        match answer.status {
+            // A missing replica (rsync) and an unmounted one (a handoff)
+            // are the full pass's.
+            404 | 507 => return false,
+            st if !(200..300).contains(&st) => {
+                log::error!("ERROR bad response {st} from {peer} to sync");
+                s.failure += 1;
+                return true;
+            }
+            _ => {}
+        }
+        let Ok(Value::Object(remote)) = serde_json::from_slice::<Value>(&answer.body) else { return false };
+        if R::adopts(info, &remote) {
+            return false;
+        }
+        if let Ok(Value::Object(md)) = serde_json::from_str::<Value>(text(&remote, "metadata")) {
+            if rpc::metadata_changes(text(info, "metadata"), &md) {
+                return false;
+            }
+        }
+        if R::needs_shard_max_row()
+            && (!remote.contains_key("shard_max_row")
+                || int(info, "shard_max_row") >= 0
+                || int(&remote, "shard_max_row") >= 0)
+        {
+            return false;
+        }
+        let local_sync = outgoing.iter().find(|(id, _)| id == text(&remote, "id")).map_or(-1, |(_, p)| *p);
+        if int(&remote, "point").max(local_sync) < int(info, "max_row") {
+            return false;
+        }
+        s.success += 1;
+        s.no_change += 1;
+        true
+    }
+
+    /// Keep what the next pass needs of a database replicated in full:
+    /// `read` when the file is still as it was read, else read again.
+    fn keep_in_sync<R: Replicated>(&self, db: &mut R, read: Option<(Stamp, InSync)>) {
+        let db_file = self.db_file();
+        if let Some((stamp, in_sync)) = read {
+            if Stamp::of(db_file) == Some(stamp) {
+                self.in_sync.keep(db_file, stamp, in_sync);
+                return;
+            }
+        }
+        // Changed by this pass (or meanwhile): read as it is now.
+        let now = now_secs();
+        let read = rpc::read_locked(db, |db| {
+            let info = info_of(db)?;
+            let stamp = Stamp::settled(db_file);
+            let outgoing = rpc::get_syncs(db.conn(), false)?;
+            let due = self.due::<R>(db, &info, now)?;
+            Ok((info, outgoing, stamp, due))
+        });
+        match read {
+            Ok((info, outgoing, Some(stamp), due)) => {
+                let due =
+                    due.at.min(self.stale_tmp_files(now, false)).min(reclaimable_at(&info, self.settings.reclaim_age));
+                let info = serde_json::to_string(&info).unwrap_or_default();
+                self.in_sync.keep(db_file, stamp, InSync { info, outgoing, due });
+            }
+            _ => self.in_sync.forget(db_file),
+        }
+    }
+
+    /// Swift's `_reclaim`: stale `.tmp` files, tombstones and emptied
+    /// metadata older than `reclaim_age`, sync points not updated for twice
+    /// that (`info` read before); whether the database changed, and when a
+    /// reclaim could next find something.
+    fn reclaim<R: Replicated>(
+        &self,
+        db: &mut R,
+        info: &Info,
+        now: f64,
+        s: &mut DbStats,
+    ) -> Result<(bool, f64), DbError> {
+        let tmp_due = self.stale_tmp_files(now, true);
+        let due = self.due::<R>(db, info, now)?;
+        let stale = due.rows;
+        let age_ts = timestamp_at(now - self.settings.reclaim_age);
+        let sync_ts = sync_cutoff(now, self.settings.reclaim_age);
         let conn = db.conn();
-        // Most passes find nothing to reclaim: a read says so without a
-        // write transaction (and without compiling the row table's
-        // delete triggers).
-        let stale: bool = conn
-            .prepare_cached(&format!(
-                "SELECT EXISTS (SELECT 1 FROM {} WHERE deleted = 1 AND {} < ?1)
-                     OR EXISTS (SELECT 1 FROM outgoing_sync WHERE updated_at < ?2)
-                     OR EXISTS (SELECT 1 FROM incoming_sync WHERE updated_at < ?2)",
-                R::ROWS,
-                R::RECLAIM_COLUMN
-            ))?
-            .query_row([&age_ts, &sync_ts], |r| r.get(0))?;
         let n = if !stale {
             0
         } else {
@@ -568,22 +692,9 @@ impl One<'_> {
             })?
         };
         s.reclaimed_rows += n as u64;
-        let md = match serde_json::from_str::<Value>(text(info, "metadata")) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
-        let old_empty: Vec<String> = md
-            .iter()
-            .filter(|(_, v)| {
-                v.get(0).and_then(Value::as_str) == Some("")
-                    && v.get(1)
-                        .and_then(Value::as_str)
-                        .is_some_and(|t| Timestamp::parse(t).is_ok_and(|t| t.internal() < age_ts))
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        if !old_empty.is_empty() {
-            let mut kept = md;
+        let (old_empty, _) = emptied_metadata(info, &age_ts, self.settings.reclaim_age);
+        if due.metadata {
+            let mut kept = metadata_of(info);
             for k in &old_empty {
                 kept.remove(k);
             }
@@ -593,7 +704,71 @@ impl One<'_> {
                 Ok(())
             })?;
         }
-        Ok(stale || !old_empty.is_empty())
+        Ok((stale || due.metadata, due.at.min(tmp_due)))
+    }
+
+    /// Remove (with `remove`) the `.tmp` files beside the database older
+    /// than `reclaim_age`; when the others will be.
+    fn stale_tmp_files(&self, now: f64, remove: bool) -> f64 {
+        let age = self.settings.reclaim_age;
+        let mut due = f64::INFINITY;
+        let Some(dir) = self.db_file().parent() else { return due };
+        let Ok(entries) = std::fs::read_dir(dir) else { return due };
+        for e in entries.flatten() {
+            if !e.file_name().to_string_lossy().ends_with(".tmp") {
+                continue;
+            }
+            let Ok(modified) = e.metadata().and_then(|m| m.modified()) else { continue };
+            let t = modified.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64());
+            if t >= now - age {
+                due = due.min(t + age);
+            } else if remove {
+                let _ = std::fs::remove_file(e.path());
+            } else {
+                due = now;
+            }
+        }
+        due
+    }
+
+    /// Whether the database has tombstones, sync points or emptied
+    /// metadata to reclaim now, and when it next could.
+    fn due<R: Replicated>(&self, db: &mut R, info: &Info, now: f64) -> Result<Due, DbError> {
+        let age = self.settings.reclaim_age;
+        let age_ts = timestamp_at(now - age);
+        let sync_ts = sync_cutoff(now, age);
+        // The oldest of each, and whether it is old enough (SQLite's own
+        // comparison, as the DELETE makes it). Most passes find nothing:
+        // a read says so without a write transaction (and without
+        // compiling the row table's delete triggers).
+        let sql = format!(
+            "SELECT t, t < ?1, o, o < ?2, i, i < ?2 FROM (SELECT
+                (SELECT min({c}) FROM {rows} WHERE deleted = 1) AS t,
+                (SELECT min(updated_at) FROM outgoing_sync) AS o,
+                (SELECT min(updated_at) FROM incoming_sync) AS i)",
+            c = R::RECLAIM_COLUMN,
+            rows = R::ROWS
+        );
+        let (oldest, stale) = db.conn().prepare_cached(&sql)?.query_row([&age_ts, &sync_ts], |r| {
+            let secs = |i: usize| -> rusqlite::Result<f64> {
+                Ok(match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => f64::INFINITY,
+                    rusqlite::types::ValueRef::Integer(n) => n as f64,
+                    rusqlite::types::ValueRef::Real(f) => f,
+                    rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                        leading_secs(&String::from_utf8_lossy(t))
+                    }
+                })
+            };
+            let old = |i: usize| -> rusqlite::Result<bool> { Ok(r.get::<_, Option<bool>>(i)?.unwrap_or(false)) };
+            // A second early: the text is compared, the number only tells
+            // when to look again.
+            let at = (secs(0)? + age).min(secs(2)? + 2.0 * age).min(secs(4)? + 2.0 * age) - 1.0;
+            Ok((at, old(1)? || old(3)? || old(5)?))
+        })?;
+        let (old_empty, md_due) = emptied_metadata(info, &age_ts, age);
+        let metadata = !old_empty.is_empty();
+        Ok(Due { rows: stale, metadata, at: if stale || metadata { now } else { oldest.min(md_due) } })
     }
 
     fn call(&mut self, to: &To<'_>, args: &[Value], answer: Duration) -> Result<Answer, PeerError> {
@@ -622,6 +797,20 @@ impl One<'_> {
         }
     }
 
+    /// The `sync` call to a peer, and the peer's name for the log; `None`
+    /// when the call failed (logged).
+    fn sync_call<R: Replicated>(&mut self, to: &To<'_>, info: &Info) -> Option<(Answer, String)> {
+        let args = sync_args::<R>(info, self.settings.multi_policy);
+        let peer = format!("{}/{}", to.node.replication_host(), to.node.device);
+        match self.call(to, &args, self.settings.node_timeout) {
+            Ok(a) => Some((a, peer)),
+            Err(e) => {
+                log::error!("ERROR syncing {} with {peer}: {e}", self.db_file().display());
+                None
+            }
+        }
+    }
+
     /// Swift's `_repl_to_node`.
     fn sync_with<R: Replicated>(
         &mut self,
@@ -630,19 +819,7 @@ impl One<'_> {
         info: &Info,
         s: &mut DbStats,
     ) -> Result<(), Failed> {
-        let mut args: Vec<Value> = vec![Value::from("sync")];
-        for k in ["max_row", "hash", "id", "created_at", "put_timestamp", "delete_timestamp", "metadata"] {
-            args.push(info.get(k).cloned().unwrap_or(Value::Null));
-        }
-        args.extend(R::extra_sync_args(info, self.settings.multi_policy));
-        let peer = format!("{}/{}", to.node.replication_host(), to.node.device);
-        let answer = match self.call(to, &args, self.settings.node_timeout) {
-            Ok(a) => a,
-            Err(e) => {
-                log::error!("ERROR syncing {} with {peer}: {e}", self.db_file().display());
-                return Err(Failed::Other);
-            }
-        };
+        let Some((answer, peer)) = self.sync_call::<R>(to, info) else { return Err(Failed::Other) };
         match answer.status {
             404 => {
                 s.rsync += 1;
@@ -912,6 +1089,89 @@ impl One<'_> {
             }
         }
         true
+    }
+}
+
+/// Whether a reclaim finds something now, and when it next could.
+struct Due {
+    /// Tombstones or sync points to reclaim now.
+    rows: bool,
+    /// Emptied metadata items to reclaim now.
+    metadata: bool,
+    /// Seconds since the epoch.
+    at: f64,
+}
+
+/// The `updated_at` before which sync points are reclaimed (Swift compares
+/// the text of whole seconds).
+fn sync_cutoff(now: f64, reclaim_age: f64) -> String {
+    format!("{}", (now - 2.0 * reclaim_age).max(0.0) as u64)
+}
+
+/// The seconds a timestamp's text starts with (`0` when none).
+fn leading_secs(t: &str) -> f64 {
+    let end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    t[..end].parse().unwrap_or(0.0)
+}
+
+/// The metadata map of `info` (empty when none or unreadable).
+fn metadata_of(info: &Info) -> Map<String, Value> {
+    match serde_json::from_str::<Value>(text(info, "metadata")) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The emptied metadata items (value `""`) older than `age_ts`, and when
+/// the next of the others will be.
+fn emptied_metadata(info: &Info, age_ts: &str, reclaim_age: f64) -> (Vec<String>, f64) {
+    let mut old = Vec::new();
+    let mut due = f64::INFINITY;
+    for (k, v) in metadata_of(info) {
+        if v.get(0).and_then(Value::as_str) != Some("") {
+            continue;
+        }
+        let Some(ts) = v.get(1).and_then(Value::as_str).and_then(|t| Timestamp::parse(t).ok()) else { continue };
+        let ts = ts.internal();
+        if ts.as_str() < age_ts {
+            old.push(k);
+        } else {
+            due = due.min(leading_secs(&ts) + reclaim_age - 1.0);
+        }
+    }
+    (old, due)
+}
+
+/// When a database becomes reclaimable as a whole (never, unless it is
+/// empty and deleted after its last PUT).
+fn reclaimable_at(info: &Info, reclaim_age: f64) -> f64 {
+    let t = |k: &str| Timestamp::parse(text(info, k)).unwrap_or(Timestamp::ZERO);
+    let count = info.get("count").and_then(Value::as_i64).unwrap_or(0);
+    if count == 0 && t("delete_timestamp") > t("put_timestamp") {
+        leading_secs(&t("delete_timestamp").internal()) + reclaim_age - 1.0
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// A `sync` call's arguments for a database with this `info`.
+fn sync_args<R: Replicated>(info: &Info, multi_policy: bool) -> Vec<Value> {
+    let mut args: Vec<Value> = vec![Value::from("sync")];
+    for k in ["max_row", "hash", "id", "created_at", "put_timestamp", "delete_timestamp", "metadata"] {
+        args.push(info.get(k).cloned().unwrap_or(Value::Null));
+    }
+    args.extend(R::extra_sync_args(info, multi_policy));
+    args
+}
+
+/// The nodes after the one with `local_id`, wrapping (Swift's footnote
+/// [1]); all of them from a handoff.
+fn peers_after(nodes: &[Device], local_id: u16) -> VecDeque<Device> {
+    if nodes.len() > 1 {
+        let i = nodes.iter().position(|n| n.id == local_id).unwrap_or(nodes.len());
+        nodes.iter().skip(i + 1).chain(nodes.iter().take(i)).cloned().collect()
+    } else {
+        nodes.iter().cloned().collect()
     }
 }
 

@@ -9,6 +9,7 @@
 //!
 //! Every call blocks on the disk: only pool threads use this.
 
+use super::known::{Known, Stamp};
 use super::{immediate, DbError};
 use crate::fs::{Devices, Reserve};
 use crate::path::{decode_path, split_path, validate_device_partition};
@@ -18,6 +19,7 @@ use aerie_api::{Body, RequestBody, RequestHead, Response, Status};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Rows copied per batch when a replica is merged into an rsynced copy.
 const RSYNC_MERGE_BATCH: i64 = 1000;
@@ -81,6 +83,11 @@ pub trait Replica: Sized {
     /// container's policy index). `remote` is the op's arguments.
     fn before_sync(&mut self, _remote: &[Value]) -> Result<(), RpcError> {
         Ok(())
+    }
+    /// Whether [`Replica::before_sync`] would change a replica with this
+    /// replication `info` (or refuse the arguments).
+    fn before_sync_changes(_info: &Map<String, Value>, _remote: &[Value]) -> bool {
+        false
     }
     /// Ops only this kind has: `None` when `op` is not one of them.
     fn other_op(&mut self, _op: &str, _args: &[Value]) -> Option<Result<Response, RpcError>> {
@@ -174,6 +181,11 @@ pub fn dispatch<R: Replica>(target: &Target, body: &[u8]) -> Response {
                 log::error!("{}: could not make tmp/: {e}", target.device_dir.display());
                 return page(Status::INTERNAL_SERVER_ERROR);
             }
+            if op == "sync" {
+                if let Some(answer) = sync_known::<R>(&target.db_file, &args) {
+                    return answer;
+                }
+            }
             if !R::exists(&target.db_file) {
                 return page(Status::NOT_FOUND);
             }
@@ -182,7 +194,7 @@ pub fn dispatch<R: Replica>(target: &Target, body: &[u8]) -> Response {
                 Err(e) => return super::http::db_error(e, &target.db_file),
             };
             let r = match op.as_str() {
-                "sync" => sync(&mut db, &args),
+                "sync" => sync(&mut db, &target.db_file, &args),
                 "merge_items" => merge_items(&mut db, &args),
                 "merge_syncs" => merge_syncs_op(&mut db, &args),
                 other => db.other_op(other, &args).unwrap_or_else(|| bad(format!("Unknown op {other:?}"))),
@@ -215,29 +227,175 @@ fn arg_int(args: &[Value], i: usize, what: &str) -> Result<i64, RpcError> {
     }
 }
 
-/// `sync`: merge the remote's metadata and timestamps, answer this
-/// replica's info and the remote's sync point here (§5.3).
-fn sync<R: Replica>(db: &mut R, args: &[Value]) -> Result<Response, RpcError> {
-    if args.len() < 7 {
-        return bad("sync needs 7 arguments");
+/// A `sync` call's arguments (Swift's seven; a container's policy
+/// figures after them are the [`Replica`]'s).
+struct SyncCall<'a> {
+    remote_point: i64,
+    remote_hash: &'a str,
+    remote_id: &'a str,
+    /// `created_at`, `put_timestamp`, `delete_timestamp`.
+    remote_ts: [&'a str; 3],
+    /// The remote's metadata; `None` when it is not a JSON object.
+    metadata: Option<Map<String, Value>>,
+}
+
+impl<'a> SyncCall<'a> {
+    fn parse(args: &'a [Value]) -> Result<SyncCall<'a>, RpcError> {
+        if args.len() < 7 {
+            return bad("sync needs 7 arguments");
+        }
+        let metadata = match &args[6] {
+            Value::String(s) if s.is_empty() => Some(Map::new()),
+            Value::String(s) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Object(m)) => Some(m),
+                _ => None,
+            },
+            Value::Null => Some(Map::new()),
+            _ => return bad("metadata must be a string"),
+        };
+        Ok(SyncCall {
+            remote_point: arg_int(args, 0, "max_row")?,
+            remote_hash: arg_str(args, 1, "hash")?,
+            remote_id: arg_str(args, 2, "id")?,
+            remote_ts: [
+                arg_str(args, 3, "created_at")?,
+                arg_str(args, 4, "put_timestamp")?,
+                arg_str(args, 5, "delete_timestamp")?,
+            ],
+            metadata,
+        })
     }
-    let remote_point = arg_int(args, 0, "max_row")?;
-    let remote_hash = arg_str(args, 1, "hash")?;
-    let remote_id = arg_str(args, 2, "id")?;
-    let remote_ts =
-        [arg_str(args, 3, "created_at")?, arg_str(args, 4, "put_timestamp")?, arg_str(args, 5, "delete_timestamp")?];
-    let metadata = match &args[6] {
-        Value::String(s) if s.is_empty() => Map::new(),
-        Value::String(s) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                log::error!("unable to decode remote metadata {s:?}");
-                Map::new()
-            }
-        },
-        Value::Null => Map::new(),
-        _ => return bad("metadata must be a string"),
+}
+
+/// What a `sync` answer needs of a replica, kept while its file is as it
+/// was (SWIFT-REPLICATION.md §5.3: a replica in sync answers the same
+/// every pass).
+struct Synced {
+    /// Its replication info, as answered without `point`.
+    info: String,
+    /// Its `incoming_sync` points.
+    incoming: Vec<(String, i64)>,
+}
+
+/// Databases in this process's memory at most: about a kilobyte each.
+const SYNCED_CAP: usize = 50_000;
+
+/// The replicas this process answered `sync` for lately (a worker's pool
+/// threads share them).
+fn answered() -> &'static Known<Synced> {
+    static SYNCED: OnceLock<Known<Synced>> = OnceLock::new();
+    SYNCED.get_or_init(|| Known::new(SYNCED_CAP))
+}
+
+/// Swift's `update_metadata` rule for one item: `new` (`[value,
+/// timestamp]`) replaces `old` when its timestamp is newer.
+pub fn metadata_item_wins(new: &Value, old: Option<&Value>) -> bool {
+    let ts_of = |v: &Value| v.get(1).and_then(Value::as_str).map(str::to_string);
+    let (Some(new_ts), Some(_)) = (ts_of(new), new.get(0)) else { return false };
+    old.and_then(ts_of).is_none_or(|old| new_ts > old)
+}
+
+/// Whether any item of `updates` would change the metadata JSON `local`.
+pub fn metadata_changes(local: &str, updates: &Map<String, Value>) -> bool {
+    if updates.is_empty() {
+        return false;
+    }
+    let md = match serde_json::from_str::<Value>(local) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
     };
+    updates.iter().any(|(k, v)| metadata_item_wins(v, md.get(k)))
+}
+
+/// The sync point a `sync` call answers when it changes nothing on a
+/// replica with this `info` and `incoming` points; `None` when it would
+/// write (metadata, timestamps, a sync point, the replica's own).
+fn quiet_point<R: Replica>(
+    info: &Map<String, Value>,
+    incoming: &[(String, i64)],
+    call: &SyncCall<'_>,
+    args: &[Value],
+) -> Option<i64> {
+    let text = |k: &str| info.get(k).and_then(Value::as_str).unwrap_or("");
+    if R::before_sync_changes(info, args) || metadata_changes(text("metadata"), call.metadata.as_ref()?) {
+        return None;
+    }
+    let local_ts = [text("created_at"), text("put_timestamp"), text("delete_timestamp")];
+    if local_ts != call.remote_ts {
+        return None;
+    }
+    let point = incoming.iter().find(|(id, _)| id == call.remote_id).map_or(-1, |(_, p)| *p);
+    (!(call.remote_hash == text("hash") && point < call.remote_point)).then_some(point)
+}
+
+/// A `sync` answer: the info and the point.
+fn sync_answer(info: &str, point: i64) -> Response {
+    let mut body = info.strip_suffix('}').unwrap_or(info).to_string();
+    if body.len() > 1 {
+        body.push_str(", ");
+    }
+    body.push_str(&format!("\"point\": {point}}}"));
+    // Swift's bare `Response(body)`: its default content type.
+    Response::new(Status::OK)
+        .with_header("Content-Type", &b"text/html; charset=UTF-8"[..])
+        .with_body(Body::Bytes(body.into_bytes().into()))
+}
+
+/// `sync` answered from memory, without opening the database: the file is
+/// as it was when last read, and the call changes nothing.
+fn sync_known<R: Replica>(db_file: &Path, args: &[Value]) -> Option<Response> {
+    let known = answered().get(db_file)?;
+    let call = SyncCall::parse(args).ok()?;
+    let info: Map<String, Value> = serde_json::from_str(&known.info).ok()?;
+    let point = quiet_point::<R>(&info, &known.incoming, &call, args)?;
+    Some(sync_answer(&known.info, point))
+}
+
+/// Run `f` inside one read transaction: what it reads is one state of
+/// the database, and no write to the file can happen meanwhile.
+pub fn read_locked<R: Replica, T>(db: &mut R, f: impl FnOnce(&mut R) -> Result<T, DbError>) -> Result<T, DbError> {
+    db.conn().execute_batch("BEGIN DEFERRED")?;
+    let r = f(db);
+    let end = db.conn().execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let v = r?;
+    end?;
+    Ok(v)
+}
+
+/// A replica's replication info as fields, what is kept of it, and its
+/// stamp.
+type SyncedNow = (Vec<(String, Value)>, Synced, Option<Stamp>);
+
+/// This replica's replication info and incoming sync points, with the
+/// stamp its file has while they are read (`None`: not one to keep).
+fn synced_now<R: Replica>(db: &mut R, db_file: &Path) -> Result<SyncedNow, DbError> {
+    read_locked(db, |db| {
+        let info = db.replication_info()?;
+        let stamp = Stamp::settled(db_file);
+        let incoming = get_syncs(db.conn(), true)?;
+        let synced = Synced { info: pyjson::dumps_fields(&info), incoming };
+        Ok((info, synced, stamp))
+    })
+}
+
+/// `sync`: merge the remote's metadata and timestamps, answer this
+/// replica's info and the remote's sync point here (§5.3). A replica the
+/// call does not change is kept in memory, to answer the next one.
+fn sync<R: Replica>(db: &mut R, db_file: &Path, args: &[Value]) -> Result<Response, RpcError> {
+    let call = SyncCall::parse(args)?;
+    let (info, synced, stamp) = synced_now(db, db_file)?;
+    let map: Map<String, Value> = info.into_iter().collect();
+    if let Some(point) = quiet_point::<R>(&map, &synced.incoming, &call, args) {
+        let answer = sync_answer(&synced.info, point);
+        if let Some(stamp) = stamp {
+            answered().keep(db_file, stamp, synced);
+        }
+        return Ok(answer);
+    }
+    let metadata = call.metadata.unwrap_or_else(|| {
+        log::error!("unable to decode remote metadata {:?}", args[6]);
+        Map::new()
+    });
     db.before_sync(args)?;
     let mut info = db.replication_info()?;
     let field = |info: &[(String, Value)], k: &str| info.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -248,17 +406,21 @@ fn sync<R: Replica>(db: &mut R, args: &[Value]) -> Result<Response, RpcError> {
         .iter()
         .map(|k| field(&info, k).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
         .collect();
+    let remote_ts = call.remote_ts;
     if local_ts.iter().zip(remote_ts.iter()).any(|(l, r)| l != r) {
         merge_timestamps::<R>(db.conn(), remote_ts[0], remote_ts[1], remote_ts[2])?;
     }
-    let mut point = get_sync(db.conn(), remote_id, true)?;
+    let mut point = get_sync(db.conn(), call.remote_id, true)?;
     let local_hash = field(&info, "hash").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    if remote_hash == local_hash && point < remote_point {
-        merge_syncs(db.conn(), &[(remote_id.to_string(), remote_point)], true)?;
-        point = remote_point;
+    if call.remote_hash == local_hash && point < call.remote_point {
+        merge_syncs(db.conn(), &[(call.remote_id.to_string(), call.remote_point)], true)?;
+        point = call.remote_point;
+    }
+    // What it is now, for the next call.
+    if let Ok((_, synced, Some(stamp))) = synced_now(db, db_file) {
+        answered().keep(db_file, stamp, synced);
     }
     info.push(("point".into(), Value::from(point)));
-    // Swift's bare `Response(body)`: its default content type.
     Ok(Response::new(Status::OK)
         .with_header("Content-Type", &b"text/html; charset=UTF-8"[..])
         .with_body(Body::Bytes(pyjson::dumps_fields(&info).into_bytes().into())))
@@ -533,13 +695,11 @@ pub fn raw_metadata(conn: &Connection, stat: &str) -> Result<Map<String, Value>,
 /// Swift's `update_metadata`: each `[value, timestamp]` item replaces the
 /// stored one only when its timestamp is newer.
 pub fn update_metadata(conn: &mut Connection, stat: &str, updates: &Map<String, Value>) -> Result<(), DbError> {
-    let ts_of = |v: &Value| v.get(1).and_then(Value::as_str).map(str::to_string);
     immediate(conn, |tx| {
         let mut md = raw_metadata(tx, stat)?;
         let mut changed = false;
         for (k, v) in updates {
-            let (Some(new_ts), Some(_)) = (ts_of(v), v.get(0)) else { continue };
-            if md.get(k).and_then(ts_of).is_none_or(|old| new_ts > old) {
+            if metadata_item_wins(v, md.get(k)) {
                 md.insert(k.clone(), v.clone());
                 changed = true;
             }
