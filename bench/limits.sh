@@ -16,7 +16,8 @@
 #              object-server
 #   hello      keep-alive, 50 connections: aerie's hello vs nginx return 200
 #   hello-new  the same with a new connection per request
-# Scenarios: "pinned" (one worker on CPU 0, the load generator on CPU 1) and
+# SCENARIOS and WORKLOADS (the names below and above, space-separated) pick
+# a part. Scenarios: "pinned" (one worker on CPU 0, the load generator on CPU 1) and
 # "all" (a worker per CPU, unpinned). Rounds are interleaved: each round
 # runs every server of a workload back to back, fresh. The table gives the
 # medians of req/s, p50 and p99 (ms), requests (or MiB) per CPU-second of
@@ -170,9 +171,9 @@ echo "aerie $("$AERIE" --version | cut -d' ' -f2) vs $(nginx -v 2>&1 | sed 's/.*
 echo "${SECS}s per run, $ROUNDS rounds interleaved, $NCPU CPUs, devices on $(df -T "$NODE" | awk 'NR==2{print $2}')"
 echo "figures: medians over rounds; ratios: medians of per-round ratios of aerie to the peer (per CPU-second)"
 printf '\n%-7s %-10s %-6s %10s %8s %8s %14s %s\n' scen workload server "req/s" "p50 ms" "p99 ms" "per CPU-s" "aerie/peer"
-for scen in pinned all; do
+for scen in ${SCENARIOS:-pinned all}; do
     scenario "$scen"
-    for wl in get4k get1m put4k hello hello-new; do
+    for wl in ${WORKLOADS:-get4k get1m put4k hello hello-new}; do
         servers="aerie $(peers "$wl")"
         declare -A R=()
         for r in $(seq "$ROUNDS"); do
