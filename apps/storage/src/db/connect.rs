@@ -7,6 +7,7 @@ use super::BUSY_TIMEOUT;
 use md5::{Digest, Md5};
 use rusqlite::Connection;
 use std::path::Path;
+use std::time::Duration;
 
 /// `old XOR md5("<name>-<timestamp>")`, as 32 hex digits (Swift's chexor).
 pub fn chexor(old: &str, name: &str, ts: &str) -> String {
@@ -30,13 +31,29 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     })
 }
 
-/// Open a database file with aerie's settings (busy timeout, functions).
+/// How long one wait for another connection's lock lasts.
+const LOCK_WAIT_STEP: Duration = Duration::from_millis(1);
+
+/// The busy handler: while another connection holds the lock (a commit,
+/// usually milliseconds), wait a millisecond at a time, up to
+/// [`BUSY_TIMEOUT`] (then the statement fails busy: a 503). SQLite's own
+/// timeout waits ever longer, up to 100 ms a step, so a listing behind a
+/// 20 ms commit would wait 50 ms or more.
+fn wait_for_lock(tries: i32) -> bool {
+    if LOCK_WAIT_STEP * tries.max(0) as u32 >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(LOCK_WAIT_STEP);
+    true
+}
+
+/// Open a database file with aerie's settings (busy handler, functions).
 pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_handler(Some(wait_for_lock))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "journal_mode", "DELETE")?;
     // A transaction keeps its changed pages in memory until it commits
@@ -103,4 +120,28 @@ pub fn keep_connection(path: &Path, id: Option<(u64, u64)>, conn: Connection) {
         }
         c.push(Cached { path: path.to_path_buf(), id, conn });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_waits_for_a_writers_commit_instead_of_failing() {
+        let dir = crate::fs::tests::scratch("busy");
+        let path = dir.join("t.db");
+        let setup = connect_create(&path);
+        setup.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").expect("schema");
+        let writer = connect(&path).expect("writer");
+        let reader = connect(&path).expect("reader");
+        writer.execute_batch("BEGIN EXCLUSIVE; INSERT INTO t VALUES (2);").expect("lock");
+        let reader = std::thread::spawn(move || reader.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)));
+        std::thread::sleep(Duration::from_millis(200));
+        writer.execute_batch("COMMIT").expect("commit");
+        assert_eq!(reader.join().expect("reader thread").expect("read after the commit"), 2);
+    }
+
+    fn connect_create(path: &Path) -> Connection {
+        Connection::open(path).expect("create")
+    }
 }
