@@ -36,11 +36,24 @@ const LOCK_WAIT_STEP: Duration = Duration::from_millis(1);
 
 /// The busy handler: while another connection holds the lock (a commit,
 /// usually milliseconds), wait a millisecond at a time, up to
-/// [`BUSY_TIMEOUT`] (then the statement fails busy: a 503). SQLite's own
-/// timeout waits ever longer, up to 100 ms a step, so a listing behind a
-/// 20 ms commit would wait 50 ms or more.
+/// [`BUSY_TIMEOUT`] since the first try (then the statement fails busy: a
+/// 503). SQLite's own timeout waits ever longer, up to 100 ms a step, so a
+/// listing behind a 20 ms commit would wait 50 ms or more.
 fn wait_for_lock(tries: i32) -> bool {
-    if LOCK_WAIT_STEP * tries.max(0) as u32 >= BUSY_TIMEOUT {
+    thread_local! {
+        // When this thread's current wait began (SQLite counts the tries
+        // of one wait from 0; a wait belongs to the thread running the
+        // statement).
+        static SINCE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    let since = SINCE.with(|s| {
+        if tries == 0 {
+            s.set(Some(now));
+        }
+        s.get().unwrap_or(now)
+    });
+    if now.duration_since(since) >= BUSY_TIMEOUT {
         return false;
     }
     std::thread::sleep(LOCK_WAIT_STEP);
@@ -130,7 +143,7 @@ mod tests {
     fn a_reader_waits_for_a_writers_commit_instead_of_failing() {
         let dir = crate::fs::tests::scratch("busy");
         let path = dir.join("t.db");
-        let setup = connect_create(&path);
+        let setup = Connection::open(&path).expect("create");
         setup.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").expect("schema");
         let writer = connect(&path).expect("writer");
         let reader = connect(&path).expect("reader");
@@ -139,9 +152,5 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         writer.execute_batch("COMMIT").expect("commit");
         assert_eq!(reader.join().expect("reader thread").expect("read after the commit"), 2);
-    }
-
-    fn connect_create(path: &Path) -> Connection {
-        Connection::open(path).expect("create")
     }
 }

@@ -444,6 +444,7 @@ impl One<'_> {
         db.release();
         if let Some(remove) = result {
             if remove && self.delete_db() {
+                self.in_sync.forget(self.db_file());
                 s.remove += 1;
             }
         }
@@ -453,24 +454,16 @@ impl One<'_> {
     /// database failed before any peer was tried).
     fn replicate_open<R: Replicated>(&mut self, db: &mut R, s: &mut DbStats) -> Option<bool> {
         let now = now_secs();
-        let db_file = self.db_file().to_path_buf();
-        // The info and sync points as one state of the file (kept for the
-        // next pass if nothing changes them), then the reclaim.
-        let read = |db: &mut R, s: &mut DbStats| -> Result<(Info, Option<(Stamp, InSync)>), DbError> {
-            let (info, outgoing, stamp) = rpc::read_locked(db, |db| {
-                let info = info_of(db)?;
-                let stamp = Stamp::settled(&db_file);
-                Ok((info, rpc::get_syncs(db.conn(), false)?, stamp))
-            })?;
-            let (changed, due) = self.reclaim::<R>(db, &info, now, s)?;
-            if changed {
-                return Ok((info_of(db)?, None));
+        // One state of the file (kept for the next pass if nothing changes
+        // it), then the reclaim it calls for, then that state again.
+        let read = |db: &mut R, s: &mut DbStats| -> Result<Snapshot, DbError> {
+            let snap = self.snapshot::<R>(db, now)?;
+            if self.reclaim::<R>(db, &snap, now, s)? {
+                return self.snapshot::<R>(db, now);
             }
-            let due = due.min(reclaimable_at(&info, self.settings.reclaim_age));
-            let text = serde_json::to_string(&info).unwrap_or_default();
-            Ok((info, stamp.map(|st| (st, InSync { info: text, outgoing, due }))))
+            Ok(snap)
         };
-        let (info, in_sync) = match read(db, s) {
+        let snap = match read(db, s) {
             Ok(i) => i,
             Err(e) => {
                 log::error!("ERROR reading db {}: {e}", self.db_file().display());
@@ -478,22 +471,20 @@ impl One<'_> {
                 return None;
             }
         };
+        let info = &snap.info;
         let mut part = self.job.part;
         let mut should_be_here = true;
-        if let Some(salt) = &self.settings.salt {
-            let container = info.get("container").and_then(Value::as_str);
-            let right = self.ring.partition(salt, text(&info, "account"), container, None);
-            if right != part {
-                log::error!(
-                    "found db {} that should be on partition {right}; will replicate out and remove",
-                    self.db_file().display()
-                );
-                part = right;
-                should_be_here = false;
-            }
+        let right = self.partition_of(info);
+        if right != part {
+            log::error!(
+                "found db {} that should be on partition {right}; will replicate out and remove",
+                self.db_file().display()
+            );
+            part = right;
+            should_be_here = false;
         }
-        if is_reclaimable(&info, now, self.settings.reclaim_age) {
-            return Some(R::report_up_to_date(&info));
+        if is_reclaimable(info, now, self.settings.reclaim_age) {
+            return Some(R::report_up_to_date(info));
         }
         let nodes: Vec<Device> = self.ring.nodes(part).into_iter().cloned().collect();
         if should_be_here {
@@ -505,7 +496,7 @@ impl One<'_> {
         handoffs.reverse();
         let mut responses = Vec::new();
         while let Some(node) = repl.pop_front() {
-            let ok = match self.sync_with::<R>(db, &To { node: &node, part }, &info, s) {
+            let ok = match self.sync_with::<R>(db, &To { node: &node, part }, info, s) {
                 Ok(()) => true,
                 Err(Failed::Unmounted) => {
                     log::error!("ERROR remote drive not mounted {}/{}", node.replication_host(), node.device);
@@ -527,13 +518,13 @@ impl One<'_> {
             responses.push(ok);
         }
         if should_be_here {
-            self.keep_in_sync::<R>(db, in_sync);
+            self.keep_in_sync::<R>(db, snap);
             return Some(false);
         }
         // Swift's cleanup_post_replicate: only when every peer took it and
         // nothing came in meanwhile.
         let max_row = rpc::max_row(db.conn(), R::ROWS).unwrap_or(i64::MAX);
-        let delta = max_row - int(&info, "max_row");
+        let delta = max_row - int(info, "max_row");
         if delta != 0 {
             log::debug!("not deleting db {} ({delta} new rows)", self.db_file().display());
             return Some(false);
@@ -550,6 +541,18 @@ impl One<'_> {
         Some(all)
     }
 
+    /// The partition a database with this `info` belongs in (the one it
+    /// is in when the hash path salt is not known).
+    fn partition_of(&self, info: &Info) -> u32 {
+        match &self.settings.salt {
+            Some(salt) => {
+                let container = info.get("container").and_then(Value::as_str);
+                self.ring.partition(salt, text(info, "account"), container, None)
+            }
+            None => self.job.part,
+        }
+    }
+
     /// A pass over a database found in sync last time and not changed
     /// since: the peers are asked, and the database is not opened unless
     /// one of them answers something that needs it (then the full pass
@@ -561,11 +564,8 @@ impl One<'_> {
         }
         let Ok(info) = serde_json::from_str::<Info>(&known.info) else { return false };
         let part = self.job.part;
-        if let Some(salt) = &self.settings.salt {
-            let container = info.get("container").and_then(Value::as_str);
-            if self.ring.partition(salt, text(&info, "account"), container, None) != part {
-                return false;
-            }
+        if self.partition_of(&info) != part {
+            return false;
         }
         let nodes: Vec<Device> = self.ring.nodes(part).into_iter().cloned().collect();
         if !nodes.iter().any(|n| n.id == self.job.local_id) {
@@ -632,56 +632,53 @@ impl One<'_> {
     }
 
     /// Keep what the next pass needs of a database replicated in full:
-    /// `read` when the file is still as it was read, else read again.
-    fn keep_in_sync<R: Replicated>(&self, db: &mut R, read: Option<(Stamp, InSync)>) {
+    /// `snap` when the file is still as it was read, else it as it is now.
+    fn keep_in_sync<R: Replicated>(&self, db: &mut R, snap: Snapshot) {
         let db_file = self.db_file();
-        if let Some((stamp, in_sync)) = read {
-            if Stamp::of(db_file) == Some(stamp) {
-                self.in_sync.keep(db_file, stamp, in_sync);
-                return;
+        let snap = match snap.stamp {
+            Some(stamp) if Stamp::of(db_file) == Some(stamp) => snap,
+            // Changed by this pass (or meanwhile).
+            _ => match self.snapshot::<R>(db, now_secs()) {
+                Ok(now) => now,
+                Err(_) => return self.in_sync.forget(db_file),
+            },
+        };
+        match snap.stamp {
+            Some(stamp) => {
+                let info = serde_json::to_string(&snap.info).unwrap_or_default();
+                self.in_sync.keep(db_file, stamp, InSync { info, outgoing: snap.outgoing, due: snap.due.at });
             }
+            None => self.in_sync.forget(db_file),
         }
-        // Changed by this pass (or meanwhile): read as it is now.
-        let now = now_secs();
-        let read = rpc::read_locked(db, |db| {
+    }
+
+    /// The database as one state of its file (read under one read lock):
+    /// its info, its outgoing sync points, what a reclaim would find, and
+    /// the stamp to keep it under.
+    fn snapshot<R: Replicated>(&self, db: &mut R, now: f64) -> Result<Snapshot, DbError> {
+        let db_file = self.db_file();
+        rpc::read_locked(db, |db| {
             let info = info_of(db)?;
             let stamp = Stamp::settled(db_file);
             let outgoing = rpc::get_syncs(db.conn(), false)?;
             let due = self.due::<R>(db, &info, now)?;
-            Ok((info, outgoing, stamp, due))
-        });
-        match read {
-            Ok((info, outgoing, Some(stamp), due)) => {
-                let due =
-                    due.at.min(self.stale_tmp_files(now, false)).min(reclaimable_at(&info, self.settings.reclaim_age));
-                let info = serde_json::to_string(&info).unwrap_or_default();
-                self.in_sync.keep(db_file, stamp, InSync { info, outgoing, due });
-            }
-            _ => self.in_sync.forget(db_file),
-        }
+            Ok(Snapshot { info, outgoing, due, stamp })
+        })
     }
 
-    /// Swift's `_reclaim`: stale `.tmp` files, tombstones and emptied
-    /// metadata older than `reclaim_age`, sync points not updated for twice
-    /// that (`info` read before); whether the database changed, and when a
-    /// reclaim could next find something.
-    fn reclaim<R: Replicated>(
-        &self,
-        db: &mut R,
-        info: &Info,
-        now: f64,
-        s: &mut DbStats,
-    ) -> Result<(bool, f64), DbError> {
-        let tmp_due = self.stale_tmp_files(now, true);
-        let due = self.due::<R>(db, info, now)?;
-        let stale = due.rows;
+    /// Swift's `_reclaim`, as `snap` found it due: stale `.tmp` files,
+    /// tombstones and emptied metadata older than `reclaim_age`, sync
+    /// points not updated for twice that; whether anything went (`snap` is
+    /// then not the database's state any more).
+    fn reclaim<R: Replicated>(&self, db: &mut R, snap: &Snapshot, now: f64, s: &mut DbStats) -> Result<bool, DbError> {
+        for tmp in &snap.due.tmp_files {
+            let _ = std::fs::remove_file(tmp);
+        }
         let age_ts = timestamp_at(now - self.settings.reclaim_age);
         let sync_ts = sync_cutoff(now, self.settings.reclaim_age);
         let conn = db.conn();
-        let n = if !stale {
-            0
-        } else {
-            super::immediate(conn, |tx| {
+        if snap.due.rows {
+            let n = super::immediate(conn, |tx| {
                 let n = tx.execute(
                     &format!("DELETE FROM {} WHERE deleted = 1 AND {} < ?", R::ROWS, R::RECLAIM_COLUMN),
                     [&age_ts],
@@ -689,12 +686,12 @@ impl One<'_> {
                 tx.execute("DELETE FROM outgoing_sync WHERE updated_at < ?", [&sync_ts])?;
                 tx.execute("DELETE FROM incoming_sync WHERE updated_at < ?", [&sync_ts])?;
                 Ok(n)
-            })?
-        };
-        s.reclaimed_rows += n as u64;
-        let (old_empty, _) = emptied_metadata(info, &age_ts, self.settings.reclaim_age);
-        if due.metadata {
-            let mut kept = metadata_of(info);
+            })?;
+            s.reclaimed_rows += n as u64;
+        }
+        if snap.due.metadata {
+            let (old_empty, _) = emptied_metadata(&snap.info, &age_ts, self.settings.reclaim_age);
+            let mut kept = metadata_of(&snap.info);
             for k in &old_empty {
                 kept.remove(k);
             }
@@ -704,16 +701,17 @@ impl One<'_> {
                 Ok(())
             })?;
         }
-        Ok((stale || due.metadata, due.at.min(tmp_due)))
+        Ok(snap.due.rows || snap.due.metadata || !snap.due.tmp_files.is_empty())
     }
 
-    /// Remove (with `remove`) the `.tmp` files beside the database older
-    /// than `reclaim_age`; when the others will be.
-    fn stale_tmp_files(&self, now: f64, remove: bool) -> f64 {
+    /// The `.tmp` files beside the database older than `reclaim_age`, and
+    /// when the next of the others will be.
+    fn stale_tmp_files(&self, now: f64) -> (Vec<PathBuf>, f64) {
         let age = self.settings.reclaim_age;
+        let mut stale = Vec::new();
         let mut due = f64::INFINITY;
-        let Some(dir) = self.db_file().parent() else { return due };
-        let Ok(entries) = std::fs::read_dir(dir) else { return due };
+        let Some(dir) = self.db_file().parent() else { return (stale, due) };
+        let Ok(entries) = std::fs::read_dir(dir) else { return (stale, due) };
         for e in entries.flatten() {
             if !e.file_name().to_string_lossy().ends_with(".tmp") {
                 continue;
@@ -722,17 +720,16 @@ impl One<'_> {
             let t = modified.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |t| t.as_secs_f64());
             if t >= now - age {
                 due = due.min(t + age);
-            } else if remove {
-                let _ = std::fs::remove_file(e.path());
             } else {
-                due = now;
+                stale.push(e.path());
             }
         }
-        due
+        (stale, due)
     }
 
     /// Whether the database has tombstones, sync points or emptied
-    /// metadata to reclaim now, and when it next could.
+    /// metadata to reclaim now, and when a reclaim (those, a `.tmp` file
+    /// beside it, the database itself) next could find something.
     fn due<R: Replicated>(&self, db: &mut R, info: &Info, now: f64) -> Result<Due, DbError> {
         let age = self.settings.reclaim_age;
         let age_ts = timestamp_at(now - age);
@@ -768,7 +765,13 @@ impl One<'_> {
         })?;
         let (old_empty, md_due) = emptied_metadata(info, &age_ts, age);
         let metadata = !old_empty.is_empty();
-        Ok(Due { rows: stale, metadata, at: if stale || metadata { now } else { oldest.min(md_due) } })
+        let (tmp_files, tmp_due) = self.stale_tmp_files(now);
+        let at = if stale || metadata || !tmp_files.is_empty() {
+            now
+        } else {
+            oldest.min(md_due).min(tmp_due).min(reclaimable_at(info, age))
+        };
+        Ok(Due { rows: stale, metadata, tmp_files, at })
     }
 
     fn call(&mut self, to: &To<'_>, args: &[Value], answer: Duration) -> Result<Answer, PeerError> {
@@ -1092,12 +1095,24 @@ impl One<'_> {
     }
 }
 
+/// One state of a database as a pass read it.
+struct Snapshot {
+    info: Info,
+    /// Its `outgoing_sync` points.
+    outgoing: Vec<(String, i64)>,
+    due: Due,
+    /// The stamp to keep it under (`None`: changed too recently).
+    stamp: Option<Stamp>,
+}
+
 /// Whether a reclaim finds something now, and when it next could.
 struct Due {
     /// Tombstones or sync points to reclaim now.
     rows: bool,
     /// Emptied metadata items to reclaim now.
     metadata: bool,
+    /// Stale `.tmp` files beside the database, to remove now.
+    tmp_files: Vec<PathBuf>,
     /// Seconds since the epoch.
     at: f64,
 }
@@ -1145,13 +1160,7 @@ fn emptied_metadata(info: &Info, age_ts: &str, reclaim_age: f64) -> (Vec<String>
 /// When a database becomes reclaimable as a whole (never, unless it is
 /// empty and deleted after its last PUT).
 fn reclaimable_at(info: &Info, reclaim_age: f64) -> f64 {
-    let t = |k: &str| Timestamp::parse(text(info, k)).unwrap_or(Timestamp::ZERO);
-    let count = info.get("count").and_then(Value::as_i64).unwrap_or(0);
-    if count == 0 && t("delete_timestamp") > t("put_timestamp") {
-        leading_secs(&t("delete_timestamp").internal()) + reclaim_age - 1.0
-    } else {
-        f64::INFINITY
-    }
+    emptied_at(info).map_or(f64::INFINITY, |deleted| leading_secs(&deleted.internal()) + reclaim_age - 1.0)
 }
 
 /// A `sync` call's arguments for a database with this `info`.
@@ -1183,10 +1192,16 @@ fn info_of<R: Replica>(db: &mut R) -> Result<Info, DbError> {
 /// Swift's `is_reclaimable`: no rows counted, deleted after its last PUT,
 /// and that longer ago than `reclaim_age`.
 fn is_reclaimable(info: &Info, now: f64, reclaim_age: f64) -> bool {
+    let cutoff = Timestamp::parse(&timestamp_at(now - reclaim_age)).unwrap_or(Timestamp::ZERO);
+    emptied_at(info).is_some_and(|deleted| cutoff > deleted)
+}
+
+/// When a database with no rows counted was deleted, if after its last
+/// PUT (`None`: it is not deleted, or has rows).
+fn emptied_at(info: &Info) -> Option<Timestamp> {
     let t = |k: &str| Timestamp::parse(text(info, k)).unwrap_or(Timestamp::ZERO);
     let count = info.get("count").and_then(Value::as_i64).unwrap_or(0);
-    let cutoff = Timestamp::parse(&timestamp_at(now - reclaim_age)).unwrap_or(Timestamp::ZERO);
-    count == 0 && cutoff > t("delete_timestamp") && t("delete_timestamp") > t("put_timestamp")
+    (count == 0 && t("delete_timestamp") > t("put_timestamp")).then(|| t("delete_timestamp"))
 }
 
 /// Swift's `rsync_module_interpolation`: a peer's ring fields in the
